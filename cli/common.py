@@ -1,0 +1,35 @@
+"""What both CLIs share: one-line errors with the right exit code, and progress messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from embedder.errors import TripletshotError
+
+
+class Group(click.Group):
+    """A click group that turns a :class:`TripletshotError` into ``Error: ...`` and its exit code.
+
+    Ctrl-C exits 130; an ``OSError`` (disk full, permission denied) is one line and exit 1.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TripletshotError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except OSError as exc:
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(1)
+
+
+def info(message: str) -> None:
+    """Progress for people goes to stderr, so stdout stays clean for ``--json``."""
+    click.echo(message, err=True)

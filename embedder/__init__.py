@@ -1,0 +1,41 @@
+"""tripletshot's embedder: a Siamese CNN trained with triplet loss, extended to unseen classes by faiss.
+
+Names are imported on first use (PEP 562), so ``import embedder`` stays cheap for the CLI:
+torch, faiss and pytorch-metric-learning load only when something needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "DATASETS": "datasets",
+    "Dataset": "datasets",
+    "load_dataset": "datasets",
+    "parse_classes": "datasets",
+    "resolve_device": "devices",
+    "TripletshotError": "errors",
+    "UsageError": "errors",
+    "DeviceError": "errors",
+    "DataNotFoundError": "errors",
+    "RunError": "errors",
+    "Embedder": "fewshot",
+    "FewShotClassifier": "fewshot",
+    "SupportIndex": "index",
+    "EmbeddingNet": "model",
+    "Run": "run",
+    "TrainConfig": "train",
+    "train": "train",
+    "evaluate_run": "evaluate",
+    "evaluate_episodes": "episodes",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

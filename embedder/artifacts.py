@@ -1,0 +1,71 @@
+"""Atomic file writes and safe loads for run directories.
+
+A file of a run is either the old complete version or the new one, never half written:
+write a temp file in the same folder, flush and fsync it, then ``os.replace``. Weights load
+with ``torch.load(weights_only=True)``, which refuses pickled code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import RunError
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def save_tensors_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` a dict of tensors and plain values, atomically."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_tensors(path: str | os.PathLike, device: torch.device | str = "cpu") -> Any:
+    """Load what :func:`save_tensors_atomic` wrote, refusing anything that would unpickle code."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except Exception as exc:
+        raise RunError(f"{path} is damaged or not a tripletshot file ({type(exc).__name__})") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunError(f"{path} is not valid JSON") from None

@@ -1,0 +1,360 @@
+"""Training: ``train_one_epoch``, ``evaluate``, then ``train`` ties them together into a run.
+
+The dataset stays on the training device as one uint8 tensor. Each step draws a balanced batch
+(``ways`` classes x ``m_per_class`` images) by index on the device, makes two augmented views of
+every image on the device, and takes one optimizer step on the instance + class triplet loss.
+The step loop never reads a value back to the host; the epoch's mean loss is read once at its end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .artifacts import load_tensors, save_tensors_atomic, write_json_atomic
+from .augment import augment_batch
+from .datasets import Dataset, load_dataset
+from .devices import resolve_device
+from .episodes import sample_supports
+from .errors import RunError, UsageError
+from .fewshot import Embedder
+from .index import METHODS, SupportIndex
+from .losses import InstanceAndClassTripletLoss
+from .model import EmbeddingNet
+from .run import CHECKPOINT_FILE, DEFAULT_RUN_DIR, FORMAT_VERSION, INDEX_FILE, META_FILE, MODEL_FILE
+
+MAX_WAYS = 8  # classes per batch when --batch-size is not given
+
+
+@dataclass
+class TrainConfig:
+    classes: list[int] = field(default_factory=lambda: [0, 1, 2])
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    run_dir: str = DEFAULT_RUN_DIR
+    epochs: int = 40
+    batch_size: int | None = None  # default: m_per_class x min(len(classes), 8)
+    m_per_class: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    margin: float = 0.2
+    class_weight: float = 0.3
+    embedding_dim: int = 1024
+    width: int = 32
+    seed: int = 0
+    shots: int = 1
+    method: str = "nn"
+    device: str = "auto"
+    val_fraction: float = 0.1
+    dry_run: bool = False
+
+    @property
+    def ways(self) -> int:
+        batch = self.batch_size or self.m_per_class * min(len(self.classes), MAX_WAYS)
+        return batch // self.m_per_class
+
+    def check(self) -> None:
+        """Raise :class:`UsageError` for options that cannot train."""
+        for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "margin", "class_weight", "weight_decay"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                raise UsageError(
+                    f"--{name.replace('_', '-')} must be a finite "
+                    f"{'positive' if name == 'lr' else 'non-negative'} number, got {value}"
+                )
+        if self.embedding_dim % 16:
+            raise UsageError(
+                f"--embedding-dim must be a multiple of 16 (a 4x4 grid of descriptors), got {self.embedding_dim}"
+            )
+        if self.method not in METHODS:
+            raise UsageError(f"--method must be one of {', '.join(METHODS)}")
+        if not 0 <= self.val_fraction < 1:
+            raise UsageError("the validation fraction must be in [0, 1)")
+        if self.batch_size is not None:
+            if self.batch_size % self.m_per_class:
+                raise UsageError(
+                    f"--batch-size {self.batch_size} is not a multiple of --m-per-class {self.m_per_class}"
+                )
+            if not 2 <= self.batch_size // self.m_per_class <= len(self.classes):
+                raise UsageError(
+                    f"--batch-size {self.batch_size} holds {self.batch_size // self.m_per_class} classes of "
+                    f"{self.m_per_class}; a batch needs 2 to {len(self.classes)} classes (one triplet needs two)"
+                )
+
+
+class BalancedBatchSampler:
+    """Draws ``ways`` random classes and ``m`` random images of each, entirely on the device."""
+
+    def __init__(self, labels: torch.Tensor, classes: list[int], m: int, ways: int, generator: torch.Generator) -> None:
+        device = labels.device
+        rows = [torch.nonzero(labels == c).flatten() for c in classes]
+        self.counts = torch.tensor([len(r) for r in rows], device=device)
+        self.table = torch.zeros(len(classes), max(len(r) for r in rows), dtype=torch.long, device=device)
+        for i, r in enumerate(rows):
+            self.table[i, : len(r)] = r
+        self.class_of_row = torch.tensor(classes, device=device)
+        self.m, self.ways, self.generator = m, ways, generator
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        g, device = self.generator, self.table.device
+        rows = torch.randperm(len(self.counts), generator=g, device=device)[: self.ways]
+        offsets = (torch.rand(self.ways, self.m, generator=g, device=device) * self.counts[rows, None]).long()
+        indices = self.table[rows[:, None], offsets].flatten()
+        return indices, self.class_of_row[rows].repeat_interleave(self.m)
+
+
+def _views_loss(
+    model: EmbeddingNet,
+    criterion: InstanceAndClassTripletLoss,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    normalization: tuple[float, float],
+) -> torch.Tensor:
+    """Loss on two augmented views of each uint8 image: instance positives plus class triplets."""
+    mean, std = normalization
+    x = images.unsqueeze(1).float().div_(255.0)
+    views = torch.cat([augment_batch(x, generator), augment_batch(x, generator)]).sub_(mean).div_(std)
+    with torch.autocast(views.device.type, torch.bfloat16, enabled=views.device.type == "cuda"):
+        outputs = model.training_outputs(views)
+    instance_ids = torch.arange(len(images), device=images.device).repeat(2)
+    return criterion(outputs.float(), labels.repeat(2), instance_ids)
+
+
+def train_one_epoch(
+    model: EmbeddingNet,
+    criterion: InstanceAndClassTripletLoss,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    sampler: BalancedBatchSampler,
+    images: torch.Tensor,
+    steps: int,
+    generator: torch.Generator,
+    normalization: tuple[float, float],
+    description: str = "",
+    progress: bool = True,
+) -> float:
+    """Run ``steps`` optimizer steps; return the mean training loss (the epoch's one host sync)."""
+    model.train()
+    total = torch.zeros((), device=images.device)
+    for _ in tqdm(range(steps), desc=description, leave=False, disable=None if progress else True):
+        indices, labels = sampler.sample()
+        loss = _views_loss(model, criterion, images[indices], labels, generator, normalization)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.detach()
+    return float(total / steps)
+
+
+def evaluate(
+    model: EmbeddingNet,
+    criterion: InstanceAndClassTripletLoss,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalization: tuple[float, float],
+    seed: int = 0,
+    batch_size: int = 512,
+) -> float:
+    """Mean loss on held-out images, with augmentation drawn from a fixed seed so epochs compare."""
+    if len(images) == 0:
+        return float("nan")
+    model.eval()
+    generator = torch.Generator(images.device).manual_seed(seed)
+    total = torch.zeros((), device=images.device)
+    order = torch.randperm(len(images), generator=generator, device=images.device)  # mix classes
+    batches = 0
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            chunk = order[start : start + batch_size]
+            total += _views_loss(model, criterion, images[chunk], labels[chunk], generator, normalization)
+            batches += 1
+    return float(total / batches)
+
+
+def split_validation(
+    labels: torch.Tensor, classes: list[int], fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training classes' train-split images, split into train and validation."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in classes:
+        rows = rng.permutation(np.flatnonzero(labels.numpy() == c))
+        n_val = int(round(len(rows) * fraction))
+        val.append(rows[:n_val])
+        train.append(rows[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def build_support_index(embedder: Embedder, dataset: Dataset, shots: int, seed: int) -> tuple[SupportIndex, np.ndarray]:
+    """``shots`` seeded train-split examples of *every* class of the dataset, embedded and indexed."""
+    labels = dataset.train_labels.numpy()
+    chosen = sample_supports(labels, dataset.classes, shots, np.random.default_rng(seed))
+    index = SupportIndex(embedder.dim)
+    index.add(embedder.embed(dataset.train_images[chosen]), labels[chosen])
+    return index, chosen
+
+
+def prepare_run_dir(run_dir: Path, force: bool = False) -> None:
+    """Create ``run_dir``, refusing to write into a folder that holds something other than a run."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--run-dir {run_dir} is a file, not a directory")
+    if run_dir.is_dir() and not force:
+        ours = {META_FILE, MODEL_FILE, INDEX_FILE, CHECKPOINT_FILE}
+        foreign = [p.name for p in run_dir.iterdir() if p.name not in ours and not p.name.startswith(".")]
+        if foreign and not (run_dir / META_FILE).exists() and not (run_dir / CHECKPOINT_FILE).exists():
+            raise UsageError(
+                f"--run-dir {run_dir} holds files that are not a tripletshot run ({foreign[0]}, ...); "
+                "choose another folder or pass --force"
+            )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create run dir {run_dir}: {exc.strerror}") from None
+    if not __import__("os").access(run_dir, __import__("os").W_OK):
+        raise RunError(f"run dir {run_dir} is not writable")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metadata: dict[str, Any]
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    dataset: Dataset | None = None,
+) -> TrainResult:
+    """Train an embedder on ``config.classes``, index ``config.shots`` supports of every class, save the run."""
+    run_dir = Path(config.run_dir)
+    if resume:
+        checkpoint = load_tensors(run_dir / CHECKPOINT_FILE)
+        saved = dict(checkpoint["config"])
+        config = replace(TrainConfig(**saved), device=config.device, run_dir=config.run_dir)
+    config.check()
+    device = resolve_device(config.device)
+    dataset = dataset or load_dataset(config.dataset, config.data_dir)
+    from .datasets import parse_classes
+
+    parse_classes(",".join(map(str, config.classes)), dataset.classes)  # same checks as the CLI
+    if not resume:
+        prepare_run_dir(run_dir, force)
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device).manual_seed(config.seed)
+    all_pixels = dataset.train_images.float() / 255.0
+    normalization = (float(all_pixels.mean()), float(all_pixels.std()))
+    train_rows, val_rows = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+    images = dataset.train_images[train_rows].to(device)
+    labels = dataset.train_labels[train_rows].to(device)
+    val_images = dataset.train_images[val_rows].to(device)
+    val_labels = dataset.train_labels[val_rows].to(device)
+
+    model = EmbeddingNet(config.embedding_dim, config.width).to(device)
+    criterion = InstanceAndClassTripletLoss(config.margin, config.class_weight)
+    batch = config.ways * config.m_per_class
+    steps = 2 if config.dry_run else max(1, math.ceil(len(train_rows) / batch))
+    epochs = 1 if config.dry_run else config.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=epochs * steps, pct_start=0.15
+    )
+    sampler = BalancedBatchSampler(labels, config.classes, config.m_per_class, config.ways, generator)
+    curve: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        generator.set_state(checkpoint["generator"].cpu() if device.type == "cpu" else checkpoint["generator"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        start_epoch, curve = int(checkpoint["epoch"]), list(checkpoint["curve"])
+        log(f"resuming {run_dir} at epoch {start_epoch + 1} of {epochs}")
+
+    log(
+        f"training on {config.dataset} classes {','.join(map(str, config.classes))} on {device}: "
+        f"{len(train_rows)} images ({len(val_rows)} held out), {epochs} epochs x {steps} steps of "
+        f"{config.ways} classes x {config.m_per_class}"
+    )
+    started = time.perf_counter() - (curve[-1]["seconds"] if curve else 0.0)
+    try:
+        for epoch in range(start_epoch, epochs):
+            train_loss = train_one_epoch(
+                model, criterion, optimizer, scheduler, sampler, images, steps, generator, normalization,
+                description=f"epoch {epoch + 1}/{epochs}", progress=progress,
+            )  # fmt: skip
+            val_loss = evaluate(model, criterion, val_images, val_labels, normalization, seed=config.seed)
+            seconds = time.perf_counter() - started
+            curve.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
+            save_tensors_atomic(
+                run_dir / CHECKPOINT_FILE,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch + 1,
+                    "curve": curve,
+                    "config": asdict(config),
+                },
+            )
+            log(f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}")
+    except KeyboardInterrupt:
+        if curve:
+            log(
+                f"interrupted: epoch {curve[-1]['epoch']} is checkpointed in {run_dir}; "
+                f"continue with `embed train --resume --run-dir {run_dir}`"
+            )
+        raise
+    train_seconds = time.perf_counter() - started
+
+    # Centre on the training classes' mean feature (SimpleShot's CL2N), then index the supports.
+    embedder = Embedder(model, *normalization, device=device)
+    model.eval()
+    with torch.inference_mode():
+        features = torch.cat(
+            [model.features(embedder.preprocess(images[i : i + 2048])) for i in range(0, len(images), 2048)]
+        )
+        model.feature_mean.copy_(features.float().mean(0))
+    index, support_rows = build_support_index(embedder, dataset, config.shots, config.seed)
+
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "tripletshot_version": __version__,
+        "torch_version": torch.__version__,
+        "dataset": config.dataset,
+        "dataset_classes": dataset.classes,
+        "classes": config.classes,
+        "embedding_dim": config.embedding_dim,
+        "width": config.width,
+        "normalization": {"mean": normalization[0], "std": normalization[1]},
+        "seed": config.seed,
+        "device": str(device),
+        "options": asdict(config),
+        "curve": curve,
+        "train_seconds": train_seconds,
+        "index": {"shots": config.shots, "method": config.method, "support_rows": support_rows.tolist()},
+    }
+    save_tensors_atomic(run_dir / MODEL_FILE, model.state_dict())
+    index.save(run_dir / INDEX_FILE)
+    write_json_atomic(run_dir / META_FILE, metadata)  # last: its presence marks a complete run
+    return TrainResult(run_dir, metadata)

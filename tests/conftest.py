@@ -1,0 +1,48 @@
+"""Shared fixtures: real data (the bundled digits, an MNIST subset) and a run trained once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from embedder.datasets import Dataset, default_data_root, load_dataset
+from embedder.train import TrainConfig, train
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# Few epochs on the tiny digits set: a real training run that finishes in seconds.
+DIGITS_TRAIN = dict(dataset="digits", classes=[0, 1, 2, 3, 4], epochs=15, m_per_class=32, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def digits() -> Dataset:
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> Path:
+    """A run trained on digits 0-4, shared read-only by the tests that only load it."""
+    run_dir = tmp_path_factory.mktemp("runs") / "digits"
+    train(TrainConfig(run_dir=str(run_dir), **DIGITS_TRAIN), progress=False, log=lambda _: None, dataset=digits)
+    return run_dir
+
+
+def _mnist_root() -> Path | None:
+    root = os.environ.get("TRIPLETSHOT_DATA")
+    if root and any((Path(root) / "MNIST" / "raw").glob("train-images-idx3-ubyte*")):
+        return default_data_root()
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Dataset:
+    """MNIST from $TRIPLETSHOT_DATA. Skipped where it is absent, except in CI, where that fails."""
+    if _mnist_root() is None:
+        message = "MNIST not found under $TRIPLETSHOT_DATA (MNIST/raw/*.gz)"
+        if os.environ.get("TRIPLETSHOT_REQUIRE_MNIST"):
+            pytest.fail(message + "; CI sets TRIPLETSHOT_REQUIRE_MNIST, so this is a failure, not a skip")
+        pytest.skip(message)
+    return load_dataset("mnist")

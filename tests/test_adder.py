@@ -1,0 +1,160 @@
+"""The linear adder learns exact addition from MSE; `adder predict` works on real image files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adder.model import LinearAdder, load_adder, save_adder, train_adder
+from adder.predict import add, evaluate_adder, parse_number
+from embedder.errors import RunError, UsageError
+from embedder.images import load_image
+from embedder.run import Run
+from tests.test_cli import script
+from tests.test_images import bad_files, forms
+
+
+def test_adder_is_linear_and_learns_exact_addition():
+    model, report = train_adder(max_value=9, seed=0)
+    assert [type(m) for m in model.modules()] == [LinearAdder, torch.nn.Linear]  # no activation anywhere
+    assert report.in_range_exact == 1.0 and report.extrapolation_exact == 1.0
+    assert report.final_mse < 1e-12
+    # Weights are learned, not set: a different seed starts elsewhere and ends at the same place.
+    assert report.weights == pytest.approx([1.0, 1.0], abs=1e-9) and abs(report.bias) < 1e-9
+    assert add(model, [3, -40, 9], [7, 5, 123456789]).tolist() == [10, -35, 123456798]
+
+
+def test_untrained_adder_is_not_exact():
+    torch.manual_seed(0)
+    from adder.model import exact_fraction
+
+    assert exact_fraction(LinearAdder(9).double(), 9) < 0.5
+
+
+def test_adder_save_load_round_trip(tmp_path):
+    model, report = train_adder(max_value=5)
+    save_adder(tmp_path, model, report)
+    loaded, loaded_report = load_adder(tmp_path)
+    assert loaded_report == report
+    assert add(loaded, [2], [3]).tolist() == [5]
+    (tmp_path / "adder.pt").write_bytes(b"junk")
+    with pytest.raises(RunError):
+        load_adder(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["seven", "3.5", "nan", "1e400", "", "0x10", "inf", "--5"])
+def test_number_must_be_an_integer(text):
+    with pytest.raises(UsageError):
+        parse_number(text)
+
+
+@pytest.mark.parametrize("text, value", [("7", 7), ("-12", -12), ("+3", 3), ("1000000", 1000000)])
+def test_integers_of_any_sign_and_size_are_fine(text, value):
+    assert parse_number(text) == value
+
+
+@pytest.fixture()
+def run_copy(tmp_path, digits_run):
+    """A private copy of the session's digits run, so tests may add an adder or break files."""
+    target = tmp_path / "run"
+    shutil.copytree(digits_run, target)
+    return target
+
+
+def test_adder_eval_sum_accuracy_equals_digit_accuracy(digits_run, digits):
+    model, _ = train_adder()
+    report = evaluate_adder(Run.load(digits_run), model, digits.test_images, digits.test_labels.numpy())
+    assert report["sum_accuracy"] == report["digit_accuracy"] and report["adder_errors"] == 0
+    assert report["digit_accuracy"] > 0.3 and len(report["per_class"]) == 10
+
+
+def run_adder(*args, cwd):
+    return subprocess.run([script("adder"), *map(str, args)], cwd=cwd, capture_output=True, text=True)
+
+
+def test_predict_end_to_end_on_image_files(tmp_path, run_copy, digits):
+    # A digits test image, saved as a user would: black on white, larger, as PNG and JPEG.
+    run = Run.load(run_copy)
+    digit = digits.test_images[0].numpy()
+    expected = int(run.classifier().predict(load_image_from_array(digit, tmp_path))[0][0])
+    paths = forms(digit, tmp_path)
+    first = run_adder("predict", paths["png_black_on_white"], 7, "--run-dir", run_copy, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "trained one" in first.stderr  # no adder yet: trained, said so, saved
+    assert (run_copy / "adder.pt").exists()
+    assert first.stdout.strip() == first.stdout.strip().splitlines()[0]
+    assert f"digit {expected} (nearest support" in first.stdout and f"+ 7 = {expected + 7}" in first.stdout
+
+    several = run_adder(
+        "predict",
+        *(paths[f] for f in ("png_white_on_black", "jpeg", "rgba_transparent", "large_offcentre")),
+        "--number",
+        -5,
+        "--json",
+        "--run-dir",
+        run_copy,
+        cwd=tmp_path,
+    )
+    assert several.returncode == 0, several.stderr
+    rows = json.loads(several.stdout)
+    assert [r["digit"] for r in rows] == [expected] * 4
+    assert all(r["sum"] == expected - 5 and r["number"] == -5 for r in rows)
+    assert "outside the adder's trained range" in several.stderr and "trained one" not in several.stderr
+
+
+def load_image_from_array(array: np.ndarray, tmp_path) -> torch.Tensor:
+    path = tmp_path / "reference.png"
+    Image.fromarray(array).save(path)
+    return load_image(path).unsqueeze(0)
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "text", "empty", "truncated", "bomb", "blank"])
+def test_predict_bad_images_are_one_line_errors(tmp_path, run_copy, case):
+    path, message = bad_files(tmp_path)[case]
+    result = run_adder("predict", path, 3, "--run-dir", run_copy, cwd=tmp_path)
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (run_copy / "adder.pt").exists()  # nothing written on failure
+
+
+@pytest.mark.parametrize("number", ["seven", "3.5", "nan", "1e400"])
+def test_predict_bad_numbers_are_usage_errors(tmp_path, run_copy, number):
+    image = tmp_path / "d.png"
+    Image.fromarray(255 - (np.eye(28, dtype=np.uint8) * 255)).save(image)
+    result = run_adder("predict", image, number, "--run-dir", run_copy, cwd=tmp_path)
+    assert result.returncode == 2 and "integer" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_without_a_run_or_an_index(tmp_path, run_copy):
+    image = tmp_path / "d.png"
+    Image.fromarray(255 - (np.eye(28, dtype=np.uint8) * 255)).save(image)
+    no_run = run_adder("predict", image, 1, "--run-dir", tmp_path / "nothing", cwd=tmp_path)
+    assert no_run.returncode == 1 and "embed train" in no_run.stderr
+    (run_copy / "index.npz").unlink()
+    no_index = run_adder("predict", image, 1, "--run-dir", run_copy, cwd=tmp_path)
+    assert no_index.returncode == 1 and "index" in no_index.stderr and "Traceback" not in no_index.stderr
+
+
+def test_adder_train_cli_reports_extrapolation(tmp_path, run_copy):
+    result = run_adder("train", "--run-dir", run_copy, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["in_range_exact"] == 1.0 and report["extrapolation_exact"] == 1.0
+
+
+def test_adder_eval_cli(tmp_path, run_copy):
+    result = run_adder("eval", "--run-dir", run_copy, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sum accuracy equals digit accuracy" in result.stdout
+
+
+def test_module_runs_as_script():
+    out = subprocess.run([sys.executable, "-m", "cli.adder", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "predict" in out.stdout

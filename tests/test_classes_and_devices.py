@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from embedder.datasets import parse_classes
+from embedder.devices import resolve_device
+from embedder.errors import DeviceError, UsageError
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("0,1,2", [0, 1, 2]), ("0-4", [0, 1, 2, 3, 4]), ("7, 3", [3, 7]), ("0-2,7", [0, 1, 2, 7]), ("8-9", [8, 9])],
+)
+def test_parse_classes_accepts_lists_and_ranges(text, expected):
+    assert parse_classes(text, list(range(10))) == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("a", "not a class"),
+        ("0,0", "twice"),
+        ("0,10", "not in the dataset"),
+        ("-1,2", "negative"),
+        ("3", "at least two"),
+        ("4-2", "backwards"),
+        ("0-10", "not in the dataset"),
+        ("1,,2", "not a class"),
+    ],
+)
+def test_parse_classes_rejects_bad_lists(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_classes(text, list(range(10)))
+
+
+def test_resolve_device_cpu_and_auto():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+@pytest.mark.parametrize("spec", ["cuda", "cuda:0", "cuda:7"])
+def test_resolve_device_cuda_without_cuda_is_a_usage_error(spec):
+    with pytest.raises(DeviceError, match="CUDA is not available") as info:
+        resolve_device(spec)
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("spec", ["tpu", "cuda:x", "gpu", "cuda:-1"])
+def test_resolve_device_rejects_unknown_names(spec):
+    with pytest.raises(DeviceError):
+        resolve_device(spec)

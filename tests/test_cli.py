@@ -1,0 +1,136 @@
+"""The CLI end to end: click's runner and real subprocesses of the installed console scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.embed import main as embed
+
+TRAIN = ["train", "--dataset", "digits", "--classes", "0-4", "--epochs", "10", "--m-per-class", "32", "--device", "cpu"]
+
+
+def script(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    found = str(path) if path.exists() else shutil.which(name)
+    assert found, f"console script {name!r} is not installed: pip install -e '.[test]'"
+    return found
+
+
+def check_report(report: dict, run_dir: Path) -> None:
+    assert report["run"] == str(run_dir)
+    rows = report["per_class"]
+    assert [r["class"] for r in rows] == list(range(10))
+    assert [r["seen"] for r in rows] == [True] * 5 + [False] * 5
+    assert all(r["queries"] > 0 and 0 <= r["accuracy"] <= 1 for r in rows)
+    assert set(report["summary"]) >= {"seen", "unseen", "all"}
+    assert report["summary"]["seen"] > 0.6  # chance is 0.1
+    episodes = report["episodes"]
+    assert episodes["shots"] == 1 and episodes["all"]["ways"] == 10 and episodes["unseen"]["ways"] == 5
+    assert 0 < episodes["all"]["mean"] <= 1 and episodes["all"]["ci95"] >= 0
+
+
+def test_train_then_eval_through_click(tmp_path):
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    trained = runner.invoke(embed, [*TRAIN, "--run-dir", str(run_dir)])
+    assert trained.exit_code == 0, trained.output
+    assert f"saved run to {run_dir}" in trained.output
+    table = runner.invoke(embed, ["eval", "--per-class", "--run-dir", str(run_dir), "--episodes", "20"])
+    assert table.exit_code == 0, table.output
+    assert "unseen" in table.output and "10-way" in table.output and "± " in table.output
+    as_json = runner.invoke(embed, ["eval", "--per-class", "--json", "--run-dir", str(run_dir), "--episodes", "20"])
+    assert as_json.exit_code == 0
+    check_report(json.loads(as_json.stdout), run_dir)
+
+
+def test_train_then_eval_as_real_processes(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    trained = subprocess.run([script("embed"), *TRAIN], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    assert "saved run to runs/latest" in trained.stdout
+    evaluated = subprocess.run(
+        [script("embed"), "eval", "--per-class", "--json", "--episodes", "20"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    check_report(json.loads(evaluated.stdout), Path("runs/latest"))
+
+
+def test_version_and_help_do_not_import_torch():
+    code = (
+        "import sys; from cli.embed import main; import cli.adder; print(sorted({'torch', 'faiss'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    version = subprocess.run([script("embed"), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "0." in version.stdout
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["train", "--device", "tpu"], 2, "unknown device"),
+        (["train", "--dataset", "digits", "--classes", "a"], 2, "not a class label"),
+        (["train", "--dataset", "digits", "--classes", "0,0"], 2, "twice"),
+        (["train", "--dataset", "digits", "--classes", "5"], 2, "at least two"),
+        (["train", "--dataset", "digits", "--epochs", "0"], 2, "--epochs"),
+        (["train", "--dataset", "digits", "--lr", "nan"], 2, "--lr"),
+        (["train", "--dataset", "cifar"], 2, "unknown dataset"),
+        (["train", "--epochs", "x"], 2, "not a valid integer"),
+        (["eval", "--run-dir", "missing"], 1, "no run at missing"),
+        (["eval", "--episodes", "0"], 2, "--episodes"),
+    ],
+)
+def test_bad_input_is_one_line_and_an_exit_code(tmp_path, args, code, message):
+    result = subprocess.run([script("embed"), *args], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the machine without CUDA")
+def test_cuda_without_cuda_is_a_usage_error(tmp_path):
+    result = subprocess.run(
+        [script("embed"), "train", "--dataset", "digits", "--device", "cuda"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "CUDA is not available" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_mnist_missing_offline_is_one_line(tmp_path):
+    env = {**os.environ, "TRIPLETSHOT_DATA": str(tmp_path / "empty")}
+    env["https_proxy"] = env["http_proxy"] = "http://127.0.0.1:9"  # nothing listens: offline everywhere
+    result = subprocess.run(
+        [script("embed"), "train", "--device", "cpu"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "train-images-idx3-ubyte.gz" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_mnist_dry_run_through_the_cli(tmp_path, mnist):
+    result = subprocess.run(
+        [script("embed"), "train", "--dry-run", "--device", "cpu"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    evaluated = subprocess.run(
+        [script("embed"), "eval", "--json", "--episodes", "3"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert report["dataset"] == "mnist" and sum(r["queries"] for r in report["per_class"]) == 10000

@@ -1,0 +1,65 @@
+"""MNIST, from $TRIPLETSHOT_DATA (CI sets it; there a missing file fails instead of skipping)."""
+
+import numpy as np
+import pytest
+
+from embedder.baselines import raw_pixel_features
+from embedder.datasets import Dataset, load_dataset
+from embedder.errors import DataNotFoundError
+from embedder.evaluate import evaluate_run
+from embedder.run import Run
+from embedder.train import TrainConfig, train
+
+
+def subset(data: Dataset, train_per_class: int, test_per_class: int) -> Dataset:
+    rng = np.random.default_rng(0)
+
+    def pick(labels, n):
+        return np.sort(
+            np.concatenate([rng.choice(np.flatnonzero(labels.numpy() == c), n, replace=False) for c in range(10)])
+        )
+
+    tr, te = pick(data.train_labels, train_per_class), pick(data.test_labels, test_per_class)
+    return Dataset("mnist", data.train_images[tr], data.train_labels[tr], data.test_images[te], data.test_labels[te])
+
+
+def test_mnist_loads_from_the_raw_files(mnist):
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
+    assert mnist.classes == list(range(10))
+    assert np.bincount(mnist.test_labels.numpy()).tolist()[:2] == [980, 1135]
+
+
+def test_mnist_subset_trains_and_transfers_to_unseen_classes(tmp_path, mnist):
+    small = subset(mnist, 400, 100)
+    config = TrainConfig(classes=[0, 1, 2], epochs=12, run_dir=str(tmp_path / "run"), device="cpu")
+    train(config, progress=False, log=lambda _: None, dataset=small)
+    report = evaluate_run(Run.load(tmp_path / "run"), small, episodes=40)
+    assert report["summary"]["seen"] > 0.8
+    unseen = report["episodes"]["unseen"]["mean"]
+    assert unseen > 0.3  # 7-way: chance is 0.14
+    # and it does not lose to raw pixels on the very same episodes
+    from embedder.episodes import evaluate_episodes
+
+    pixels = evaluate_episodes(
+        raw_pixel_features(small.train_images),
+        small.train_labels.numpy(),
+        raw_pixel_features(small.test_images),
+        small.test_labels.numpy(),
+        list(range(3, 10)),
+        episodes=40,
+    )
+    assert unseen > pixels.mean - 0.05
+
+
+def test_missing_mnist_offline_names_the_folder_and_files(tmp_path, monkeypatch):
+    import socket
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable (test)")
+
+    monkeypatch.setattr(socket.socket, "connect", offline)  # offline, even on a machine that is not
+    with pytest.raises(DataNotFoundError) as info:
+        load_dataset("mnist", tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "MNIST" / "raw") in message
+    assert "train-images-idx3-ubyte.gz" in message and "t10k-labels-idx1-ubyte.gz" in message

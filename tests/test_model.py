@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from embedder.augment import augment_batch
+from embedder.model import EmbeddingNet
+
+
+@pytest.mark.parametrize("dim", [256, 1024])
+def test_embeddings_have_the_requested_dim_and_unit_norm(dim):
+    model = EmbeddingNet(embedding_dim=dim).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(5, 1, 28, 28))
+    assert out.shape == (5, dim)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(5))
+
+
+def test_shared_weights_embed_the_same_image_the_same_way():
+    model = EmbeddingNet(embedding_dim=256).eval()
+    x = torch.randn(1, 1, 28, 28)
+    with torch.inference_mode():
+        batch = model(torch.cat([x, torch.randn(3, 1, 28, 28), x]))
+    torch.testing.assert_close(batch[0], batch[-1])
+
+
+def test_embedding_dim_must_fill_the_grid():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        EmbeddingNet(embedding_dim=100)
+
+
+def test_augmentation_keeps_shape_range_and_is_seeded():
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0
+    a = augment_batch(x, torch.Generator().manual_seed(1))
+    b = augment_batch(x, torch.Generator().manual_seed(1))
+    c = augment_batch(x, torch.Generator().manual_seed(2))
+    assert a.shape == x.shape
+    assert a.min() >= 0 and a.max() <= 1.0 + 1e-6
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+    assert (a.sum(dim=(1, 2, 3)) > 0).all()  # the digit survives
