@@ -10,9 +10,7 @@ import json
 
 import click
 
-from .common import Group, info
-
-DEVICE_HELP = "auto (CUDA if available), cpu, cuda or cuda:N."
+from .common import Group, data_dir_option, device_option, info
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -51,7 +49,7 @@ def _describe(report) -> str:
 @click.option("--epochs", default=5, type=int, help="Full-batch L-BFGS steps (20 iterations each).")
 @click.option("--lr", default=1.0, type=float, help="L-BFGS step size.")
 @click.option("--seed", default=0, type=int)
-@click.option("--device", default="cpu", help=DEVICE_HELP)
+@device_option("cpu")
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
 def train_command(run_dir: str, max_value: int, epochs: int, lr: float, seed: int, device: str, as_json: bool) -> None:
     """Train the linear adder with MSE and save it into the run directory."""
@@ -82,7 +80,7 @@ def _load_run_and_adder(run_dir: str, device: str):
 @click.option(
     "--run-dir", default="runs/latest", type=click.Path(), help="The embedder run whose index labels the digit."
 )
-@click.option("--device", default="cpu", help=DEVICE_HELP)
+@device_option("cpu")
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
 def predict_command(args: tuple[str, ...], number: str | None, run_dir: str, device: str, as_json: bool) -> None:
     """Recognise the digit in each IMAGE (PNG, JPEG, ... any size) and add NUMBER to it."""
@@ -119,12 +117,8 @@ def predict_command(args: tuple[str, ...], number: str | None, run_dir: str, dev
 @main.command("eval")
 @click.option("--run-dir", default="runs/latest", type=click.Path())
 @click.option("--seed", default=0, type=int, help="Seed of the random numbers paired with the test images.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Data root [default: $TRIPLETSHOT_DATA, else ~/.cache/tripletshot].",
-)
-@click.option("--device", default="auto", help=DEVICE_HELP)
+@data_dir_option
+@device_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (accuracies as fractions).")
 def eval_command(run_dir: str, seed: int, data_dir: str | None, device: str, as_json: bool) -> None:
     """Digit and sum accuracy on the test split, each image paired with a random number 0..9."""

@@ -33,3 +33,17 @@ class Group(click.Group):
 def info(message: str) -> None:
     """Progress for people goes to stderr, so stdout stays clean for ``--json``."""
     click.echo(message, err=True)
+
+
+DEVICE_HELP = "auto (CUDA if available), cpu, cuda or cuda:N."
+
+
+def device_option(default: str = "auto"):
+    return click.option("--device", default=default, help=DEVICE_HELP)
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Data root [default: $TRIPLETSHOT_DATA, else ~/.cache/tripletshot].",
+)

@@ -10,9 +10,7 @@ import json
 
 import click
 
-from .common import Group, info
-
-DEVICE_HELP = "auto (CUDA if available), cpu, cuda or cuda:N."
+from .common import Group, data_dir_option, device_option, info
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -24,13 +22,9 @@ def main() -> None:
 @main.command("train")
 @click.option("--classes", default="0,1,2", help="Classes to train on: 0,1,2 or a range like 0-4.")
 @click.option("--dataset", default="mnist", help="mnist, or digits (scikit-learn's bundled 8x8 digits, no download).")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Data root [default: $TRIPLETSHOT_DATA, else ~/.cache/tripletshot].",
-)
+@data_dir_option
 @click.option("--run-dir", default="runs/latest", type=click.Path(), help="Where the run is saved.")
-@click.option("--epochs", default=40, type=int)
+@click.option("--epochs", default=30, type=int)
 @click.option(
     "--batch-size", type=int, help="Images per batch, a multiple of --m-per-class [default: m x min(classes, 8)]."
 )
@@ -44,7 +38,7 @@ def main() -> None:
 @click.option(
     "--method", default="nn", type=click.Choice(["nn", "prototype"]), help="Nearest support, or nearest class mean."
 )
-@click.option("--device", default="auto", help=DEVICE_HELP)
+@device_option()
 @click.option("--resume", is_flag=True, help="Continue the interrupted training saved in --run-dir.")
 @click.option("--force", is_flag=True, help="Write into --run-dir even if it holds files that are not a run.")
 @click.option("--dry-run", is_flag=True, help="One epoch of two steps: check that everything runs.")
@@ -108,12 +102,8 @@ def format_report(report: dict, per_class: bool) -> str:
 @click.option("--episodes", default=200, type=int, help="Random support draws.")
 @click.option("--method", type=click.Choice(["nn", "prototype"]), help="[default: the run's]")
 @click.option("--seed", default=0, type=int, help="Seed of the support draws.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    help="Data root [default: $TRIPLETSHOT_DATA, else ~/.cache/tripletshot].",
-)
-@click.option("--device", default="auto", help=DEVICE_HELP)
+@data_dir_option
+@device_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout (accuracies as fractions).")
 def eval_command(
     run_dir: str,

@@ -35,8 +35,7 @@ def read_metadata(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise RunError(f"no run at {run_dir}: train one first with `embed train`")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} is not a directory")
-    meta = read_metadata_file(run_dir / META_FILE)
-    return meta
+    return read_metadata_file(run_dir / META_FILE)
 
 
 def read_metadata_file(path: Path) -> dict[str, Any]:

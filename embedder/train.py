@@ -9,6 +9,7 @@ The step loop never reads a value back to the host; the epoch's mean loss is rea
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .artifacts import load_tensors, save_tensors_atomic, write_json_atomic
 from .augment import augment_batch
-from .datasets import Dataset, load_dataset
+from .datasets import Dataset, load_dataset, parse_classes
 from .devices import resolve_device
 from .episodes import sample_supports
 from .errors import RunError, UsageError
@@ -41,7 +42,7 @@ class TrainConfig:
     dataset: str = "mnist"
     data_dir: str | None = None
     run_dir: str = DEFAULT_RUN_DIR
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int | None = None  # default: m_per_class x min(len(classes), 8)
     m_per_class: int = 64
     lr: float = 2e-3
@@ -224,7 +225,7 @@ def prepare_run_dir(run_dir: Path, force: bool = False) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"cannot create run dir {run_dir}: {exc.strerror}") from None
-    if not __import__("os").access(run_dir, __import__("os").W_OK):
+    if not os.access(run_dir, os.W_OK):
         raise RunError(f"run dir {run_dir} is not writable")
 
 
@@ -246,14 +247,14 @@ def train(
     """Train an embedder on ``config.classes``, index ``config.shots`` supports of every class, save the run."""
     run_dir = Path(config.run_dir)
     if resume:
-        checkpoint = load_tensors(run_dir / CHECKPOINT_FILE)
+        if not (run_dir / CHECKPOINT_FILE).exists():
+            raise RunError(f"nothing to resume: {run_dir} holds no {CHECKPOINT_FILE}")
+        checkpoint = load_tensors(run_dir / CHECKPOINT_FILE)  # on the CPU; load_state_dict moves it
         saved = dict(checkpoint["config"])
         config = replace(TrainConfig(**saved), device=config.device, run_dir=config.run_dir)
     config.check()
     device = resolve_device(config.device)
     dataset = dataset or load_dataset(config.dataset, config.data_dir)
-    from .datasets import parse_classes
-
     parse_classes(",".join(map(str, config.classes)), dataset.classes)  # same checks as the CLI
     if not resume:
         prepare_run_dir(run_dir, force)
@@ -284,7 +285,7 @@ def train(
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
-        generator.set_state(checkpoint["generator"].cpu() if device.type == "cpu" else checkpoint["generator"])
+        generator.set_state(checkpoint["generator"])
         torch.set_rng_state(checkpoint["torch_rng"])
         start_epoch, curve = int(checkpoint["epoch"]), list(checkpoint["curve"])
         log(f"resuming {run_dir} at epoch {start_epoch + 1} of {epochs}")
