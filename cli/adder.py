@@ -148,6 +148,10 @@ def eval_command(run_dir: str, seed: int, data_dir: str | None, device: str, as_
         f"digit accuracy {100 * report['digit_accuracy']:.2f}%, "
         f"sum accuracy {100 * report['sum_accuracy']:.2f}%: {verdict}"
     )
+    click.echo(
+        "published MNIST+number models, for scale: 97.4% digit / 96.6% sum (CNN with a second head), 98.8% / 98.8%; "
+        "this digit comes from a one-shot index, mostly of classes the embedder never saw"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from embedder.baselines import raw_pixel_features
 from embedder.datasets import Dataset, load_dataset
@@ -29,11 +30,21 @@ def test_mnist_loads_from_the_raw_files(mnist):
     assert np.bincount(mnist.test_labels.numpy()).tolist()[:2] == [980, 1135]
 
 
-def test_mnist_subset_trains_and_transfers_to_unseen_classes(tmp_path, mnist):
-    small = subset(mnist, 400, 100)
-    config = TrainConfig(classes=[0, 1, 2], epochs=12, run_dir=str(tmp_path / "run"), device="cpu")
-    train(config, progress=False, log=lambda _: None, dataset=small)
-    report = evaluate_run(Run.load(tmp_path / "run"), small, episodes=40)
+@pytest.fixture(scope="module")
+def small_mnist(mnist) -> Dataset:
+    return subset(mnist, 400, 100)
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory, small_mnist):
+    run_dir = tmp_path_factory.mktemp("mnist") / "run"
+    config = TrainConfig(classes=[0, 1, 2], epochs=12, run_dir=str(run_dir), device="cpu")
+    train(config, progress=False, log=lambda _: None, dataset=small_mnist)
+    return Run.load(run_dir)
+
+
+def test_mnist_subset_trains_and_transfers_to_unseen_classes(mnist_run, small_mnist):
+    report = evaluate_run(mnist_run, small_mnist, episodes=40)
     assert report["summary"]["seen"] > 0.6  # one shot per class, ten classes: chance is 0.1
     unseen = report["episodes"]["unseen"]["mean"]
     assert unseen > 0.3  # 7-way: chance is 0.14
@@ -41,10 +52,10 @@ def test_mnist_subset_trains_and_transfers_to_unseen_classes(tmp_path, mnist):
     from embedder.episodes import evaluate_episodes
 
     pixels = evaluate_episodes(
-        raw_pixel_features(small.train_images),
-        small.train_labels.numpy(),
-        raw_pixel_features(small.test_images),
-        small.test_labels.numpy(),
+        raw_pixel_features(small_mnist.train_images),
+        small_mnist.train_labels.numpy(),
+        raw_pixel_features(small_mnist.test_images),
+        small_mnist.test_labels.numpy(),
         list(range(3, 10)),
         episodes=40,
     )
@@ -63,3 +74,17 @@ def test_missing_mnist_offline_names_the_folder_and_files(tmp_path, monkeypatch)
     message = str(info.value)
     assert str(tmp_path / "MNIST" / "raw") in message
     assert "train-images-idx3-ubyte.gz" in message and "t10k-labels-idx1-ubyte.gz" in message
+
+
+@pytest.mark.parametrize(
+    "form", ["png_white_on_black", "png_black_on_white", "rgba_transparent", "large_offcentre", "jpeg"]
+)
+def test_mnist_digits_saved_as_files_are_predicted_as_their_tensors(tmp_path, mnist, mnist_run, form):
+    from embedder.images import load_image
+    from tests.test_images import forms
+
+    digits = mnist.test_images[:12]
+    classifier = mnist_run.classifier()
+    from_tensors = classifier(digits)
+    from_files = classifier(torch.stack([load_image(forms(d.numpy(), tmp_path)[form]) for d in digits]))
+    assert from_files.tolist() == from_tensors.tolist()
