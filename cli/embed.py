@@ -50,12 +50,15 @@ def train_command(classes: str, dataset: str, data_dir: str | None, run_dir: str
 
     resume, force = options.pop("resume"), options.pop("force")
     resolve_device(options["device"])  # fail on a bad device before loading data
-    data = load_dataset(dataset, data_dir)
-    config = TrainConfig(
-        classes=parse_classes(classes, data.classes), dataset=dataset, data_dir=data_dir, run_dir=run_dir, **options
-    )
-    config.check()
-    result = train(config, resume=resume, force=force, log=info, dataset=data)
+    if resume:  # the checkpoint holds the options; train() reads them
+        config = TrainConfig(run_dir=run_dir, data_dir=data_dir, device=options["device"])
+        result = train(config, resume=True, log=info)
+    else:
+        data = load_dataset(dataset, data_dir)
+        config = TrainConfig(
+            classes=parse_classes(classes, data.classes), dataset=dataset, data_dir=data_dir, run_dir=run_dir, **options
+        )
+        result = train(config, force=force, log=info, dataset=data)
     meta, last = result.metadata, result.metadata["curve"][-1]
     click.echo(
         f"saved run to {result.run_dir}: {meta['dataset']} classes {','.join(map(str, meta['classes']))}, "

@@ -251,10 +251,17 @@ def train(
             raise RunError(f"nothing to resume: {run_dir} holds no {CHECKPOINT_FILE}")
         checkpoint = load_tensors(run_dir / CHECKPOINT_FILE)  # on the CPU; load_state_dict moves it
         saved = dict(checkpoint["config"])
-        config = replace(TrainConfig(**saved), device=config.device, run_dir=config.run_dir)
+        # The checkpoint's options win; only where to run and where the data lives may change.
+        config = replace(
+            TrainConfig(**saved),
+            device=config.device,
+            run_dir=config.run_dir,
+            data_dir=config.data_dir or saved["data_dir"],
+        )
     config.check()
     device = resolve_device(config.device)
-    dataset = dataset or load_dataset(config.dataset, config.data_dir)
+    if dataset is None or dataset.name != config.dataset:
+        dataset = load_dataset(config.dataset, config.data_dir)
     parse_classes(",".join(map(str, config.classes)), dataset.classes)  # same checks as the CLI
     if not resume:
         prepare_run_dir(run_dir, force)

@@ -134,3 +134,16 @@ def test_mnist_dry_run_through_the_cli(tmp_path, mnist):
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(evaluated.stdout)
     assert report["dataset"] == "mnist" and sum(r["queries"] for r in report["per_class"]) == 10000
+
+
+def test_resume_takes_its_options_from_the_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    first = runner.invoke(embed, [*TRAIN, "--epochs", "2", "--run-dir", str(run_dir)])  # the last --epochs wins
+    assert first.exit_code == 0, first.output
+    resumed = runner.invoke(embed, ["train", "--resume", "--run-dir", str(run_dir), "--device", "cpu"])
+    assert resumed.exit_code == 0, resumed.output
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["dataset"] == "digits" and meta["classes"] == [0, 1, 2, 3, 4] and len(meta["curve"]) == 2
+    nothing = runner.invoke(embed, ["train", "--resume", "--run-dir", str(tmp_path / "empty"), "--device", "cpu"])
+    assert nothing.exit_code == 1 and "nothing to resume" in nothing.output
