@@ -37,7 +37,7 @@ def _train_and_save(run_dir: str, max_value: int, epochs: int, lr: float, seed: 
 
 def _describe(report) -> str:
     return (
-        f"adder: y = {report.weights[0]:.6f} a + {report.weights[1]:.6f} b + {report.bias:+.6f}; "
+        f"adder: y = {report.weights[0]:.6f} a + {report.weights[1]:.6f} b {report.bias:+.6f}; "
         f"exact on {100 * report.in_range_exact:.1f}% of pairs in 0..{report.max_value}, "
         f"{100 * report.extrapolation_exact:.1f}% in 0..{report.extrapolation_range} (extrapolation)"
     )
