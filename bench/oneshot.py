@@ -13,7 +13,6 @@ import argparse
 import time
 
 import numpy as np
-import torch
 
 from embedder.baselines import hog_features, raw_pixel_features
 from embedder.datasets import load_dataset
@@ -54,7 +53,6 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true", help="evaluate the run already in --run-dir")
     parser.add_argument("--all-classes", action="store_true", help="also train on 0-9, 1-NN on the full train split")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     dataset = load_dataset("mnist", args.data_dir)
     if not args.skip_train:
         started = time.perf_counter()
