@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from embedder.artifacts import load_tensors, save_tensors_atomic
-from embedder.errors import RunError
+from embedder.errors import RunError, UsageError
 
 ADDER_FILE = "adder.pt"
 
@@ -70,7 +70,11 @@ def train_adder(
 ) -> tuple[LinearAdder, AdderReport]:
     """Fit the adder by L-BFGS on the MSE over all pairs in ``0..max_value``; report exactness in and out of range."""
     if max_value < 1:
-        raise ValueError("max_value must be at least 1")
+        raise UsageError("--max-value must be at least 1")
+    if epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    if not 0 < lr < float("inf"):
+        raise UsageError("--lr must be a finite positive number")
     torch.manual_seed(seed)
     model = LinearAdder(scale=max_value).double().to(device)  # float64: exact sums far out of range
     pairs = all_pairs(max_value, device)

@@ -19,18 +19,11 @@ def main() -> None:
     """Add a number to the digit recognised in an image, with a linear adder trained by MSE."""
 
 
-def _train_and_save(run_dir: str, max_value: int, epochs: int, lr: float, seed: int, device: str):
+def _train_and_save(run_dir: str, **options):
+    """Train the adder (``train_adder``'s defaults unless given) and save it into the run."""
     from adder.model import save_adder, train_adder
-    from embedder.devices import resolve_device
-    from embedder.errors import UsageError
 
-    if max_value < 1:
-        raise UsageError("--max-value must be at least 1")
-    if epochs < 1:
-        raise UsageError("--epochs must be at least 1")
-    if not lr > 0 or lr == float("inf"):
-        raise UsageError("--lr must be a finite positive number")
-    model, report = train_adder(max_value, epochs, lr, seed, resolve_device(device))
+    model, report = train_adder(**options)
     save_adder(run_dir, model.cpu(), report)
     return model.cpu(), report
 
@@ -53,10 +46,12 @@ def _describe(report) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
 def train_command(run_dir: str, max_value: int, epochs: int, lr: float, seed: int, device: str, as_json: bool) -> None:
     """Train the linear adder with MSE and save it into the run directory."""
+    from embedder.devices import resolve_device
     from embedder.run import read_metadata
 
     read_metadata(run_dir)  # the adder lives beside an embedder run
-    _, report = _train_and_save(run_dir, max_value, epochs, lr, seed, device)
+    torch_device = resolve_device(device)
+    _, report = _train_and_save(run_dir, max_value=max_value, epochs=epochs, lr=lr, seed=seed, device=torch_device)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else _describe(report))
 
 
@@ -69,7 +64,7 @@ def _load_run_and_adder(run_dir: str, device: str):
     if (run.path / ADDER_FILE).exists():
         adder, report = load_adder(run_dir)
     else:
-        adder, report = _train_and_save(run_dir, 9, 5, 1.0, 0, "cpu")
+        adder, report = _train_and_save(run_dir)
         info(f"no adder in {run_dir} yet: trained one and saved it. {_describe(report)}")
     return run, adder, report
 

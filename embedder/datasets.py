@@ -164,12 +164,19 @@ def parse_classes(text: str, available: list[int] | None = None) -> list[int]:
             raise UsageError(f"--classes: {part!r} is not a class label or a range like 0-4") from None
         if sep and lo and int(hi) < int(lo):
             raise UsageError(f"--classes: range {part!r} runs backwards")
-        for value in values:
-            if value < 0:
-                raise UsageError(f"--classes: {value} is negative; class labels start at 0")
-            if value in classes:
-                raise UsageError(f"--classes: class {value} is given twice")
-            classes.append(value)
+        classes.extend(values)
+    return check_classes(classes, available)
+
+
+def check_classes(classes: list[int], available: list[int] | None = None) -> list[int]:
+    """Raise :class:`UsageError` unless ``classes`` are two or more distinct dataset labels; return them sorted."""
+    seen: set[int] = set()
+    for value in classes:
+        if value < 0:
+            raise UsageError(f"--classes: {value} is negative; class labels start at 0")
+        if value in seen:
+            raise UsageError(f"--classes: class {value} is given twice")
+        seen.add(value)
     if available is not None:
         missing = [c for c in classes if c not in available]
         if missing:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .artifacts import load_tensors, save_tensors_atomic, write_json_atomic
 from .augment import augment_batch
-from .datasets import Dataset, load_dataset, parse_classes
+from .datasets import Dataset, check_classes, load_dataset
 from .devices import resolve_device
 from .episodes import sample_supports
 from .errors import RunError, UsageError
@@ -262,7 +262,7 @@ def train(
     device = resolve_device(config.device)
     if dataset is None or dataset.name != config.dataset:
         dataset = load_dataset(config.dataset, config.data_dir)
-    parse_classes(",".join(map(str, config.classes)), dataset.classes)  # same checks as the CLI
+    check_classes(config.classes, dataset.classes)
     if not resume:
         prepare_run_dir(run_dir, force)
 
