@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from embedder.artifacts import load_tensors, save_tensors_atomic
+from embedder.artifacts import tensors_to_bytes
 from embedder.errors import RunError, UsageError
-
-ADDER_FILE = "adder.pt"
+from embedder.rundir import RunDir
 
 
 class LinearAdder(nn.Module):
@@ -111,16 +109,22 @@ def train_adder(
 
 
 def save_adder(run_dir: str | os.PathLike, model: LinearAdder, report: AdderReport) -> None:
-    save_tensors_atomic(Path(run_dir) / ADDER_FILE, {"model": model.state_dict(), "report": report.as_dict()})
+    """Commit the adder into the run's manifest (atomic, checksummed, under the run's lock)."""
+    RunDir(run_dir).commit({"adder": tensors_to_bytes({"model": model.state_dict(), "report": report.as_dict()})})
+
+
+def has_adder(run_dir: str | os.PathLike) -> bool:
+    store = RunDir(run_dir)
+    return store.exists() and store.has("adder")
 
 
 def load_adder(run_dir: str | os.PathLike) -> tuple[LinearAdder, AdderReport]:
-    path = Path(run_dir) / ADDER_FILE
-    saved = load_tensors(path)
+    store = RunDir(run_dir)
+    saved = store.read_tensors("adder")
     try:
         report = AdderReport(**saved["report"])
         model = LinearAdder(scale=report.max_value).double()
         model.load_state_dict(saved["model"])
     except (KeyError, TypeError, RuntimeError):
-        raise RunError(f"{path} is not a tripletshot adder") from None
+        raise RunError(f"the adder file in {run_dir} is not a tripletshot adder") from None
     return model.eval(), report

@@ -56,16 +56,21 @@ def train_command(run_dir: str, max_value: int, epochs: int, lr: float, seed: in
 
 
 def _load_run_and_adder(run_dir: str, device: str):
-    from adder.model import ADDER_FILE, load_adder
+    from adder.model import has_adder, load_adder, save_adder, train_adder
     from embedder.devices import resolve_device
+    from embedder.errors import RunError
     from embedder.run import Run
 
     run = Run.load(run_dir, resolve_device(device))
-    if (run.path / ADDER_FILE).exists():
+    if has_adder(run_dir):
         adder, report = load_adder(run_dir)
-    else:
-        adder, report = _train_and_save(run_dir)
+        return run, adder, report
+    adder, report = train_adder()
+    try:
+        save_adder(run_dir, adder, report)
         info(f"no adder in {run_dir} yet: trained one and saved it. {_describe(report)}")
+    except (RunError, OSError) as exc:  # a read-only or busy run still answers; the adder takes a second
+        info(f"no adder in {run_dir} yet: trained one for this call but could not save it ({exc}). {_describe(report)}")
     return run, adder, report
 
 

@@ -19,7 +19,8 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except TripletshotError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            # 130: stopped on request (and checkpointed) -- news, not an error
+            click.echo(str(exc) if exc.exit_code == 130 else f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)

@@ -45,21 +45,33 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def save_tensors_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """``torch.save`` a dict of tensors and plain values, atomically."""
+def tensors_to_bytes(obj: Any) -> bytes:
+    """``torch.save`` a dict of tensors and plain values into bytes."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    write_bytes_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def tensors_from_bytes(data: bytes, source: str, device: torch.device | str = "cpu") -> Any:
+    """Load what :func:`tensors_to_bytes` made, refusing anything that would unpickle code."""
+    try:
+        return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    except Exception as exc:  # weights_only refuses pickled code with an UnpicklingError
+        raise RunError(f"{source} is damaged or not a tripletshot file ({type(exc).__name__})") from None
+
+
+def save_tensors_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` a dict of tensors and plain values, atomically."""
+    write_bytes_atomic(path, tensors_to_bytes(obj))
 
 
 def load_tensors(path: str | os.PathLike, device: torch.device | str = "cpu") -> Any:
     """Load what :func:`save_tensors_atomic` wrote, refusing anything that would unpickle code."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise RunError(f"{path} is missing") from None
-    except Exception as exc:
-        raise RunError(f"{path} is damaged or not a tripletshot file ({type(exc).__name__})") from None
+    return tensors_from_bytes(data, str(path), device)
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -9,7 +9,6 @@ The step loop never reads a value back to the host; the epoch's mean loss is rea
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -21,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .artifacts import load_tensors, save_tensors_atomic, write_json_atomic
+from .artifacts import tensors_to_bytes
 from .augment import augment_batch
 from .datasets import Dataset, check_classes, load_dataset
 from .devices import resolve_device
@@ -29,9 +28,11 @@ from .episodes import sample_supports
 from .errors import RunError, UsageError
 from .fewshot import Embedder
 from .index import METHODS, SupportIndex
+from .interrupt import Interrupted, StopRequest
 from .losses import InstanceAndClassTripletLoss
 from .model import EmbeddingNet
-from .run import CHECKPOINT_FILE, DEFAULT_RUN_DIR, FORMAT_VERSION, INDEX_FILE, META_FILE, MODEL_FILE
+from .run import DEFAULT_RUN_DIR
+from .rundir import RunDir, check_new_run_dir
 
 MAX_WAYS = 8  # classes per batch when --batch-size is not given
 
@@ -134,6 +135,18 @@ def _views_loss(
     return criterion(outputs.float(), labels.repeat(2), instance_ids)
 
 
+@dataclass
+class EpochProgress:
+    """Where an epoch stands: steps done, and the sum of their losses (on the device: no host sync)."""
+
+    step: int = 0
+    loss_sum: torch.Tensor | None = None
+
+
+class TrainingStopped(Exception):
+    """Raised by :func:`train_one_epoch` after the step during which a stop was requested."""
+
+
 def train_one_epoch(
     model: EmbeddingNet,
     criterion: InstanceAndClassTripletLoss,
@@ -146,19 +159,33 @@ def train_one_epoch(
     normalization: tuple[float, float],
     description: str = "",
     progress: bool = True,
+    state: EpochProgress | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> float:
-    """Run ``steps`` optimizer steps; return the mean training loss (the epoch's one host sync)."""
+    """Run the epoch's ``steps`` optimizer steps; return the mean training loss (the epoch's one host sync).
+
+    ``state`` lets an epoch start part-way (resume) and records how far it got. If ``stop()`` turns true,
+    the current step completes and :class:`TrainingStopped` is raised, with ``state`` up to date.
+    """
     model.train()
-    total = torch.zeros((), device=images.device)
-    for _ in tqdm(range(steps), desc=description, leave=False, disable=None if progress else True):
-        indices, labels = sampler.sample()
-        loss = _views_loss(model, criterion, images[indices], labels, generator, normalization)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total += loss.detach()
-    return float(total / steps)
+    state = state if state is not None else EpochProgress()
+    if state.loss_sum is None:
+        state.loss_sum = torch.zeros((), device=images.device)
+    bar = tqdm(total=steps, initial=state.step, desc=description, leave=False, disable=None if progress else True)
+    with bar:
+        while state.step < steps:
+            indices, labels = sampler.sample()
+            loss = _views_loss(model, criterion, images[indices], labels, generator, normalization)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            state.loss_sum += loss.detach()
+            state.step += 1
+            bar.update()
+            if stop is not None and stop():
+                raise TrainingStopped
+    return float(state.loss_sum / steps)
 
 
 def evaluate(
@@ -209,24 +236,26 @@ def build_support_index(embedder: Embedder, dataset: Dataset, shots: int, seed: 
     return index, chosen
 
 
-def prepare_run_dir(run_dir: Path, force: bool = False) -> None:
-    """Create ``run_dir``, refusing to write into a folder that holds something other than a run."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"--run-dir {run_dir} is a file, not a directory")
-    if run_dir.is_dir() and not force:
-        ours = {META_FILE, MODEL_FILE, INDEX_FILE, CHECKPOINT_FILE}
-        foreign = [p.name for p in run_dir.iterdir() if p.name not in ours and not p.name.startswith(".")]
-        if foreign and not (run_dir / META_FILE).exists() and not (run_dir / CHECKPOINT_FILE).exists():
-            raise UsageError(
-                f"--run-dir {run_dir} holds files that are not a tripletshot run ({foreign[0]}, ...); "
-                "choose another folder or pass --force"
-            )
+def prepare_run_dir(run_dir: Path, force: bool = False) -> bool:
+    """Create ``run_dir`` for a new training; return whether its first save must start a fresh manifest.
+
+    Refuses a file, a folder of someone else's files, and a run this version cannot read, unless ``force``.
+    """
+    check_new_run_dir(run_dir, force)
+    store = RunDir(run_dir)
+    if store.exists():
+        try:
+            store.manifest()
+        except RunError as exc:
+            if not force:
+                raise UsageError(f"{exc}; pass --force to train a new run over it") from None
+            return True
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"cannot create run dir {run_dir}: {exc.strerror}") from None
-    if not os.access(run_dir, os.W_OK):
-        raise RunError(f"run dir {run_dir} is not writable")
+    store.check_writable()
+    return False
 
 
 @dataclass
@@ -243,13 +272,22 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     dataset: Dataset | None = None,
+    on_epoch_end: Callable[[int, EmbeddingNet], None] | None = None,
 ) -> TrainResult:
-    """Train an embedder on ``config.classes``, index ``config.shots`` supports of every class, save the run."""
+    """Train an embedder on ``config.classes``, index ``config.shots`` supports of every class, save the run.
+
+    The run dir is locked for the whole training. A checkpoint is committed after every epoch, and after
+    the current step when SIGINT or SIGTERM arrives; that raises :class:`Interrupted` (exit code 130).
+    ``on_epoch_end(epoch, model)``, if given, runs after each epoch's checkpoint (benchmarks use it to score
+    the model as it trains; it must leave the model's weights and mode as it found them).
+    """
     run_dir = Path(config.run_dir)
+    store = RunDir(run_dir)
+    checkpoint: dict[str, Any] = {}
     if resume:
-        if not (run_dir / CHECKPOINT_FILE).exists():
-            raise RunError(f"nothing to resume: {run_dir} holds no {CHECKPOINT_FILE}")
-        checkpoint = load_tensors(run_dir / CHECKPOINT_FILE)  # on the CPU; load_state_dict moves it
+        if not store.exists() or not store.has("checkpoint"):
+            raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
+        checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
         saved = dict(checkpoint["config"])
         # The checkpoint's options win; only where to run and where the data lives may change.
         config = replace(
@@ -263,9 +301,34 @@ def train(
     if dataset is None or dataset.name != config.dataset:
         dataset = load_dataset(config.dataset, config.data_dir)
     check_classes(config.classes, dataset.classes)
-    if not resume:
-        prepare_run_dir(run_dir, force)
+    check_shots(dataset, config.shots)
+    fresh = False if resume else prepare_run_dir(run_dir, force)
+    with store.lock():
+        if resume:  # the lock is ours now: read the checkpoint again, in case another run wrote it meanwhile
+            checkpoint = store.read_tensors("checkpoint")
+        return _train_locked(config, store, checkpoint, fresh, device, dataset, progress, log, on_epoch_end)
 
+
+def check_shots(dataset: Dataset, shots: int) -> None:
+    """Every class must have ``shots`` train-split images to put in the index: check before training."""
+    counts = np.bincount(dataset.train_labels.numpy(), minlength=max(dataset.classes) + 1)
+    short = [c for c in dataset.classes if counts[c] < shots]
+    if short:
+        raise UsageError(f"--shots {shots} is more than class {short[0]} has training images ({counts[short[0]]})")
+
+
+def _train_locked(
+    config: TrainConfig,
+    store: RunDir,
+    checkpoint: dict[str, Any],
+    fresh: bool,
+    device: torch.device,
+    dataset: Dataset,
+    progress: bool,
+    log: Callable[[str], None],
+    on_epoch_end: Callable[[int, EmbeddingNet], None] | None,
+) -> TrainResult:
+    run_dir = store.path
     torch.manual_seed(config.seed)
     generator = torch.Generator(device).manual_seed(config.seed)
     all_pixels = dataset.train_images.float() / 255.0
@@ -287,46 +350,77 @@ def train(
     )
     sampler = BalancedBatchSampler(labels, config.classes, config.m_per_class, config.ways, generator)
     curve: list[dict[str, float]] = []
-    start_epoch = 0
-    if resume:
+    start_epoch, elapsed = 0, 0.0
+    epoch_progress = EpochProgress()
+    if checkpoint:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
-        generator.set_state(checkpoint["generator"])
+        try:
+            generator.set_state(checkpoint["generator"])
+        except RuntimeError:  # written on another device type: its random stream cannot continue here
+            generator.manual_seed(config.seed + int(checkpoint["epoch"]) * 1_000_003 + int(checkpoint["step"]))
+            log("the checkpoint comes from another device type: training resumes, but not bit-identically")
         torch.set_rng_state(checkpoint["torch_rng"])
         start_epoch, curve = int(checkpoint["epoch"]), list(checkpoint["curve"])
-        log(f"resuming {run_dir} at epoch {start_epoch + 1} of {epochs}")
+        elapsed = float(checkpoint["seconds"])
+        epoch_progress = EpochProgress(int(checkpoint["step"]), checkpoint["loss_sum"].to(device))
+        log(f"resuming {run_dir} at epoch {start_epoch + 1} of {epochs}, step {epoch_progress.step} of {steps}")
 
     log(
         f"training on {config.dataset} classes {','.join(map(str, config.classes))} on {device}: "
         f"{len(train_rows)} images ({len(val_rows)} held out), {epochs} epochs x {steps} steps of "
         f"{config.ways} classes x {config.m_per_class}"
     )
-    started = time.perf_counter() - (curve[-1]["seconds"] if curve else 0.0)
+    started = time.perf_counter() - elapsed
+
+    def save_checkpoint(epoch: int, state: EpochProgress) -> None:
+        nonlocal fresh
+        snapshot = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": epoch,  # epochs completed
+            "step": state.step,  # steps done in the next one
+            "loss_sum": state.loss_sum if state.loss_sum is not None else torch.zeros(()),
+            "seconds": time.perf_counter() - started,
+            "curve": curve,
+            "config": asdict(config),
+        }
+        store.commit({"checkpoint": tensors_to_bytes(snapshot)}, fresh=fresh)
+        fresh = False
+
     try:
-        for epoch in range(start_epoch, epochs):
-            train_loss = train_one_epoch(
-                model, criterion, optimizer, scheduler, sampler, images, steps, generator, normalization,
-                description=f"epoch {epoch + 1}/{epochs}", progress=progress,
-            )  # fmt: skip
-            val_loss = evaluate(model, criterion, val_images, val_labels, normalization, seed=config.seed)
-            seconds = time.perf_counter() - started
-            curve.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
-            save_tensors_atomic(
-                run_dir / CHECKPOINT_FILE,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch + 1,
-                    "curve": curve,
-                    "config": asdict(config),
-                },
-            )
-            log(f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}")
-    except KeyboardInterrupt:
+        with StopRequest() as stop:
+            for epoch in range(start_epoch, epochs):
+                try:
+                    train_loss = train_one_epoch(
+                        model, criterion, optimizer, scheduler, sampler, images, steps, generator, normalization,
+                        description=f"epoch {epoch + 1}/{epochs}", progress=progress, state=epoch_progress,
+                        stop=stop.__bool__,
+                    )  # fmt: skip
+                except TrainingStopped:
+                    save_checkpoint(epoch, epoch_progress)
+                    raise Interrupted(
+                        f"interrupted by {stop.name} at epoch {epoch + 1}, step {epoch_progress.step} of {steps}: "
+                        f"checkpointed in {run_dir}; continue with `embed train --resume --run-dir {run_dir}`"
+                    ) from None
+                val_loss = evaluate(model, criterion, val_images, val_labels, normalization, seed=config.seed)
+                seconds = time.perf_counter() - started
+                curve.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
+                epoch_progress = EpochProgress()
+                save_checkpoint(epoch + 1, epoch_progress)
+                log(f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}")
+                if stop:  # arrived during validation or the save: the epoch is complete and saved
+                    raise Interrupted(
+                        f"interrupted by {stop.name} after epoch {epoch + 1}: checkpointed in {run_dir}; "
+                        f"continue with `embed train --resume --run-dir {run_dir}`"
+                    )
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, model)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread's handler
         if curve:
             log(
                 f"interrupted: epoch {curve[-1]['epoch']} is checkpointed in {run_dir}; "
@@ -346,7 +440,6 @@ def train(
     index, support_rows = build_support_index(embedder, dataset, config.shots, config.seed)
 
     metadata = {
-        "format_version": FORMAT_VERSION,
         "tripletshot_version": __version__,
         "torch_version": torch.__version__,
         "dataset": config.dataset,
@@ -362,7 +455,6 @@ def train(
         "train_seconds": train_seconds,
         "index": {"shots": config.shots, "method": config.method, "support_rows": support_rows.tolist()},
     }
-    save_tensors_atomic(run_dir / MODEL_FILE, model.state_dict())
-    index.save(run_dir / INDEX_FILE)
-    write_json_atomic(run_dir / META_FILE, metadata)  # last: its presence marks a complete run
+    # One commit: model, index and metadata replace the previous run's together, or not at all.
+    store.commit({"model": tensors_to_bytes(model.state_dict()), "index": index.to_bytes()}, run=metadata, fresh=fresh)
     return TrainResult(run_dir, metadata)

@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from adder.model import LinearAdder, load_adder, save_adder, train_adder
+from adder.model import LinearAdder, has_adder, load_adder, save_adder, train_adder
 from adder.predict import add, evaluate_adder, parse_number
 from embedder.errors import RunError, UsageError
 from embedder.images import load_image
 from embedder.run import Run
+from tests.runfiles import run_file
 from tests.test_cli import script
 from tests.test_images import bad_files, forms
 
@@ -44,8 +45,8 @@ def test_adder_save_load_round_trip(tmp_path):
     loaded, loaded_report = load_adder(tmp_path)
     assert loaded_report == report
     assert add(loaded, [2], [3]).tolist() == [5]
-    (tmp_path / "adder.pt").write_bytes(b"junk")
-    with pytest.raises(RunError):
+    run_file(tmp_path, "adder").write_bytes(b"junk")
+    with pytest.raises(RunError, match="adder-.*sha256"):
         load_adder(tmp_path)
 
 
@@ -88,7 +89,7 @@ def test_predict_end_to_end_on_image_files(tmp_path, run_copy, digits):
     first = run_adder("predict", paths["png_black_on_white"], 7, "--run-dir", run_copy, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "trained one" in first.stderr  # no adder yet: trained, said so, saved
-    assert (run_copy / "adder.pt").exists()
+    assert has_adder(run_copy)
     assert first.stdout.strip() == first.stdout.strip().splitlines()[0]
     assert f"digit {expected} (nearest support" in first.stdout and f"+ 7 = {expected + 7}" in first.stdout
 
@@ -121,7 +122,7 @@ def test_predict_bad_images_are_one_line_errors(tmp_path, run_copy, case):
     result = run_adder("predict", path, 3, "--run-dir", run_copy, cwd=tmp_path)
     assert result.returncode == 1 and message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert not (run_copy / "adder.pt").exists()  # nothing written on failure
+    assert not has_adder(run_copy)  # nothing written on failure
 
 
 @pytest.mark.parametrize("number", ["seven", "3.5", "nan", "1e400"])
@@ -137,7 +138,7 @@ def test_predict_without_a_run_or_an_index(tmp_path, run_copy):
     Image.fromarray(255 - (np.eye(28, dtype=np.uint8) * 255)).save(image)
     no_run = run_adder("predict", image, 1, "--run-dir", tmp_path / "nothing", cwd=tmp_path)
     assert no_run.returncode == 1 and "embed train" in no_run.stderr
-    (run_copy / "index.npz").unlink()
+    run_file(run_copy, "index").unlink()
     no_index = run_adder("predict", image, 1, "--run-dir", run_copy, cwd=tmp_path)
     assert no_index.returncode == 1 and "index" in no_index.stderr and "Traceback" not in no_index.stderr
 

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.embed import main as embed
+from embedder.run import read_metadata
 
 TRAIN = ["train", "--dataset", "digits", "--classes", "0-4", "--epochs", "10", "--m-per-class", "32", "--device", "cpu"]
 
@@ -143,7 +144,7 @@ def test_resume_takes_its_options_from_the_checkpoint(tmp_path):
     assert first.exit_code == 0, first.output
     resumed = runner.invoke(embed, ["train", "--resume", "--run-dir", str(run_dir), "--device", "cpu"])
     assert resumed.exit_code == 0, resumed.output
-    meta = json.loads((run_dir / "run.json").read_text())
+    meta = read_metadata(run_dir)
     assert meta["dataset"] == "digits" and meta["classes"] == [0, 1, 2, 3, 4] and len(meta["curve"]) == 2
     nothing = runner.invoke(embed, ["train", "--resume", "--run-dir", str(tmp_path / "empty"), "--device", "cpu"])
     assert nothing.exit_code == 1 and "nothing to resume" in nothing.output

@@ -1,19 +1,22 @@
 """Real training on the bundled digits: the loss falls, the run is complete, seeds reproduce."""
 
-import json
+import os
+import signal
 
 import numpy as np
 import pytest
 import torch
 
-from embedder.artifacts import load_tensors
+from embedder.errors import RunError
 from embedder.evaluate import evaluate_run
-from embedder.run import Run
+from embedder.interrupt import Interrupted
+from embedder.run import Run, read_metadata
+from embedder.rundir import RunDir
 from embedder.train import TrainConfig, train
 
 
 def test_run_holds_weights_metadata_and_an_index_of_every_class(digits_run, digits):
-    meta = json.loads((digits_run / "run.json").read_text())
+    meta = read_metadata(digits_run)
     assert meta["classes"] == [0, 1, 2, 3, 4] and meta["dataset"] == "digits"
     assert meta["dataset_classes"] == list(range(10))
     assert meta["curve"][-1]["train_loss"] < meta["curve"][0]["train_loss"]
@@ -42,7 +45,7 @@ def test_training_is_reproducible_on_cpu(tmp_path, digits):
             device="cpu",
         )
         train(config, progress=False, log=lambda _: None, dataset=digits)
-        return load_tensors(tmp_path / name / "model.pt")
+        return RunDir(tmp_path / name).read_tensors("model")
 
     a, b, c = weights(0, "a"), weights(0, "b"), weights(1, "c")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -89,19 +92,38 @@ def test_refuses_to_write_into_a_folder_that_is_not_a_run(tmp_path, digits):
 
 
 def test_interrupted_training_resumes_to_bit_identical_weights(tmp_path, digits):
+    """A real SIGINT mid-training: the step completes, a checkpoint is committed, and resuming ends bit-identical."""
+
     def config(name):
         return TrainConfig(dataset="digits", classes=[0, 1, 2], epochs=4, m_per_class=16, run_dir=str(tmp_path / name),
                            device="cpu")  # fmt: skip
 
     train(config("straight"), progress=False, log=lambda _: None, dataset=digits)
 
-    def interrupt_after_epoch_two(message):
-        if message.startswith("epoch 2/4"):
-            raise KeyboardInterrupt
+    def ctrl_c_in_epoch_3(epoch, model):
+        if epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # handled between bytecodes; the loop sees it after one step
 
-    with pytest.raises(KeyboardInterrupt):
-        train(config("resumed"), progress=False, log=interrupt_after_epoch_two, dataset=digits)
-    assert not (tmp_path / "resumed" / "run.json").exists()
+    with pytest.raises(Interrupted, match="SIGINT at epoch 3, step 1 of .*--resume"):
+        train(
+            config("resumed"),
+            progress=False,
+            log=lambda _: None,
+            dataset=digits,
+            on_epoch_end=ctrl_c_in_epoch_3,
+        )
+    store = RunDir(tmp_path / "resumed")
+    checkpoint = store.read_tensors("checkpoint")
+    assert (checkpoint["epoch"], checkpoint["step"]) == (2, 1)  # mid-epoch: a step-level checkpoint
+    with pytest.raises(RunError, match="not finished.*--resume"):
+        Run.load(tmp_path / "resumed")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
     train(config("resumed"), resume=True, progress=False, log=lambda _: None, dataset=digits)
-    a, b = load_tensors(tmp_path / "straight" / "model.pt"), load_tensors(tmp_path / "resumed" / "model.pt")
+    a, b = RunDir(tmp_path / "straight").read_tensors("model"), store.read_tensors("model")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [
+        [(c["train_loss"], c["val_loss"]) for c in read_metadata(tmp_path / n)["curve"]]
+        for n in ("straight", "resumed")
+    ]
+    assert losses[0] == losses[1]
