@@ -7,6 +7,7 @@ with ``torch.load(weights_only=True)``, which refuses pickled code.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -19,10 +20,19 @@ import torch
 from .errors import RunError
 
 
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a run folder is shared like any other file
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -8,6 +8,7 @@ The step loop never reads a value back to the host; the epoch's mean loss is rea
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -171,8 +172,9 @@ def train_one_epoch(
     state = state if state is not None else EpochProgress()
     if state.loss_sum is None:
         state.loss_sum = torch.zeros((), device=images.device)
-    bar = tqdm(total=steps, initial=state.step, desc=description, leave=False, disable=None if progress else True)
-    with bar:
+    # No tqdm at all without progress: even disabled, it makes a multiprocessing lock.
+    bar = tqdm(total=steps, initial=state.step, desc=description, leave=False) if progress else None
+    with bar or contextlib.nullcontext():
         while state.step < steps:
             indices, labels = sampler.sample()
             loss = _views_loss(model, criterion, images[indices], labels, generator, normalization)
@@ -182,7 +184,8 @@ def train_one_epoch(
             scheduler.step()
             state.loss_sum += loss.detach()
             state.step += 1
-            bar.update()
+            if bar is not None:
+                bar.update()
             if stop is not None and stop():
                 raise TrainingStopped
     return float(state.loss_sum / steps)

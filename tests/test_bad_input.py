@@ -1,0 +1,242 @@
+"""Bad input, one row per case: the exit code, one line on stderr naming the problem, no traceback,
+and no file of an existing run changed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.adder import main as adder
+from cli.embed import main as embed
+from embedder.artifacts import tensors_to_bytes
+from embedder.index import SupportIndex
+from embedder.model import EmbeddingNet
+from tests.runfiles import manifest, replace_and_resign, run_file, snapshot
+
+TRAIN = ["train", "--dataset", "digits", "--device", "cpu", "--run-dir", "{run}"]
+EVAL = ["eval", "--device", "cpu", "--episodes", "2", "--run-dir", "{run}"]
+PREDICT = ["predict", "--run-dir", "{run}"]
+
+
+class Payload:
+    """A pickle that would create a file if unpickled: what a malicious checkpoint looks like."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+# --- ways to break a run (each applied to a private copy) ---
+
+
+def truncate_model(run: Path) -> None:
+    path = run_file(run, "model")
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def flip_a_byte_of_the_index(run: Path) -> None:
+    path = run_file(run, "index")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def other_architecture(run: Path) -> None:
+    replace_and_resign(run, "model", tensors_to_bytes(EmbeddingNet(embedding_dim=1024, width=16).state_dict()))
+
+
+def other_embedding_dim(run: Path) -> None:
+    replace_and_resign(run, "model", tensors_to_bytes(EmbeddingNet(embedding_dim=64).state_dict()))
+
+
+def index_of_other_dim(run: Path) -> None:
+    index = SupportIndex(32)
+    index.add(np.eye(10, 32, dtype=np.float32), list(range(10)))
+    replace_and_resign(run, "index", index.to_bytes())
+
+
+def pickled_code_as_model(run: Path) -> None:
+    import pickle
+
+    replace_and_resign(run, "model", pickle.dumps(Payload(run.parent / "pwned")))
+
+
+def invalid_json(run: Path) -> None:
+    (run / "run.json").write_text('{"format": "tripletshot-run", "format_version": 2, "files": {')
+
+
+def future_format(run: Path) -> None:
+    table = manifest(run)
+    table["format_version"] = 99
+    (run / "run.json").write_text(json.dumps(table))
+
+
+def unfinished(run: Path) -> None:
+    table = manifest(run)
+    del table["run"], table["files"]["model"], table["files"]["index"]
+    (run / "run.json").write_text(json.dumps(table))
+
+
+def read_only(run: Path) -> None:
+    run.chmod(stat.S_IRUSR | stat.S_IXUSR)
+
+
+def foreign_folder(run: Path) -> None:
+    shutil.rmtree(run)
+    run.mkdir()
+    (run / "thesis.tex").write_text("years of work")
+
+
+def a_file(run: Path) -> None:
+    shutil.rmtree(run)
+    run.write_text("not a folder")
+
+
+def missing(run: Path) -> None:
+    shutil.rmtree(run)
+
+
+CASES = [
+    # (id, cli, args, break the run copy with, exit code, message on stderr)
+    ("classes-empty", embed, [*TRAIN, "--classes", ""], None, 2, "--classes is empty"),
+    ("classes-letter", embed, [*TRAIN, "--classes", "a"], None, 2, "'a' is not a class label"),
+    ("classes-twice", embed, [*TRAIN, "--classes", "0,0"], None, 2, "class 0 is given twice"),
+    ("classes-absent", embed, [*TRAIN, "--classes", "10"], None, 2, "10"),
+    ("classes-negative", embed, [*TRAIN, "--classes", "-1"], None, 2, "negative"),
+    ("classes-single", embed, [*TRAIN, "--classes", "3"], None, 2, "at least two classes"),
+    ("classes-too-many", embed, [*TRAIN, "--classes", "0-10"], None, 2, "10"),
+    ("epochs-zero", embed, [*TRAIN, "--epochs", "0"], None, 2, "--epochs must be at least 1"),
+    ("epochs-negative", embed, [*TRAIN, "--epochs", "-3"], None, 2, "--epochs must be at least 1"),
+    ("batch-one-class", embed, [*TRAIN, "--batch-size", "64"], None, 2, "a batch needs 2 to 3 classes"),
+    ("batch-below-classes", embed, [*TRAIN, "--batch-size", "2"], None, 2, "not a multiple of --m-per-class"),
+    ("batch-not-multiple", embed, [*TRAIN, "--batch-size", "100"], None, 2, "not a multiple of --m-per-class"),
+    ("lr-nan", embed, [*TRAIN, "--lr", "nan"], None, 2, "--lr must be a finite positive"),
+    ("lr-negative", embed, [*TRAIN, "--lr", "-0.1"], None, 2, "--lr must be a finite positive"),
+    ("margin-negative", embed, [*TRAIN, "--margin", "-1"], None, 2, "--margin must be"),
+    ("train-shots-zero", embed, [*TRAIN, "--shots", "0"], None, 2, "--shots must be at least 1"),
+    ("train-shots-too-many", embed, [*TRAIN, "--shots", "5000"], None, 2, "--shots 5000 is more than class"),
+    ("train-cuda", embed, [*TRAIN, "--device", "cuda"], None, 2, "CUDA is not available"),
+    ("train-cuda-7", embed, [*TRAIN, "--device", "cuda:7"], None, 2, "cuda:7"),
+    ("train-tpu", embed, [*TRAIN, "--device", "tpu"], None, 2, "unknown device 'tpu'"),
+    ("train-into-a-file", embed, TRAIN, a_file, 2, "is a file, not a directory"),
+    ("train-into-foreign", embed, TRAIN, foreign_folder, 2, r"not a tripletshot run \(thesis\.tex"),
+    ("train-read-only", embed, TRAIN, read_only, 1, "is read-only"),
+    ("train-over-future", embed, TRAIN, future_format, 2, "newer tripletshot.*--force"),
+    (
+        "resume-missing",
+        embed,
+        ["train", "--resume", "--device", "cpu", "--run-dir", "{run}"],
+        missing,
+        1,
+        "nothing to resume",
+    ),  # fmt: skip
+    ("eval-missing", embed, EVAL, missing, 1, "no run at"),
+    ("eval-a-file", embed, EVAL, a_file, 1, "is not a directory"),
+    ("eval-foreign", embed, EVAL, foreign_folder, 1, "not a tripletshot run"),
+    ("eval-shots-zero", embed, [*EVAL, "--shots", "0"], None, 2, "--shots must be at least 1"),
+    ("eval-shots-too-many", embed, [*EVAL, "--shots", "5000"], None, 2, "fewer than --shots 5000"),
+    ("eval-episodes-zero", embed, [*EVAL, "--episodes", "0"], None, 2, "--episodes must be at least 1"),
+    ("eval-tpu", embed, [*EVAL, "--device", "tpu"], None, 2, "unknown device"),
+    ("truncated-weights", embed, EVAL, truncate_model, 1, r"model-\w+\.pt is damaged: its sha256"),
+    ("flipped-index-byte", embed, EVAL, flip_a_byte_of_the_index, 1, r"index-\w+\.npz is damaged: its sha256"),
+    ("other-architecture", embed, EVAL, other_architecture, 1, "does not fit the model"),
+    ("other-embedding-dim", embed, EVAL, other_embedding_dim, 1, "does not fit the model"),
+    ("index-dim-mismatch", embed, EVAL, index_of_other_dim, 1, "holds 32-d vectors but the model embeds to 1024-d"),
+    ("pickled-code", embed, EVAL, pickled_code_as_model, 1, "damaged or not a tripletshot file"),
+    ("invalid-json", embed, EVAL, invalid_json, 1, "run.json is damaged: not valid JSON"),
+    ("future-format", embed, EVAL, future_format, 1, "format version 99, written by a newer tripletshot"),
+    ("unfinished-run", embed, EVAL, unfinished, 1, "not finished.*--resume"),
+    ("adder-epochs-zero", adder, ["train", "--epochs", "0", "--run-dir", "{run}"], None, 2, "--epochs"),
+    ("adder-max-value", adder, ["train", "--max-value", "0", "--run-dir", "{run}"], None, 2, "--max-value"),
+    ("adder-train-missing", adder, ["train", "--run-dir", "{run}"], missing, 1, "no run at"),
+    ("predict-missing-image", adder, [*PREDICT, "{tmp}/nope.png", "7"], None, 1, "nope.png"),
+    ("predict-directory", adder, [*PREDICT, "{tmp}", "7"], None, 1, "directory"),
+    ("predict-not-an-image", adder, [*PREDICT, "{tmp}/notes.txt", "7"], None, 1, "not an image"),
+    ("predict-truncated-png", adder, [*PREDICT, "{tmp}/cut.png", "7"], None, 1, "cut.png"),
+    ("predict-blank-image", adder, [*PREDICT, "{tmp}/blank.png", "7"], None, 1, "blank"),
+    ("predict-number-word", adder, [*PREDICT, "{tmp}/digit.png", "seven"], None, 2, "integer"),
+    ("predict-number-huge", adder, [*PREDICT, "{tmp}/digit.png", "1e400"], None, 2, "integer"),
+    ("predict-no-number", adder, [*PREDICT, "{tmp}/digit.png"], None, 2, "give an image and a number"),
+    ("predict-damaged-run", adder, [*PREDICT, "{tmp}/digit.png", "7"], truncate_model, 1, "damaged"),
+    ("predict-cuda", adder, [*PREDICT, "{tmp}/digit.png", "7", "--device", "cuda"], None, 2, "CUDA"),
+]
+
+
+def user_files(folder: Path) -> None:
+    digit = np.full((56, 56), 255, np.uint8)
+    digit[10:46, 26:30] = 0  # a dark vertical stroke on white: a 1
+    Image.fromarray(digit).save(folder / "digit.png")
+    Image.fromarray(np.full((28, 28), 255, np.uint8)).save(folder / "blank.png")
+    (folder / "notes.txt").write_text("shopping list")
+    (folder / "cut.png").write_bytes((folder / "digit.png").read_bytes()[:60])
+
+
+@pytest.mark.parametrize(
+    "cli, args, damage, code, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)  # fmt: skip
+def test_bad_input(tmp_path, digits_run, cli, args, damage, code, message):
+    files = tmp_path / "files"
+    files.mkdir()
+    user_files(files)
+    run = tmp_path / "run"  # an existing run: whatever goes wrong, its files stay as they were
+    shutil.copytree(digits_run, run)
+    if damage is not None:
+        damage(run)
+    before = snapshot(run) if run.is_dir() else None
+    argv = [a.replace("{run}", str(run)).replace("{tmp}", str(files)) for a in args]
+    try:
+        result = CliRunner().invoke(cli, argv)
+    finally:
+        if run.is_dir():
+            run.chmod(0o755)
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
+        f"uncaught {result.exception!r}"
+    )
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    assert re.search(message, lines[0]), lines[0]
+    if before is not None:
+        assert snapshot(run) == before, "the run's files changed"
+    assert not (tmp_path / "pwned").exists()  # the pickle's code never ran
+
+
+def test_the_matrix_is_big_enough():
+    assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
+
+
+def test_loading_refuses_a_pickle_that_runs_code(tmp_path, digits_run):
+    """Even with a matching checksum (someone hand-signed it), the model file is never unpickled."""
+    from embedder.artifacts import load_tensors
+    from embedder.errors import RunError
+    from embedder.run import Run
+
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    import pickle
+
+    evil = pickle.dumps(Payload(marker))
+    pickle.loads(evil)  # the payload is real: plain unpickling runs it
+    assert marker.exists()
+    marker.unlink()
+    path = replace_and_resign(run, "model", evil)
+    with pytest.raises(RunError, match="damaged or not a tripletshot file"):
+        Run.load(run)
+    with pytest.raises(RunError, match="damaged or not a tripletshot file"):
+        load_tensors(path)
+    torch.save({"x": Payload(marker)}, tmp_path / "evil.pt")  # the torch.save form of the same attack
+    with pytest.raises(RunError):
+        load_tensors(tmp_path / "evil.pt")
+    assert not marker.exists()
