@@ -287,28 +287,28 @@ def train(
     run_dir = Path(config.run_dir)
     store = RunDir(run_dir)
     checkpoint: dict[str, Any] = {}
-    if resume:
-        if not store.exists() or not store.has("checkpoint"):
-            raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
-        checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
-        saved = dict(checkpoint["config"])
-        # The checkpoint's options win; only where to run and where the data lives may change.
-        config = replace(
-            TrainConfig(**saved),
-            device=config.device,
-            run_dir=config.run_dir,
-            data_dir=config.data_dir or saved["data_dir"],
-        )
-    config.check()
-    device = resolve_device(config.device)
-    if dataset is None or dataset.name != config.dataset:
-        dataset = load_dataset(config.dataset, config.data_dir)
-    check_classes(config.classes, dataset.classes)
-    check_shots(dataset, config.shots)
-    fresh = False if resume else prepare_run_dir(run_dir, force)
-    with store.lock():
-        if resume:  # the lock is ours now: read the checkpoint again, in case another run wrote it meanwhile
-            checkpoint = store.read_tensors("checkpoint")
+    with contextlib.ExitStack() as held:
+        if resume:
+            if not store.exists() or not store.has("checkpoint"):
+                raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
+            held.enter_context(store.lock())  # before reading: no other process may write it meanwhile
+            checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
+            saved = dict(checkpoint["config"])
+            # The checkpoint's options win; only where to run and where the data lives may change.
+            config = replace(
+                TrainConfig(**saved),
+                device=config.device,
+                run_dir=config.run_dir,
+                data_dir=config.data_dir or saved["data_dir"],
+            )
+        config.check()
+        device = resolve_device(config.device)
+        if dataset is None or dataset.name != config.dataset:
+            dataset = load_dataset(config.dataset, config.data_dir)
+        check_classes(config.classes, dataset.classes)
+        check_shots(dataset, config.shots)
+        fresh = False if resume else prepare_run_dir(run_dir, force)
+        held.enter_context(store.lock())  # re-entrant when resuming
         return _train_locked(config, store, checkpoint, fresh, device, dataset, progress, log, on_epoch_end)
 
 

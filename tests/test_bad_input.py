@@ -45,6 +45,11 @@ def truncate_model(run: Path) -> None:
     path.write_bytes(path.read_bytes()[:1000])
 
 
+def truncate_checkpoint(run: Path) -> None:
+    path = run_file(run, "checkpoint")
+    path.write_bytes(path.read_bytes()[:-100])
+
+
 def flip_a_byte_of_the_index(run: Path) -> None:
     path = run_file(run, "index")
     data = bytearray(path.read_bytes())
@@ -69,7 +74,7 @@ def index_of_other_dim(run: Path) -> None:
 def pickled_code_as_model(run: Path) -> None:
     import pickle
 
-    replace_and_resign(run, "model", pickle.dumps(Payload(run.parent / "pwned")))
+    replace_and_resign(run, "model", pickle.dumps(Payload(run.parent / "pwned"), protocol=2))
 
 
 def invalid_json(run: Path) -> None:
@@ -140,6 +145,14 @@ CASES = [
         missing,
         1,
         "nothing to resume",
+    ),  # fmt: skip
+    (
+        "resume-damaged-checkpoint",
+        embed,
+        ["train", "--resume", "--device", "cpu", "--run-dir", "{run}"],
+        truncate_checkpoint,
+        1,
+        r"checkpoint-\w+\.pt is damaged: its sha256",
     ),  # fmt: skip
     ("eval-missing", embed, EVAL, missing, 1, "no run at"),
     ("eval-a-file", embed, EVAL, a_file, 1, "is not a directory"),
@@ -227,7 +240,7 @@ def test_loading_refuses_a_pickle_that_runs_code(tmp_path, digits_run):
     shutil.copytree(digits_run, run)
     import pickle
 
-    evil = pickle.dumps(Payload(marker))
+    evil = pickle.dumps(Payload(marker), protocol=2)  # torch.save's own protocol
     pickle.loads(evil)  # the payload is real: plain unpickling runs it
     assert marker.exists()
     marker.unlink()
