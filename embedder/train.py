@@ -293,14 +293,17 @@ def train(
                 raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
             held.enter_context(store.lock())  # before reading: no other process may write it meanwhile
             checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
-            saved = dict(checkpoint["config"])
-            # The checkpoint's options win; only where to run and where the data lives may change.
-            config = replace(
-                TrainConfig(**saved),
-                device=config.device,
-                run_dir=config.run_dir,
-                data_dir=config.data_dir or saved["data_dir"],
-            )
+            try:
+                saved = dict(checkpoint["config"])
+                # The checkpoint's options win; only where to run and where the data lives may change.
+                config = replace(
+                    TrainConfig(**saved),
+                    device=config.device,
+                    run_dir=config.run_dir,
+                    data_dir=config.data_dir or saved["data_dir"],
+                )
+            except (KeyError, TypeError) as exc:
+                raise RunError(f"the checkpoint in {run_dir} is not one this tripletshot can resume ({exc})") from None
         config.check()
         device = resolve_device(config.device)
         if dataset is None or dataset.name != config.dataset:
@@ -318,6 +321,30 @@ def check_shots(dataset: Dataset, shots: int) -> None:
     short = [c for c in dataset.classes if counts[c] < shots]
     if short:
         raise UsageError(f"--shots {shots} is more than class {short[0]} has training images ({counts[short[0]]})")
+
+
+def _restore(
+    checkpoint: dict[str, Any],
+    model: EmbeddingNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    seed: int,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> tuple[int, list[dict[str, float]], EpochProgress, float]:
+    """Put a checkpoint's state back; return (epochs done, curve, progress in the next epoch, seconds)."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    try:
+        generator.set_state(checkpoint["generator"])
+    except RuntimeError:  # written on another device type: its random stream cannot continue here
+        generator.manual_seed(seed + int(checkpoint["epoch"]) * 1_000_003 + int(checkpoint["step"]))
+        log("the checkpoint comes from another device type: training resumes, but not bit-identically")
+    torch.set_rng_state(checkpoint["torch_rng"])
+    progress = EpochProgress(int(checkpoint["step"]), checkpoint["loss_sum"].to(device))
+    return int(checkpoint["epoch"]), list(checkpoint["curve"]), progress, float(checkpoint["seconds"])
 
 
 def _train_locked(
@@ -356,18 +383,13 @@ def _train_locked(
     start_epoch, elapsed = 0, 0.0
     epoch_progress = EpochProgress()
     if checkpoint:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
         try:
-            generator.set_state(checkpoint["generator"])
-        except RuntimeError:  # written on another device type: its random stream cannot continue here
-            generator.manual_seed(config.seed + int(checkpoint["epoch"]) * 1_000_003 + int(checkpoint["step"]))
-            log("the checkpoint comes from another device type: training resumes, but not bit-identically")
-        torch.set_rng_state(checkpoint["torch_rng"])
-        start_epoch, curve = int(checkpoint["epoch"]), list(checkpoint["curve"])
-        elapsed = float(checkpoint["seconds"])
-        epoch_progress = EpochProgress(int(checkpoint["step"]), checkpoint["loss_sum"].to(device))
+            start_epoch, curve, epoch_progress, elapsed = _restore(
+                checkpoint, model, optimizer, scheduler, generator, config.seed, device, log
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RunError(f"the checkpoint in {run_dir} does not fit this training: {first}") from None
         log(f"resuming {run_dir} at epoch {start_epoch + 1} of {epochs}, step {epoch_progress.step} of {steps}")
 
     log(

@@ -50,6 +50,10 @@ def truncate_checkpoint(run: Path) -> None:
     path.write_bytes(path.read_bytes()[:-100])
 
 
+def alien_checkpoint(run: Path) -> None:
+    replace_and_resign(run, "checkpoint", tensors_to_bytes({"config": {"colour": "blue"}, "model": {}}))
+
+
 def flip_a_byte_of_the_index(run: Path) -> None:
     path = run_file(run, "index")
     data = bytearray(path.read_bytes())
@@ -154,6 +158,8 @@ CASES = [
         1,
         r"checkpoint-\w+\.pt is damaged: its sha256",
     ),  # fmt: skip
+    ("resume-alien-checkpoint", embed, ["train", "--resume", "--device", "cpu", "--run-dir", "{run}"],
+     alien_checkpoint, 1, "not one this tripletshot can resume"),  # fmt: skip
     ("eval-missing", embed, EVAL, missing, 1, "no run at"),
     ("eval-a-file", embed, EVAL, a_file, 1, "is not a directory"),
     ("eval-foreign", embed, EVAL, foreign_folder, 1, "not a tripletshot run"),
