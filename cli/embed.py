@@ -44,20 +44,28 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="One epoch of two steps: check that everything runs.")
 def train_command(classes: str, dataset: str, data_dir: str | None, run_dir: str, **options) -> None:
     """Train the embedder on --classes and index --shots examples of every class."""
-    from embedder.datasets import load_dataset, parse_classes
-    from embedder.devices import resolve_device
-    from embedder.train import TrainConfig, train
+    from embedder.classes import check_classes, parse_classes
+    from embedder.config import TrainConfig
 
     resume, force = options.pop("resume"), options.pop("force")
-    resolve_device(options["device"])  # fail on a bad device before loading data
     if resume:  # the checkpoint holds the options; train() reads them
         config = TrainConfig(run_dir=run_dir, data_dir=data_dir, device=options["device"])
+    else:  # options first, before torch is imported: a typo answers at once
+        config = TrainConfig(
+            classes=parse_classes(classes), dataset=dataset, data_dir=data_dir, run_dir=run_dir, **options
+        )
+        config.check()
+
+    from embedder.datasets import load_dataset
+    from embedder.devices import resolve_device
+    from embedder.train import train
+
+    resolve_device(options["device"])  # fail on a bad device before loading data
+    if resume:
         result = train(config, resume=True, log=info)
     else:
         data = load_dataset(dataset, data_dir)
-        config = TrainConfig(
-            classes=parse_classes(classes, data.classes), dataset=dataset, data_dir=data_dir, run_dir=run_dir, **options
-        )
+        check_classes(config.classes, data.classes)
         result = train(config, force=force, log=info, dataset=data)
     meta, last = result.metadata, result.metadata["curve"][-1]
     click.echo(

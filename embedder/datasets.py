@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .classes import check_classes, parse_classes  # noqa: F401  (re-exported: they belong with datasets)
 from .errors import DataNotFoundError, UsageError
 
 DATA_ENV = "TRIPLETSHOT_DATA"
@@ -148,42 +149,3 @@ def load_digits(root: Path) -> Dataset:
     )
     train_idx, test_idx = torch.from_numpy(np.sort(train_idx)), torch.from_numpy(np.sort(test_idx))
     return Dataset("digits", images[train_idx], labels[train_idx], images[test_idx], labels[test_idx])
-
-
-def parse_classes(text: str, available: list[int] | None = None) -> list[int]:
-    """Parse ``"0,1,2"``, ``"0-4"`` or ``"0-2,7"`` into a sorted list of distinct class labels."""
-    classes: list[int] = []
-    if not text or not text.strip():
-        raise UsageError("--classes is empty: give class labels like 0,1,2 or a range like 0-4")
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        try:
-            values = list(range(int(lo), int(hi) + 1)) if sep and lo else [int(part)]
-        except ValueError:
-            raise UsageError(f"--classes: {part!r} is not a class label or a range like 0-4") from None
-        if sep and lo and int(hi) < int(lo):
-            raise UsageError(f"--classes: range {part!r} runs backwards")
-        classes.extend(values)
-    return check_classes(classes, available)
-
-
-def check_classes(classes: list[int], available: list[int] | None = None) -> list[int]:
-    """Raise :class:`UsageError` unless ``classes`` are two or more distinct dataset labels; return them sorted."""
-    seen: set[int] = set()
-    for value in classes:
-        if value < 0:
-            raise UsageError(f"--classes: {value} is negative; class labels start at 0")
-        if value in seen:
-            raise UsageError(f"--classes: class {value} is given twice")
-        seen.add(value)
-    if available is not None:
-        missing = [c for c in classes if c not in available]
-        if missing:
-            raise UsageError(
-                f"--classes: {', '.join(map(str, missing))} not in the dataset, which has classes "
-                f"{min(available)}-{max(available)}"
-            )
-    if len(classes) < 2:
-        raise UsageError("--classes: a triplet needs at least two classes")
-    return sorted(classes)

@@ -15,6 +15,8 @@ import torch
 from .index import SupportIndex
 from .model import EmbeddingNet
 
+FUSE_FROM = 512  # images; below this the fused copy costs more than it saves
+
 
 @dataclass
 class Embedder:
@@ -24,7 +26,7 @@ class Embedder:
     mean: float
     std: float
     device: torch.device = torch.device("cpu")
-    batch_size: int = 2048
+    batch_size: int = 256  # 2-2.5x faster than 2048 on the CPU: a batch's activations stay in cache
 
     @property
     def dim(self) -> int:
@@ -39,13 +41,16 @@ class Embedder:
     def embed(self, images: torch.Tensor) -> np.ndarray:
         """L2-normalised float32 embeddings ``(N, dim)`` of uint8 images, batched, without autograd."""
         self.model.eval()
+        # Many images: a copy with batch norm folded in, made per call so it sees the current weights.
+        # It costs ~40 ms, so a few images (``adder predict``) go through the model as it is.
+        model = self.model.for_inference() if len(images) >= FUSE_FROM else self.model
         chunks = []
         with (
             torch.inference_mode(),
             torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"),
         ):
             for start in range(0, len(images), self.batch_size):
-                chunks.append(self.model(self.preprocess(images[start : start + self.batch_size])))
+                chunks.append(model(self.preprocess(images[start : start + self.batch_size])))
         if not chunks:
             return np.empty((0, self.dim), dtype=np.float32)
         return torch.cat(chunks).float().cpu().numpy()  # one host copy at the end

@@ -15,9 +15,8 @@ import faiss
 import numpy as np
 
 from .artifacts import write_bytes_atomic
+from .config import METHODS
 from .errors import RunError, UsageError
-
-METHODS = ("nn", "prototype")
 
 
 def _as_matrix(x: np.ndarray, dim: int) -> np.ndarray:

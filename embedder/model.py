@@ -9,9 +9,12 @@ classes never seen in training. The projection head exists only for the training
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 GRID = 4  # the embedding is a GRID x GRID map of local descriptors
 
@@ -48,10 +51,15 @@ class EmbeddingNet(nn.Module):
         # Mean of the training classes' raw features; subtracting it before L2 normalisation
         # ("centering", SimpleShot) helps nearest-neighbour retrieval. Set after training.
         self.register_buffer("feature_mean", torch.zeros(embedding_dim))
+        # channels_last (NHWC) lets oneDNN run the convolutions, batch norms and pools without
+        # layout reorders: measured 1.3-1.6x faster training steps and inference on the CPU
+        # (bench/train_throughput.py, bench/embed_throughput.py), and it is the layout CUDA's
+        # tensor cores want under bf16 autocast. It changes summation order only, not the maths.
+        self.backbone.to(memory_format=torch.channels_last)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Raw backbone features, before centering and normalisation."""
-        return self.backbone(x)
+        return self.backbone(x.contiguous(memory_format=torch.channels_last))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised retrieval embeddings, the ones that go into the faiss index."""
@@ -60,3 +68,30 @@ class EmbeddingNet(nn.Module):
     def training_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised projection-head outputs, used only by the training loss."""
         return F.normalize(self.head(self.features(x)).float(), dim=1)
+
+    def for_inference(self) -> EmbeddingNet:
+        """An eval-mode copy that embeds the same, faster: batch norms folded into their convolutions.
+
+        Where a block's max-pool follows, the ReLU moves after it (``max`` and ``ReLU`` commute), so
+        it runs on a quarter of the values. Measured 1.3x faster embedding on the CPU
+        (bench/embed_throughput.py); outputs equal the model's up to float rounding (~1e-7).
+        The copy does not follow later changes to this model's weights: make a new one.
+        """
+        fused = copy.deepcopy(self).eval()
+        layers = list(fused.backbone)
+        out: list[nn.Module] = []
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            if isinstance(layer, nn.Sequential) and isinstance(layer[0], nn.Conv2d) and len(layer) == 3:
+                conv = fuse_conv_bn_eval(layer[0], layer[1])
+                if i + 1 < len(layers) and isinstance(layers[i + 1], nn.MaxPool2d):
+                    out += [conv, layers[i + 1], layer[2]]
+                    i += 2
+                    continue
+                out += [conv, layer[2]]
+            else:
+                out.append(layer)
+            i += 1
+        fused.backbone = nn.Sequential(*out).to(memory_format=torch.channels_last)
+        return fused

@@ -12,13 +12,12 @@ from typing import Any
 
 import torch
 
+from .config import DEFAULT_RUN_DIR
 from .errors import RunError
 from .fewshot import Embedder, FewShotClassifier
 from .index import SupportIndex
 from .model import EmbeddingNet
 from .rundir import MANIFEST_FILE, RunDir
-
-DEFAULT_RUN_DIR = "runs/latest"
 
 
 def read_metadata(run_dir: str | os.PathLike) -> dict[str, Any]:

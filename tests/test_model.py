@@ -38,3 +38,16 @@ def test_augmentation_keeps_shape_range_and_is_seeded():
     torch.testing.assert_close(a, b)
     assert not torch.equal(a, c)
     assert (a.sum(dim=(1, 2, 3)) > 0).all()  # the digit survives
+
+
+def test_inference_copy_with_folded_batch_norm_embeds_the_same(digits_run):
+    """``for_inference()`` (batch norm folded, ReLU after max-pool) on a trained model: same embeddings."""
+    from embedder.run import Run
+
+    model = Run.load(digits_run).embedder.model
+    fused = model.for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.backbone.modules())
+    x = torch.randn(64, 1, 28, 28)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-4)
+    assert model.training is False and fused is not model
