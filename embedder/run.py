@@ -17,7 +17,7 @@ from .errors import RunError
 from .fewshot import Embedder, FewShotClassifier
 from .index import SupportIndex
 from .model import EmbeddingNet
-from .rundir import MANIFEST_FILE, RunDir
+from .rundir import MANIFEST_FILE, RunDir, StaleManifest
 
 
 def read_metadata(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -42,7 +42,19 @@ class Run:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike = DEFAULT_RUN_DIR, device: torch.device | str = "cpu") -> Run:
-        """Load a run's model, metadata and support index, checking that they fit together."""
+        """Load a run's model, metadata and support index, checking that they fit together.
+
+        A training that commits a new run while this reads does not break it: the read starts again.
+        """
+        for _ in range(2):
+            try:
+                return cls._load_once(run_dir, device)
+            except StaleManifest:
+                continue  # a training committed meanwhile: read its manifest
+        return cls._load_once(run_dir, device)
+
+    @classmethod
+    def _load_once(cls, run_dir: str | os.PathLike, device: torch.device | str) -> Run:
         path = Path(run_dir)
         device = torch.device(device)
         store = RunDir(path)

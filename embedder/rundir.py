@@ -39,6 +39,10 @@ _OURS = re.compile(r"^(model|index|checkpoint|adder)-[0-9a-f]{16}\.(pt|npz)$")
 _TEMP = re.compile(r"^\..+\.tmp$")  # write_bytes_atomic's temp files, left behind only by a killed process
 
 
+class StaleManifest(RunError):
+    """A file named by a manifest read earlier is gone because a newer save replaced it: read again."""
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -127,6 +131,8 @@ class RunDir:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
+            if manifest is not None and self.exists() and self.manifest() != manifest:
+                raise StaleManifest(f"{self.path} changed while it was read: a new save replaced {path.name}") from None
             raise RunError(f"{path} is missing: the {role} file named in {MANIFEST_FILE} is gone") from None
         if len(data) != entry["bytes"] or sha256(data) != entry["sha256"]:
             raise RunError(f"{path} is damaged: its sha256 does not match {MANIFEST_FILE} (truncated or modified)")

@@ -6,12 +6,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+import torch
 from click.testing import CliRunner
 
 from cli.embed import main as embed
@@ -173,3 +176,25 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_run(tmp_path):
         position, was_complete = now or position, complete
         print(f"kill {kills}: checkpoint {now}, complete {complete}")
     print(f"\n{kills} kills ({inside_a_save} inside a save), {finished} trainings finished; all consistent")
+
+
+def test_a_reader_overtaken_by_a_save_reads_again(tmp_path, digits_run, monkeypatch):
+    """eval reads run.json, a training commits and deletes the old model, eval then opens the old name."""
+    from embedder.artifacts import tensors_to_bytes
+    from embedder.rundir import StaleManifest
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    store = RunDir(run)
+    before = store.manifest()
+    newer = Run.load(run).embedder.model.state_dict()
+    newer["feature_mean"] += 1.0  # different bytes: a new content-named file, the old one collected
+    store.commit({"model": tensors_to_bytes(newer)})
+    with pytest.raises(StaleManifest):
+        store.read("model", before)  # the old model file is gone: the caller must read run.json again
+
+    manifests = iter([before])  # Run.load's first read sees the manifest from before the commit
+    real = RunDir.manifest
+    monkeypatch.setattr(RunDir, "manifest", lambda self: next(manifests, None) or real(self))
+    loaded = Run.load(run)
+    assert torch.equal(loaded.embedder.model.feature_mean, newer["feature_mean"])
