@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -51,10 +50,6 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 def tensors_to_bytes(obj: Any) -> bytes:
     """``torch.save`` a dict of tensors and plain values into bytes."""
     buffer = io.BytesIO()
@@ -70,24 +65,10 @@ def tensors_from_bytes(data: bytes, source: str, device: torch.device | str = "c
         raise RunError(f"{source} is damaged or not a tripletshot file ({type(exc).__name__})") from None
 
 
-def save_tensors_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """``torch.save`` a dict of tensors and plain values, atomically."""
-    write_bytes_atomic(path, tensors_to_bytes(obj))
-
-
 def load_tensors(path: str | os.PathLike, device: torch.device | str = "cpu") -> Any:
-    """Load what :func:`save_tensors_atomic` wrote, refusing anything that would unpickle code."""
+    """Load a file of :func:`tensors_to_bytes` bytes, refusing anything that would unpickle code."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise RunError(f"{path} is missing") from None
     return tensors_from_bytes(data, str(path), device)
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(f"{path} is not valid JSON") from None

@@ -60,7 +60,6 @@ class Run:
         store = RunDir(path)
         manifest = store.manifest()  # one read: model and index come from the same commit
         meta = store.metadata(manifest)
-        files = manifest["files"]
         try:
             model = build_model(meta)
             normalization = float(meta["normalization"]["mean"]), float(meta["normalization"]["std"])
@@ -72,11 +71,12 @@ class Run:
         except (RuntimeError, TypeError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0]
             raise RunError(
-                f"{path / files['model']['name']} does not fit the model described in {MANIFEST_FILE}: {first}"
+                f"{store.file_path('model', manifest)} does not fit the model described in {MANIFEST_FILE}: {first}"
             ) from None
         model.to(device).eval()
-        index_path = path / files["index"]["name"] if "index" in files else path
-        index = SupportIndex.from_bytes(store.read("index", manifest), source=str(index_path))
+        index_bytes = store.read("index", manifest)
+        index_path = store.file_path("index", manifest)
+        index = SupportIndex.from_bytes(index_bytes, source=str(index_path))
         if index.dim != model.embedding_dim:
             raise RunError(f"{index_path} holds {index.dim}-d vectors but the model embeds to {model.embedding_dim}-d")
         embedder = Embedder(model, *normalization, device)

@@ -122,16 +122,21 @@ class RunDir:
     def has(self, role: str) -> bool:
         return role in self.manifest()["files"]
 
-    def read(self, role: str, manifest: dict[str, Any] | None = None) -> bytes:
-        """The bytes of the file holding ``role``, after checking their size and sha256."""
+    def file_path(self, role: str, manifest: dict[str, Any] | None = None) -> Path:
+        """Where the manifest says the file holding ``role`` is."""
         entry = (manifest or self.manifest())["files"].get(role)
         if entry is None:
             raise RunError(f"{self.path} has no {role} file")
-        path = self.path / entry["name"]
+        return self.path / entry["name"]
+
+    def read(self, role: str, manifest: dict[str, Any] | None = None) -> bytes:
+        """The bytes of the file holding ``role``, after checking their size and sha256."""
+        manifest = manifest or self.manifest()
+        path, entry = self.file_path(role, manifest), manifest["files"][role]
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            if manifest is not None and self.exists() and self.manifest() != manifest:
+            if self.exists() and self.manifest() != manifest:
                 raise StaleManifest(f"{self.path} changed while it was read: a new save replaced {path.name}") from None
             raise RunError(f"{path} is missing: the {role} file named in {MANIFEST_FILE} is gone") from None
         if len(data) != entry["bytes"] or sha256(data) != entry["sha256"]:
@@ -139,8 +144,8 @@ class RunDir:
         return data
 
     def read_tensors(self, role: str, manifest: dict[str, Any] | None = None) -> Any:
-        entry_name = (manifest or self.manifest())["files"].get(role, {}).get("name", role)
-        return tensors_from_bytes(self.read(role, manifest), source=str(self.path / entry_name))
+        manifest = manifest or self.manifest()
+        return tensors_from_bytes(self.read(role, manifest), source=str(self.file_path(role, manifest)))
 
     # --- writing ---
 

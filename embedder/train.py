@@ -196,8 +196,7 @@ def prepare_run_dir(run_dir: Path, force: bool = False) -> bool:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"cannot create run dir {run_dir}: {exc.strerror}") from None
-    store.check_writable()
-    return False
+    return False  # taking the run's lock, next, refuses a read-only folder
 
 
 @dataclass
