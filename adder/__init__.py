@@ -1,4 +1,7 @@
-"""tripletshot's adder: a linear network trained with MSE to add a recognised digit to a number."""
+"""tripletshot's adder: a linear network trained with MSE to add a recognised digit to a number.
+
+``adder.model`` and ``adder.training`` know only numbers; ``adder.pipeline`` joins them to images and runs.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,14 @@ from typing import Any
 
 _EXPORTS = {
     "LinearAdder": "model",
-    "train_adder": "model",
-    "load_adder": "model",
-    "save_adder": "model",
-    "AdderReport": "model",
-    "parse_number": "predict",
-    "predict_sums": "predict",
-    "evaluate_adder": "predict",
+    "train_adder": "training",
+    "AdderReport": "training",
+    "parse_number": "pipeline",
+    "predict_sums": "pipeline",
+    "evaluate_adder": "pipeline",
+    "load_adder": "pipeline",
+    "save_adder": "pipeline",
+    "adder_for": "pipeline",
 }
 __all__ = list(_EXPORTS)
 

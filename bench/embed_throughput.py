@@ -19,9 +19,9 @@ import torch
 from common import machine, median_seconds, sync
 from torch.utils.flop_counter import FlopCounterMode
 
-from embedder.datasets import load_dataset
+from embedder.data import load_dataset
 from embedder.devices import resolve_device
-from embedder.fewshot import Embedder
+from embedder.embedding import Embedder
 from embedder.model import EmbeddingNet
 from embedder.run import Run
 
@@ -71,7 +71,7 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         pixels = data.train_images.float() / 255.0
-        embedder = Embedder(EmbeddingNet().to(device).eval(), float(pixels.mean()), float(pixels.std()), device)
+        embedder = Embedder(EmbeddingNet().to(device).eval(), float(pixels.mean()), float(pixels.std()), device=device)
         source = "untrained EmbeddingNet (dim 1024, width 32)"
     per_image = flops_per_image(embedder, images[:256])
     sizes = [int(b) for b in args.batch_sizes.split(",")]

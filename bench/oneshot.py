@@ -15,11 +15,12 @@ import time
 import numpy as np
 
 from embedder.baselines import hog_features, raw_pixel_features
-from embedder.datasets import load_dataset
-from embedder.episodes import evaluate_episodes
-from embedder.index import SupportIndex
+from embedder.config import TrainConfig
+from embedder.data import load_dataset
+from embedder.evaluation import evaluate_episodes
+from embedder.fewshot import NearestNeighbor
 from embedder.run import Run
-from embedder.train import TrainConfig, train
+from embedder.training import train
 
 SETTINGS = [
     ("10-way 1-shot", list(range(10)), 1),
@@ -102,9 +103,9 @@ def main() -> None:
             dataset=dataset,
         )
         full = Run.load(run_dir)
-        index = SupportIndex(full.embedder.dim)
-        index.add(full.embedder.embed(dataset.train_images), dataset.train_labels.numpy())
-        predicted, _ = index.classify(full.embedder.embed(dataset.test_images))
+        classifier = NearestNeighbor(full.embedder)
+        classifier.process_support_set(dataset.train_images, dataset.train_labels)
+        predicted, _ = classifier.predict(dataset.test_images)
         print(
             f"\ntrained on 0-9: 1-NN against the full train split, MNIST test accuracy "
             f"{100 * (predicted == dataset.test_labels.numpy()).mean():.2f}%"

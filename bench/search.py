@@ -26,8 +26,8 @@ import torch
 from common import machine
 from sklearn.neighbors import NearestNeighbors
 
-from embedder.datasets import load_dataset
-from embedder.fewshot import Embedder
+from embedder.data import load_dataset
+from embedder.embedding import Embedder
 from embedder.model import EmbeddingNet
 from embedder.run import Run
 

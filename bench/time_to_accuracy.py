@@ -5,8 +5,8 @@
 Trains exactly what ``embed train --classes 0,1,2`` trains (``TrainConfig`` defaults, 30 epochs) and, after
 every epoch, scores the model on the core issue's protocol restricted to the unseen classes: 7-way 1-shot
 over classes 3-9, all MNIST test queries of those classes, seeded episodes. To keep the probe cheap, its
-supports are drawn from a fixed seeded pool of ``--support-pool`` train-split images per class, it centres the
-features on the mean of 4096 random training-class images (``train()`` uses all of them, at the end), it runs
+supports are drawn from a fixed seeded pool of ``--support-pool`` train-split images per class, it fits the
+centring on 4096 random training-class images (``train()`` uses all of them, at the end), it runs
 ``--episodes-per-epoch`` episodes, and it stops once the bar is crossed (``--probe-every-epoch`` keeps it on).
 The finished run is scored on the full protocol (supports from the whole train split, ``--episodes``). The
 probe never changes the model, and its time is subtracted from the wall clock: the times are training alone.
@@ -18,16 +18,15 @@ import argparse
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from common import machine
 
-from embedder.datasets import Dataset, load_dataset
-from embedder.episodes import evaluate_episodes
-from embedder.fewshot import Embedder
-from embedder.model import EmbeddingNet
+from embedder.config import TrainConfig
+from embedder.data import Dataset, load_dataset
+from embedder.embedding import Embedder
+from embedder.evaluation import evaluate_episodes
 from embedder.run import Run
-from embedder.train import TrainConfig, split_validation, train
+from embedder.sampling import split_validation
+from embedder.training import train
 
 UNSEEN = list(range(3, 10))
 BAR = 0.60
@@ -42,8 +41,6 @@ class Probe:
         self.episodes, self.seconds, self.curve = episodes, 0.0, []
         self.every_epoch = every_epoch
         self.started = time.perf_counter()  # reset just before train() starts
-        pixels = dataset.train_images.float() / 255.0
-        self.normalization = (float(pixels.mean()), float(pixels.std()))  # as train() computes it
         rng = np.random.default_rng(0)
         rows, _ = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
         self.centre_images = dataset.train_images[np.sort(rng.choice(rows, size=min(4096, len(rows)), replace=False))]
@@ -57,22 +54,14 @@ class Probe:
         self.support_images, self.support_labels = dataset.train_images[support], train_labels[support]
         self.query_images, self.query_labels = dataset.test_images[query], test_labels[query]
 
-    def _features(self, model: EmbeddingNet, images: torch.Tensor) -> torch.Tensor:
-        embedder = Embedder(model, *self.normalization, device=next(model.parameters()).device)
-        chunks = [model.features(embedder.preprocess(images[i : i + 2048])) for i in range(0, len(images), 2048)]
-        return torch.cat(chunks).float()
-
-    def __call__(self, epoch: int, model: EmbeddingNet) -> None:
+    def __call__(self, epoch: int, embedder: Embedder) -> None:
         if not self.every_epoch and any(mean >= BAR for _, mean, _, _ in self.curve):
             return
         started = time.perf_counter()
-        was_training = model.training
-        model.eval()  # BatchNorm on running statistics, as at inference; restored below
-        with torch.inference_mode():
-            mean = self._features(model, self.centre_images).mean(0)
-            support = F.normalize(self._features(model, self.support_images) - mean, dim=1).cpu().numpy()
-            query = F.normalize(self._features(model, self.query_images) - mean, dim=1).cpu().numpy()
-        model.train(was_training)
+        was_training = embedder.model.training  # embedding puts it in eval mode; restored below
+        embedder.fit_centering(self.centre_images)  # this epoch's embedder is a fresh object: train() is unaffected
+        support, query = embedder.embed(self.support_images), embedder.embed(self.query_images)
+        embedder.model.train(was_training)
         result = evaluate_episodes(
             support, self.support_labels, query, self.query_labels, UNSEEN, shots=1, episodes=self.episodes, seed=0
         )

@@ -10,22 +10,22 @@ import json
 
 import click
 
-from .common import Group, data_dir_option, device_option, info
+from adder.config import AdderConfig
+
+from .errors import Group, info
+from .options import config_options, data_dir_option, device_option, json_option, run_dir_option
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="tripletshot", prog_name="adder")
 def main() -> None:
-    """Add a number to the digit recognised in an image, with a linear adder trained by MSE."""
+    """Add a number to the digit recognised in an image, with a linear adder trained by MSE.
 
-
-def _train_and_save(run_dir: str, **options):
-    """Train the adder (``train_adder``'s defaults unless given) and save it into the run."""
-    from adder.model import save_adder, train_adder
-
-    model, report = train_adder(**options)
-    save_adder(run_dir, model.cpu(), report)
-    return model.cpu(), report
+    \b
+    Example:
+      adder predict photo.png 7
+      adder eval
+    """
 
 
 def _describe(report) -> str:
@@ -37,54 +37,57 @@ def _describe(report) -> str:
 
 
 @main.command("train")
-@click.option("--run-dir", default="runs/latest", type=click.Path(), help="The embedder run to save the adder in.")
-@click.option("--max-value", default=9, type=int, help="Train on all pairs a, b in 0..max-value.")
-@click.option("--epochs", default=5, type=int, help="Full-batch L-BFGS steps (20 iterations each).")
-@click.option("--lr", default=1.0, type=float, help="L-BFGS step size.")
-@click.option("--seed", default=0, type=int)
-@device_option("cpu")
-@click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
-def train_command(run_dir: str, max_value: int, epochs: int, lr: float, seed: int, device: str, as_json: bool) -> None:
-    """Train the linear adder with MSE and save it into the run directory."""
+@run_dir_option("The embedder run to save the adder in.")
+@config_options(AdderConfig, "max_value", "epochs", "lr", "seed")
+@device_option
+@json_option
+def train_command(run_dir: str, device: str, as_json: bool, **options) -> None:
+    """Train the linear adder with MSE and save it into the run directory.
+
+    \b
+    Example:
+      adder train --max-value 9
+    """
+    from adder.pipeline import adder_config, save_adder
+
+    config = adder_config(**options)
+    from adder.training import train_adder
     from embedder.devices import resolve_device
     from embedder.run import read_metadata
 
     read_metadata(run_dir)  # the adder lives beside an embedder run
-    torch_device = resolve_device(device)
-    _, report = _train_and_save(run_dir, max_value=max_value, epochs=epochs, lr=lr, seed=seed, device=torch_device)
+    model, report = train_adder(config, resolve_device(device))
+    save_adder(run_dir, model.cpu(), report)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else _describe(report))
 
 
 def _load_run_and_adder(run_dir: str, device: str):
-    from adder.model import has_adder, load_adder, save_adder, train_adder
+    from adder.pipeline import adder_for
     from embedder.devices import resolve_device
-    from embedder.errors import RunError
     from embedder.run import Run
 
     run = Run.load(run_dir, resolve_device(device))
-    if has_adder(run_dir):
-        adder, report = load_adder(run_dir)
-        return run, adder, report
-    adder, report = train_adder()
-    try:
-        save_adder(run_dir, adder, report)
-        info(f"no adder in {run_dir} yet: trained one and saved it. {_describe(report)}")
-    except (RunError, OSError) as exc:  # a read-only or busy run still answers; the adder takes a second
-        info(f"no adder in {run_dir} yet: trained one for this call but could not save it ({exc}). {_describe(report)}")
+    adder, report, saved = adder_for(run)
+    if not saved:
+        info(f"{run_dir} has no adder (`adder train` saves one): using one trained now. {_describe(report)}")
     return run, adder, report
 
 
 @main.command("predict", context_settings={"ignore_unknown_options": True})  # so `... image.png -5` works
 @click.argument("args", nargs=-1, required=True, metavar="IMAGE... [NUMBER]")
 @click.option("--number", help="The number to add. Without it, the last argument is the number.")
-@click.option(
-    "--run-dir", default="runs/latest", type=click.Path(), help="The embedder run whose index labels the digit."
-)
-@device_option("cpu")
-@click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+@run_dir_option("The embedder run whose index labels the digit.")
+@device_option
+@json_option
 def predict_command(args: tuple[str, ...], number: str | None, run_dir: str, device: str, as_json: bool) -> None:
-    """Recognise the digit in each IMAGE (PNG, JPEG, ... any size) and add NUMBER to it."""
-    from adder.predict import parse_number
+    """Recognise the digit in each IMAGE (PNG, JPEG, ... any size) and add NUMBER to it.
+
+    \b
+    Example:
+      adder predict photo.jpg 7
+      adder predict a.png b.jpg --number 7 --json
+    """
+    from adder.pipeline import parse_number
 
     images = list(args)
     if number is None:
@@ -95,16 +98,15 @@ def predict_command(args: tuple[str, ...], number: str | None, run_dir: str, dev
 
     import torch
 
-    from adder.predict import predict_sums
+    from adder.pipeline import predict_sums
     from embedder.images import load_image
 
     tensors = torch.stack([load_image(path) for path in images])  # every file checked before any work
     run, adder, report = _load_run_and_adder(run_dir, device)
     if not 0 <= value <= report.max_value:
         info(
-            f"warning: {value} is outside the adder's trained range 0..{report.max_value}; "
-            f"it is linear, so it extrapolates (exact on {100 * report.extrapolation_exact:.0f}% "
-            f"of 0..{report.extrapolation_range})"
+            f"note: {value} is outside the adder's trained range 0..{report.max_value}; it is linear, so it "
+            f"extrapolates (exact on {100 * report.extrapolation_exact:.0f}% of 0..{report.extrapolation_range})"
         )
     predictions = predict_sums(run, adder, tensors, images, value)
     if as_json:
@@ -115,27 +117,33 @@ def predict_command(args: tuple[str, ...], number: str | None, run_dir: str, dev
 
 
 @main.command("eval")
-@click.option("--run-dir", default="runs/latest", type=click.Path())
+@run_dir_option("The embedder run whose index labels the digits.")
 @click.option("--seed", default=0, type=int, help="Seed of the random numbers paired with the test images.")
 @data_dir_option
-@device_option()
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (accuracies as fractions).")
+@device_option
+@json_option
 def eval_command(run_dir: str, seed: int, data_dir: str | None, device: str, as_json: bool) -> None:
-    """Digit and sum accuracy on the test split, each image paired with a random number 0..9."""
-    from adder.predict import evaluate_adder
-    from embedder.datasets import load_dataset
-    from embedder.run import read_metadata
+    """Digit and sum accuracy on the test split, each image paired with a random number 0..9.
 
-    data = load_dataset(read_metadata(run_dir)["dataset"], data_dir)
+    \b
+    Example:
+      adder eval --json
+    """
+    from adder.pipeline import evaluate_adder
+
     run, adder, _ = _load_run_and_adder(run_dir, device)
+    data = run.load_dataset(data_dir)
     report = evaluate_adder(run, adder, data.test_images, data.test_labels.numpy(), seed)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    click.echo(f"run {report['run']}: {report['queries']} test images, each + a random number 0..9 (seed {seed})")
-    click.echo(f"{'class':>5}  {'queries':>7}  {'digit':>6}  {'sum':>6}")
+    click.echo(json.dumps(report, indent=2) if as_json else _format_eval(report, seed))
+
+
+def _format_eval(report: dict, seed: int) -> str:
+    lines = [
+        f"run {report['run']}: {report['queries']} test images, each + a random number 0..9 (seed {seed})",
+        f"{'class':>5}  {'queries':>7}  {'digit':>6}  {'sum':>6}",
+    ]
     for row in report["per_class"]:
-        click.echo(
+        lines.append(
             f"{row['class']:>5}  {row['queries']:>7}  "
             f"{100 * row['digit_accuracy']:5.1f}%  {100 * row['sum_accuracy']:5.1f}%"
         )
@@ -144,14 +152,15 @@ def eval_command(run_dir: str, seed: int, data_dir: str | None, device: str, as_
         if report["adder_errors"] == 0
         else f"the adder got {report['adder_errors']} sums wrong on correctly recognised digits"
     )
-    click.echo(
-        f"digit accuracy {100 * report['digit_accuracy']:.2f}%, "
-        f"sum accuracy {100 * report['sum_accuracy']:.2f}%: {verdict}"
+    lines.append(
+        f"digit accuracy {100 * report['digit_accuracy']:.2f}%, sum accuracy {100 * report['sum_accuracy']:.2f}% "
+        f"(of all test images): {verdict}"
     )
-    click.echo(
+    lines.append(
         "published MNIST+number models, for scale: 97.4% digit / 96.6% sum (CNN with a second head), 98.8% / 98.8%; "
         "this digit comes from a one-shot index, mostly of classes the embedder never saw"
     )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

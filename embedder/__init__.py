@@ -9,28 +9,38 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
-    "DATASETS": "datasets",
-    "Dataset": "datasets",
-    "load_dataset": "datasets",
+    "DATASETS": "data",
+    "Dataset": "data",
+    "load_dataset": "data",
     "parse_classes": "classes",
     "resolve_device": "devices",
     "TripletshotError": "errors",
-    "UsageError": "errors",
+    "ConfigError": "errors",
     "DeviceError": "errors",
     "DataNotFoundError": "errors",
     "RunError": "errors",
-    "Embedder": "fewshot",
-    "FewShotClassifier": "fewshot",
-    "SupportIndex": "index",
+    "RunNotFoundError": "errors",
+    "ImageError": "errors",
+    "EmptyIndexError": "errors",
+    "Interrupted": "interrupt",
     "EmbeddingNet": "model",
+    "Centering": "embedding",
+    "Embedder": "embedding",
+    "SupportIndex": "index",
+    "FewShotClassifier": "fewshot",
+    "NearestNeighbor": "fewshot",
+    "Prototype": "fewshot",
+    "CLASSIFIERS": "fewshot",
     "Run": "run",
     "TrainConfig": "config",
-    "train": "train",
-    "evaluate_run": "evaluate",
-    "evaluate_episodes": "episodes",
+    "train": "training",
+    "resume": "training",
+    "evaluate_run": "evaluation",
+    "evaluate_episodes": "evaluation",
+    "load_image": "images",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

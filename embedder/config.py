@@ -1,74 +1,133 @@
-"""What a training is asked to do: :class:`TrainConfig` and its checks, without importing torch.
+"""What a training is asked to do: :class:`TrainConfig`, checked when it is made, without importing torch.
 
-The CLI builds and checks one before the ~5 s import of torch, so bad options answer at once.
+Each field carries its help text, so the CLI builds its options (defaults included) from this one table.
+A ``TrainConfig`` that exists is valid: ``__post_init__`` checks every field, and the class is frozen.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-from .errors import UsageError
+from .errors import ConfigError
 
 DEFAULT_RUN_DIR = "runs/latest"
-METHODS = ("nn", "prototype")  # nearest support, or nearest class mean
-MAX_WAYS = 8  # classes per batch when --batch-size is not given
+METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedder.fewshot.CLASSIFIERS)
+MAX_WAYS = 8  # classes per batch when batch_size is not given
 
 
-@dataclass
+def _option(default: Any, help: str, **extra: Any) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **extra})
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    classes: list[int] = field(default_factory=lambda: [0, 1, 2])
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    run_dir: str = DEFAULT_RUN_DIR
-    epochs: int = 30
-    batch_size: int | None = None  # default: m_per_class x min(len(classes), 8)
-    m_per_class: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    margin: float = 0.2
-    class_weight: float = 0.3
-    embedding_dim: int = 1024
-    width: int = 32
-    seed: int = 0
-    shots: int = 1
-    method: str = "nn"
-    device: str = "auto"
-    val_fraction: float = 0.1
-    dry_run: bool = False
+    classes: list[int] = _option([0, 1, 2], "Classes to train on: 0,1,2 or a range like 0-4.")
+    dataset: str = _option("mnist", "The dataset to train on.")
+    data_dir: str | None = _option(None, "Data root [default: $TRIPLETSHOT_DATA, else ~/.cache/tripletshot].")
+    run_dir: str = _option(DEFAULT_RUN_DIR, "Where the run is saved.")
+    epochs: int = _option(30, "Passes over the training classes' images.")
+    batch_size: int | None = _option(
+        None, "Images per batch, a multiple of {m_per_class} [default: m x min(classes, 8)].", type=int
+    )
+    m_per_class: int = _option(64, "Images of each class in a batch.")
+    lr: float = _option(2e-3, "Peak learning rate (one-cycle schedule, AdamW).")
+    weight_decay: float = _option(1e-4, "AdamW weight decay.")
+    margin: float = _option(0.2, "Triplet margin.")
+    class_weight: float = _option(0.3, "Weight of class triplets next to instance triplets.")
+    embedding_dim: int = _option(1024, "Embedding size: a 4x4 grid of dim/16 channels.")
+    width: int = _option(32, "Channels of the first convolution (the network's width).")
+    seed: int = _option(0, "Seed of the weights, batches, augmentation and support draws.")
+    shots: int = _option(1, "Support examples per class put into the run's index.")
+    method: str = _option("nn", "Nearest support (nn), or nearest class mean (prototype).", choices=METHODS)
+    device: str = _option("auto", "auto (CUDA if available), cpu, cuda or cuda:N.")
+    val_fraction: float = _option(0.1, "Share of the training classes' images held out to track the loss.")
+    dry_run: bool = _option(False, "One epoch of two steps: check that everything runs.")
 
-    @property
-    def ways(self) -> int:
-        batch = self.batch_size or self.m_per_class * min(len(self.classes), MAX_WAYS)
-        return batch // self.m_per_class
-
-    def check(self) -> None:
-        """Raise :class:`UsageError` for options that cannot train."""
+    def __post_init__(self) -> None:
+        check_class_list(self.classes)
+        object.__setattr__(self, "classes", sorted(self.classes))  # frozen: the one sanctioned write
         for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots"):
             if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "margin", "class_weight", "weight_decay"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be a finite "
-                    f"{'positive' if name == 'lr' else 'non-negative'} number, got {value}"
-                )
+                kind = "positive" if name == "lr" else "non-negative"
+                raise ConfigError(name, f"{{{name}}} must be a finite {kind} number, got {value}")
         if self.embedding_dim % 16:
-            raise UsageError(
-                f"--embedding-dim must be a multiple of 16 (a 4x4 grid of descriptors), got {self.embedding_dim}"
+            raise ConfigError(
+                "embedding_dim",
+                f"{{embedding_dim}} must be a multiple of 16 (a 4x4 grid of descriptors), got {self.embedding_dim}",
             )
         if self.method not in METHODS:
-            raise UsageError(f"--method must be one of {', '.join(METHODS)}")
+            raise ConfigError("method", f"{{method}} must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not 0 <= self.val_fraction < 1:
-            raise UsageError("the validation fraction must be in [0, 1)")
-        if self.batch_size is not None:
-            if self.batch_size % self.m_per_class:
-                raise UsageError(
-                    f"--batch-size {self.batch_size} is not a multiple of --m-per-class {self.m_per_class}"
-                )
-            if not 2 <= self.batch_size // self.m_per_class <= len(self.classes):
-                raise UsageError(
-                    f"--batch-size {self.batch_size} holds {self.batch_size // self.m_per_class} classes of "
-                    f"{self.m_per_class}; a batch needs 2 to {len(self.classes)} classes (one triplet needs two)"
-                )
+            raise ConfigError("val_fraction", f"{{val_fraction}} must be in [0, 1), got {self.val_fraction}")
+        self._check_batch()
+
+    def _check_batch(self) -> None:
+        if self.batch_size is None:
+            return
+        if self.batch_size % self.m_per_class:
+            message = f"{{batch_size}} {self.batch_size} is not a multiple of {{m_per_class}} {self.m_per_class}"
+            raise ConfigError("batch_size", message)
+        if not 2 <= self.batch_size // self.m_per_class <= len(self.classes):
+            raise ConfigError(
+                "batch_size",
+                f"{{batch_size}} {self.batch_size} holds {self.batch_size // self.m_per_class} classes of "
+                f"{self.m_per_class}; a batch needs 2 to {len(self.classes)} classes (one triplet needs two)",
+            )
+
+    @property
+    def ways(self) -> int:
+        """Classes in each batch."""
+        batch = self.batch_size or self.m_per_class * min(len(self.classes), MAX_WAYS)
+        return batch // self.m_per_class
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What ``embed eval`` measures besides the run's own index: N-way K-shot episodes."""
+
+    shots: int = _option(1, "K of the episodic N-way K-shot evaluation.")
+    episodes: int = _option(200, "Random support draws.")
+    seed: int = _option(0, "Seed of the support draws.")
+    method: str | None = _option(None, "nn or prototype [default: the run's].", choices=METHODS)
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "shots"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
+        if self.method is not None and self.method not in METHODS:
+            raise ConfigError("method", f"{{method}} must be one of {', '.join(METHODS)}, got {self.method!r}")
+
+
+def field_table(cls: type) -> dict[str, dict[str, Any]]:
+    """Each field of a config dataclass with its default and metadata (help, choices): what the CLI builds
+    its options from."""
+    table = {}
+    for f in fields(cls):
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        table[f.name] = {"default": default, **f.metadata}
+    return table
+
+
+# What a resumed training may change: where it runs and where its files are, not what it trains.
+RESUMABLE_CHANGES = ("device", "data_dir", "run_dir")
+
+
+def check_class_list(classes: list[int]) -> None:
+    """Raise :class:`ConfigError` unless ``classes`` are two or more distinct non-negative labels."""
+    seen: set[int] = set()
+    for value in classes:
+        if value < 0:
+            raise ConfigError("classes", f"{{classes}}: {value} is negative; class labels start at 0")
+        if value in seen:
+            raise ConfigError("classes", f"{{classes}}: class {value} is given twice")
+        seen.add(value)
+    if len(classes) < 2:
+        raise ConfigError("classes", "{classes}: a triplet needs at least two classes")

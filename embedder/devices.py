@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from .errors import DeviceError
+from .errors import DeviceError, quote
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """Return the device named by ``spec``, or raise :class:`DeviceError` with a clear message.
+    """Return the device named by ``spec``, or raise :class:`DeviceError` naming the ``device`` parameter.
 
     ``auto`` is CUDA when available, else the CPU.
     """
@@ -20,15 +20,15 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     if spec == "cuda" or spec.startswith("cuda:"):
         index_text = spec.partition(":")[2]
         if index_text and not index_text.isdigit():
-            raise DeviceError(f"bad device {spec!r}: expected cuda or cuda:N with N a GPU index")
+            raise DeviceError("device", f"bad {{device}} {quote(spec)}: expected cuda or cuda:N with N a GPU index")
         if not torch.cuda.is_available():
             raise DeviceError(
-                f"--device {spec} was asked for, but CUDA is not available on this machine "
-                "(use --device cpu or --device auto)"
+                "device",
+                f"{{device}} {spec} was asked for, but CUDA is not available on this machine (use cpu or auto)",
             )
         index = int(index_text) if index_text else torch.cuda.current_device()
         count = torch.cuda.device_count()
         if index >= count:
-            raise DeviceError(f"--device {spec}: no such GPU, this machine has {count} (cuda:0..cuda:{count - 1})")
+            raise DeviceError("device", f"{{device}} {spec}: no such GPU, this machine has {count}")
         return torch.device("cuda", index)
-    raise DeviceError(f"unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
+    raise DeviceError("device", f"unknown {{device}} {quote(spec)}: expected auto, cpu, cuda or cuda:N")

@@ -15,17 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import UsageError
+from .errors import ImageError
 
 INK_THRESHOLD = 0.15  # of the image's contrast range: fainter is background noise (JPEG, paper grain)
 TARGET_BOX = 20
 CANVAS = 28
-
-
-class ImageError(UsageError):
-    """The file is not an image this program can read, or has no digit in it."""
-
-    exit_code = 1
 
 
 def _open(path: Path):

@@ -18,9 +18,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(TripletshotError):
-    """Training stopped on request after saving a resumable checkpoint. Exit code 130, like Ctrl-C."""
-
-    exit_code = 130
+    """Training stopped on request after saving a resumable checkpoint (the CLI exits 130, like Ctrl-C)."""
 
 
 class StopRequest:

@@ -2,9 +2,10 @@
 
 The retrieval embedding keeps the spatial layout: the last feature map is average-pooled
 locally to a 4x4 grid and flattened, not pooled globally. A global pool throws away *where*
-strokes are, which is what tells unseen digits apart; measured on MNIST (DEVELOPERS.md), local
-pooling and retrieving from the backbone rather than the projection head transfer best to
-classes never seen in training. The projection head exists only for the training loss.
+strokes are, which is what tells unseen digits apart. That choice, and retrieving from the
+backbone rather than the projection head, were made on MNIST during v0.1's development; no
+command in this repository re-measures the alternatives. The projection head exists only for
+the training loss. Centring and normalisation of the features live in :mod:`embedder.embedding`.
 """
 
 from __future__ import annotations
@@ -48,33 +49,26 @@ class EmbeddingNet(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(embedding_dim, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Linear(256, head_dim)
         )
-        # Mean of the training classes' raw features; subtracting it before L2 normalisation
-        # ("centering", SimpleShot) helps nearest-neighbour retrieval. Set after training.
-        self.register_buffer("feature_mean", torch.zeros(embedding_dim))
         # channels_last (NHWC) lets oneDNN run the convolutions, batch norms and pools without
-        # layout reorders: measured 1.3-1.6x faster training steps and inference on the CPU
-        # (bench/train_throughput.py, bench/embed_throughput.py), and it is the layout CUDA's
-        # tensor cores want under bf16 autocast. It changes summation order only, not the maths.
+        # layout reorders: 1.2-1.9x faster training steps on the CPU in an A/B run that is not kept
+        # in the repository, and it is the layout CUDA's tensor cores want under bf16 autocast.
+        # It changes summation order only, not the maths.
         self.backbone.to(memory_format=torch.channels_last)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw backbone features, before centering and normalisation."""
-        return self.backbone(x.contiguous(memory_format=torch.channels_last))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """L2-normalised retrieval embeddings, the ones that go into the faiss index."""
-        return F.normalize(self.features(x).float() - self.feature_mean, dim=1)
+        """Raw backbone features ``(B, embedding_dim)``: centre and normalise them to retrieve."""
+        return self.backbone(x.contiguous(memory_format=torch.channels_last))
 
     def training_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised projection-head outputs, used only by the training loss."""
-        return F.normalize(self.head(self.features(x)).float(), dim=1)
+        return F.normalize(self.head(self(x)).float(), dim=1)
 
     def for_inference(self) -> EmbeddingNet:
         """An eval-mode copy that embeds the same, faster: batch norms folded into their convolutions.
 
         Where a block's max-pool follows, the ReLU moves after it (``max`` and ``ReLU`` commute), so
-        it runs on a quarter of the values. Measured 1.3x faster embedding on the CPU
-        (bench/embed_throughput.py); outputs equal the model's up to float rounding (~1e-7).
+        it runs on a quarter of the values. 1.3x faster embedding on the CPU in an A/B run not kept
+        in the repository; outputs equal the model's up to float rounding (~1e-7).
         The copy does not follow later changes to this model's weights: make a new one.
         """
         fused = copy.deepcopy(self).eval()

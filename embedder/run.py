@@ -1,6 +1,7 @@
-"""A trained run: everything ``embed eval`` and ``adder`` need from one training.
+"""A trained run: the embedder, its support index and its metadata, as one object.
 
-The folder's layout, its manifest and its crash-safe writes live in :mod:`embedder.rundir`.
+What a run folder holds and how it is written safely is :mod:`embedder.store`; this module says
+which files make a run (:data:`RUN_FILES`) and puts a network, a centring and an index back together.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from typing import Any
 import torch
 
 from .config import DEFAULT_RUN_DIR
+from .data import Dataset, load_dataset
+from .embedding import Centering, Embedder
 from .errors import RunError
-from .fewshot import Embedder, FewShotClassifier
+from .fewshot import FewShotClassifier, make_classifier
 from .index import SupportIndex
 from .model import EmbeddingNet
-from .rundir import MANIFEST_FILE, RunDir, StaleManifest
+from .store import MANIFEST_FILE, RunDir, StaleManifest, tensors_to_bytes
+
+RUN_FILES = ("model", "centering", "index")  # committed together when a training completes
 
 
 def read_metadata(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -25,8 +30,13 @@ def read_metadata(run_dir: str | os.PathLike) -> dict[str, Any]:
     return RunDir(run_dir).metadata()
 
 
-def build_model(meta: dict[str, Any]) -> EmbeddingNet:
-    return EmbeddingNet(embedding_dim=meta["embedding_dim"], width=meta["width"])
+def run_files(embedder: Embedder, index: SupportIndex) -> dict[str, bytes]:
+    """The bytes of the files that make a run, by role, for :meth:`RunDir.commit`."""
+    return {
+        "model": tensors_to_bytes(embedder.model.state_dict()),
+        "centering": tensors_to_bytes({"mean": embedder.centering.mean.cpu()}),
+        "index": index.to_bytes(),
+    }
 
 
 @dataclass
@@ -35,6 +45,7 @@ class Run:
     metadata: dict[str, Any]
     embedder: Embedder
     index: SupportIndex
+    manifest: dict[str, Any]  # run.json as it was read: its file table names the run's other files
 
     @property
     def trained_classes(self) -> list[int]:
@@ -42,46 +53,58 @@ class Run:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike = DEFAULT_RUN_DIR, device: torch.device | str = "cpu") -> Run:
-        """Load a run's model, metadata and support index, checking that they fit together.
+        """Load a run's model, centring, metadata and support index, checking that they fit together.
 
         A training that commits a new run while this reads does not break it: the read starts again.
         """
         for _ in range(2):
             try:
-                return cls._load_once(run_dir, device)
+                return cls._load_once(RunDir(run_dir), torch.device(device))
             except StaleManifest:
                 continue  # a training committed meanwhile: read its manifest
-        return cls._load_once(run_dir, device)
+        return cls._load_once(RunDir(run_dir), torch.device(device))
 
     @classmethod
-    def _load_once(cls, run_dir: str | os.PathLike, device: torch.device | str) -> Run:
-        path = Path(run_dir)
-        device = torch.device(device)
-        store = RunDir(path)
-        manifest = store.manifest()  # one read: model and index come from the same commit
+    def _load_once(cls, store: RunDir, device: torch.device) -> Run:
+        manifest = store.manifest()  # parsed once; every read below checks against it
         meta = store.metadata(manifest)
         try:
-            model = build_model(meta)
-            normalization = float(meta["normalization"]["mean"]), float(meta["normalization"]["std"])
+            model = EmbeddingNet(embedding_dim=meta["embedding_dim"], width=meta["width"])
+            normalization = (meta["normalization"]["mean"], meta["normalization"]["std"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise RunError(f"{path / MANIFEST_FILE} is damaged: its run metadata lacks {exc}") from None
-        state = store.read_tensors("model", manifest)
-        try:
-            model.load_state_dict(state)
-        except (RuntimeError, TypeError, AttributeError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise RunError(
-                f"{store.file_path('model', manifest)} does not fit the model described in {MANIFEST_FILE}: {first}"
-            ) from None
-        model.to(device).eval()
-        index_bytes = store.read("index", manifest)
+            raise RunError(f"{store.path / MANIFEST_FILE} is damaged: its run metadata lacks {exc}") from None
+        _load_weights(store, manifest, "model", model)
+        centering = Centering(model.embedding_dim)
+        _load_weights(store, manifest, "centering", centering)
         index_path = store.file_path("index", manifest)
-        index = SupportIndex.from_bytes(index_bytes, source=str(index_path))
+        try:
+            index = SupportIndex.from_bytes(store.read("index", manifest), source=str(index_path))
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
         if index.dim != model.embedding_dim:
             raise RunError(f"{index_path} holds {index.dim}-d vectors but the model embeds to {model.embedding_dim}-d")
-        embedder = Embedder(model, *normalization, device)
-        return cls(path, meta, embedder, index)
+        embedder = Embedder(model.eval(), *normalization, centering=centering, device=device)
+        return cls(store.path, meta, embedder, index, manifest)
+
+    def has_file(self, role: str) -> bool:
+        """Whether the run holds a file for ``role`` (``"adder"``, ``"checkpoint"``...)."""
+        return role in self.manifest["files"]
 
     def classifier(self, method: str | None = None) -> FewShotClassifier:
-        """A classifier over this run's saved supports (what ``adder predict`` uses)."""
-        return FewShotClassifier(self.embedder, method or self.metadata["index"]["method"], self.index)
+        """A classifier over this run's saved supports (what ``adder predict`` uses); the run's method by default."""
+        return make_classifier(method or self.metadata["index"]["method"], self.embedder, self.index)
+
+    def load_dataset(self, data_dir: str | os.PathLike | None = None) -> Dataset:
+        """The dataset this run was trained on, from ``data_dir``, else from where training read it."""
+        return load_dataset(self.metadata["dataset"], data_dir or self.metadata.get("data_root"))
+
+
+def _load_weights(store: RunDir, manifest: dict[str, Any], role: str, module: torch.nn.Module) -> None:
+    state = store.read_tensors(role, manifest)
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RunError(
+            f"{store.file_path(role, manifest)} does not fit the {role} described in {MANIFEST_FILE}: {first}"
+        ) from None

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from embedder.datasets import Dataset, default_data_root, load_dataset
-from embedder.train import TrainConfig, train
+from embedder.config import TrainConfig
+from embedder.data import Dataset, default_data_root, find_raw, load_dataset
+from embedder.training import train
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -31,17 +32,16 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory, digits: Dataset) -> Pat
 
 
 def _mnist_root() -> Path | None:
-    root = os.environ.get("TRIPLETSHOT_DATA")
-    if root and any((Path(root) / "MNIST" / "raw").glob("train-images-idx3-ubyte*")):
-        return default_data_root()
-    return None
+    """Where the CLI would look: $TRIPLETSHOT_DATA, else the per-user cache; None if MNIST is not there."""
+    root = default_data_root()
+    return root if find_raw(root / "MNIST" / "raw", "train-images-idx3-ubyte") else None
 
 
 @pytest.fixture(scope="session")
 def mnist() -> Dataset:
-    """MNIST from $TRIPLETSHOT_DATA. Skipped where it is absent, except in CI, where that fails."""
+    """MNIST from the default data root. Skipped where it is absent, except in CI, where that fails."""
     if _mnist_root() is None:
-        message = "MNIST not found under $TRIPLETSHOT_DATA (MNIST/raw/*.gz)"
+        message = f"MNIST not found under {default_data_root()} (MNIST/raw/*.gz)"
         if os.environ.get("TRIPLETSHOT_REQUIRE_MNIST"):
             pytest.fail(message + "; CI sets TRIPLETSHOT_REQUIRE_MNIST, so this is a failure, not a skip")
         pytest.skip(message)

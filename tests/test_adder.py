@@ -12,18 +12,25 @@ import pytest
 import torch
 from PIL import Image
 
-from adder.model import LinearAdder, has_adder, load_adder, save_adder, train_adder
-from adder.predict import add, evaluate_adder, parse_number
-from embedder.errors import RunError, UsageError
+from adder.config import AdderConfig
+from adder.model import LinearAdder
+from adder.pipeline import MAX_NUMBER, add, adder_config, evaluate_adder, load_adder, parse_number, save_adder
+from adder.training import exact_fraction, train_adder
+from embedder.errors import ConfigError, RunError
 from embedder.images import load_image
 from embedder.run import Run
+from embedder.store import RunDir
 from tests.runfiles import run_file
 from tests.test_cli import script
 from tests.test_images import bad_files, forms
 
 
+def has_adder(run_dir) -> bool:
+    return RunDir(run_dir).has("adder")
+
+
 def test_adder_is_linear_and_learns_exact_addition():
-    model, report = train_adder(max_value=9, seed=0)
+    model, report = train_adder(AdderConfig(max_value=9, seed=0))
     assert [type(m) for m in model.modules()] == [LinearAdder, torch.nn.Linear]  # no activation anywhere
     assert report.in_range_exact == 1.0 and report.extrapolation_exact == 1.0
     assert report.final_mse < 1e-12
@@ -34,13 +41,33 @@ def test_adder_is_linear_and_learns_exact_addition():
 
 def test_untrained_adder_is_not_exact():
     torch.manual_seed(0)
-    from adder.model import exact_fraction
+    assert exact_fraction(LinearAdder().double(), 9) < 0.5
 
-    assert exact_fraction(LinearAdder(9).double(), 9) < 0.5
+
+def test_the_stated_exact_range_holds_at_its_edge_and_ends_there():
+    """A digit plus any number within ±MAX_NUMBER is exact; one past it is refused, not answered wrongly."""
+    model, report = train_adder()
+    assert report.weights == [1.0, 1.0] and abs(report.bias) < 1e-30  # what the docstring's bound assumes
+    assert add(model, [9, 0, 9, 0], [MAX_NUMBER, MAX_NUMBER, -MAX_NUMBER, -MAX_NUMBER]).tolist() == [
+        2**53, 2**53 - 9, -(2**53) + 18, -(2**53) + 9
+    ]  # fmt: skip
+    assert parse_number(str(MAX_NUMBER)) == MAX_NUMBER and parse_number(str(-MAX_NUMBER)) == -MAX_NUMBER
+    for beyond in (MAX_NUMBER + 1, -MAX_NUMBER - 1):
+        with pytest.raises(ConfigError, match=r"within ±\(2\*\*53 - 9\)"):
+            parse_number(str(beyond))
+
+
+@pytest.mark.parametrize("options, param", [(dict(max_value=0), "max_value"), (dict(lr=float("inf")), "lr")])
+def test_adder_options_are_config_errors_naming_the_parameter(options, param):
+    with pytest.raises(ValueError, match=param):
+        AdderConfig(**options)
+    with pytest.raises(ConfigError) as info:
+        adder_config(**options)
+    assert info.value.param == param
 
 
 def test_adder_save_load_round_trip(tmp_path):
-    model, report = train_adder(max_value=5)
+    model, report = train_adder(AdderConfig(max_value=5))
     save_adder(tmp_path, model, report)
     loaded, loaded_report = load_adder(tmp_path)
     assert loaded_report == report
@@ -52,7 +79,7 @@ def test_adder_save_load_round_trip(tmp_path):
 
 @pytest.mark.parametrize("text", ["seven", "3.5", "nan", "1e400", "", "0x10", "inf", "--5"])
 def test_number_must_be_an_integer(text):
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError):
         parse_number(text)
 
 
@@ -88,8 +115,10 @@ def test_predict_end_to_end_on_image_files(tmp_path, run_copy, digits):
     paths = forms(digit, tmp_path)
     first = run_adder("predict", paths["png_black_on_white"], 7, "--run-dir", run_copy, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "trained one" in first.stderr  # no adder yet: trained, said so, saved
-    assert has_adder(run_copy)
+    assert "has no adder" in first.stderr  # no adder yet: one trained in memory, said so...
+    assert not has_adder(run_copy)  # ...and nothing written: a prediction never writes
+    saved = run_adder("train", "--run-dir", run_copy, cwd=tmp_path)
+    assert saved.returncode == 0 and has_adder(run_copy), saved.stderr
     assert first.stdout.strip() == first.stdout.strip().splitlines()[0]
     assert f"digit {expected} (nearest support" in first.stdout and f"+ 7 = {expected + 7}" in first.stdout
 
@@ -107,7 +136,7 @@ def test_predict_end_to_end_on_image_files(tmp_path, run_copy, digits):
     rows = json.loads(several.stdout)
     assert [r["digit"] for r in rows] == [expected] * 4
     assert all(r["sum"] == expected - 5 and r["number"] == -5 for r in rows)
-    assert "outside the adder's trained range" in several.stderr and "trained one" not in several.stderr
+    assert "outside the adder's trained range" in several.stderr and "has no adder" not in several.stderr
 
 
 def load_image_from_array(array: np.ndarray, tmp_path) -> torch.Tensor:

@@ -17,9 +17,9 @@ from PIL import Image
 
 from cli.adder import main as adder
 from cli.embed import main as embed
-from embedder.artifacts import tensors_to_bytes
 from embedder.index import SupportIndex
 from embedder.model import EmbeddingNet
+from embedder.store import tensors_to_bytes
 from tests.runfiles import manifest, replace_and_resign, run_file, snapshot
 
 TRAIN = ["train", "--dataset", "digits", "--device", "cpu", "--run-dir", "{run}"]
@@ -91,6 +91,12 @@ def future_format(run: Path) -> None:
     (run / "run.json").write_text(json.dumps(table))
 
 
+def old_format(run: Path) -> None:
+    table = manifest(run)
+    table["format_version"] = 2  # tripletshot 0.1: centring was a buffer inside the weights
+    (run / "run.json").write_text(json.dumps(table))
+
+
 def unfinished(run: Path) -> None:
     table = manifest(run)
     del table["run"], table["files"]["model"], table["files"]["index"]
@@ -137,7 +143,7 @@ CASES = [
     ("train-shots-too-many", embed, [*TRAIN, "--shots", "5000"], None, 2, "--shots 5000 is more than class"),
     ("train-cuda", embed, [*TRAIN, "--device", "cuda"], None, 2, "CUDA is not available"),
     ("train-cuda-7", embed, [*TRAIN, "--device", "cuda:7"], None, 2, "cuda:7"),
-    ("train-tpu", embed, [*TRAIN, "--device", "tpu"], None, 2, "unknown device 'tpu'"),
+    ("train-tpu", embed, [*TRAIN, "--device", "tpu"], None, 2, "unknown --device 'tpu'"),
     ("train-into-a-file", embed, TRAIN, a_file, 2, "is a file, not a directory"),
     ("train-into-foreign", embed, TRAIN, foreign_folder, 2, r"not a tripletshot run \(thesis\.tex"),
     ("train-read-only", embed, TRAIN, read_only, 1, "is read-only"),
@@ -149,6 +155,14 @@ CASES = [
         missing,
         1,
         "nothing to resume",
+    ),  # fmt: skip
+    (
+        "resume-other-epochs",
+        embed,
+        ["train", "--resume", "--epochs", "50", "--device", "cpu", "--run-dir", "{run}"],
+        None,
+        2,
+        "--epochs 50 conflicts with the checkpoint's 15",
     ),  # fmt: skip
     (
         "resume-damaged-checkpoint",
@@ -172,7 +186,7 @@ CASES = [
     ("eval-shots-zero", embed, [*EVAL, "--shots", "0"], None, 2, "--shots must be at least 1"),
     ("eval-shots-too-many", embed, [*EVAL, "--shots", "5000"], None, 2, "fewer than --shots 5000"),
     ("eval-episodes-zero", embed, [*EVAL, "--episodes", "0"], None, 2, "--episodes must be at least 1"),
-    ("eval-tpu", embed, [*EVAL, "--device", "tpu"], None, 2, "unknown device"),
+    ("eval-tpu", embed, [*EVAL, "--device", "tpu"], None, 2, "unknown --device"),
     ("truncated-weights", embed, EVAL, truncate_model, 1, r"model-\w+\.pt is damaged: its sha256"),
     ("flipped-index-byte", embed, EVAL, flip_a_byte_of_the_index, 1, r"index-\w+\.npz is damaged: its sha256"),
     ("other-architecture", embed, EVAL, other_architecture, 1, "does not fit the model"),
@@ -181,6 +195,7 @@ CASES = [
     ("pickled-code", embed, EVAL, pickled_code_as_model, 1, "damaged or not a tripletshot file"),
     ("invalid-json", embed, EVAL, invalid_json, 1, "run.json is damaged: not valid JSON"),
     ("future-format", embed, EVAL, future_format, 1, "format version 99, written by a newer tripletshot"),
+    ("old-format", embed, EVAL, old_format, 1, "format version 2; this tripletshot reads version 3: train the run again"),
     ("unfinished-run", embed, EVAL, unfinished, 1, "not finished.*--resume"),
     ("adder-epochs-zero", adder, ["train", "--epochs", "0", "--run-dir", "{run}"], None, 2, "--epochs"),
     ("adder-max-value", adder, ["train", "--max-value", "0", "--run-dir", "{run}"], None, 2, "--max-value"),
@@ -243,9 +258,9 @@ def test_the_matrix_is_big_enough():
 
 def test_loading_refuses_a_pickle_that_runs_code(tmp_path, digits_run):
     """Even with a matching checksum (someone hand-signed it), the model file is never unpickled."""
-    from embedder.artifacts import load_tensors
     from embedder.errors import RunError
     from embedder.run import Run
+    from embedder.store import load_tensors
 
     marker = tmp_path / "pwned"
     run = tmp_path / "run"

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from embedder.datasets import parse_classes
+from embedder.classes import check_in_dataset, parse_classes
+from embedder.config import TrainConfig
 from embedder.devices import resolve_device
-from embedder.errors import DeviceError, UsageError
+from embedder.errors import ConfigError, DeviceError
 
 
 @pytest.mark.parametrize(
@@ -11,7 +12,7 @@ from embedder.errors import DeviceError, UsageError
     [("0,1,2", [0, 1, 2]), ("0-4", [0, 1, 2, 3, 4]), ("7, 3", [3, 7]), ("0-2,7", [0, 1, 2, 7]), ("8-9", [8, 9])],
 )
 def test_parse_classes_accepts_lists_and_ranges(text, expected):
-    assert parse_classes(text, list(range(10))) == expected
+    assert TrainConfig(classes=parse_classes(text)).classes == expected  # parsed, then checked and sorted
 
 
 @pytest.mark.parametrize(
@@ -29,8 +30,10 @@ def test_parse_classes_accepts_lists_and_ranges(text, expected):
     ],
 )
 def test_parse_classes_rejects_bad_lists(text, message):
-    with pytest.raises(UsageError, match=message):
-        parse_classes(text, list(range(10)))
+    """Syntax is parse_classes's, the list itself TrainConfig's, membership the dataset check's: each names classes."""
+    with pytest.raises(ConfigError, match=message) as info:
+        check_in_dataset(TrainConfig(classes=parse_classes(text)).classes, list(range(10)))
+    assert info.value.param == "classes" and str(info.value).startswith("classes")
 
 
 def test_resolve_device_cpu_and_auto():
@@ -44,7 +47,7 @@ def test_resolve_device_cpu_and_auto():
 def test_resolve_device_cuda_without_cuda_is_a_usage_error(spec):
     with pytest.raises(DeviceError, match="CUDA is not available") as info:
         resolve_device(spec)
-    assert info.value.exit_code == 2
+    assert info.value.param == "device" and isinstance(info.value, ValueError)
 
 
 @pytest.mark.parametrize("spec", ["tpu", "cuda:x", "gpu", "cuda:-1"])

@@ -81,13 +81,13 @@ def test_version_and_help_do_not_import_torch():
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["train", "--device", "tpu"], 2, "unknown device"),
+        (["train", "--device", "tpu"], 2, "unknown --device 'tpu'"),
         (["train", "--dataset", "digits", "--classes", "a"], 2, "not a class label"),
         (["train", "--dataset", "digits", "--classes", "0,0"], 2, "twice"),
         (["train", "--dataset", "digits", "--classes", "5"], 2, "at least two"),
         (["train", "--dataset", "digits", "--epochs", "0"], 2, "--epochs"),
         (["train", "--dataset", "digits", "--lr", "nan"], 2, "--lr"),
-        (["train", "--dataset", "cifar"], 2, "unknown dataset"),
+        (["train", "--dataset", "cifar"], 2, "'cifar' is not one of"),
         (["train", "--epochs", "x"], 2, "not a valid integer"),
         (["eval", "--run-dir", "missing"], 1, "no run at missing"),
         (["eval", "--episodes", "0"], 2, "--episodes"),
@@ -124,17 +124,39 @@ def test_mnist_missing_offline_is_one_line(tmp_path):
     assert "train-images-idx3-ubyte.gz" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_mnist_dry_run_through_the_cli(tmp_path, mnist):
-    result = subprocess.run(
-        [script("embed"), "train", "--dry-run", "--device", "cpu"], cwd=tmp_path, capture_output=True, text=True
-    )
+def test_mnist_dry_run_through_the_cli_and_eval_remembers_the_data(tmp_path, mnist):
+    """Trained with --data-dir, a bare `embed eval` finds the data where training read it, with no $TRIPLETSHOT_DATA."""
+    from tests.conftest import _mnist_root
+
+    env = {k: v for k, v in os.environ.items() if k != "TRIPLETSHOT_DATA"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "empty-cache")  # the per-user cache holds nothing either
+    train = [script("embed"), "train", "--dry-run", "--device", "cpu", "--data-dir", str(_mnist_root())]
+    result = subprocess.run(train, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     evaluated = subprocess.run(
-        [script("embed"), "eval", "--json", "--episodes", "3"], cwd=tmp_path, capture_output=True, text=True
+        [script("embed"), "eval", "--json", "--episodes", "3"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(evaluated.stdout)
     assert report["dataset"] == "mnist" and sum(r["queries"] for r in report["per_class"]) == 10000
+    elsewhere = subprocess.run(
+        [script("embed"), "eval", "--data-dir", str(tmp_path / "nowhere"), "--episodes", "3"],
+        cwd=tmp_path, env={**env, "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert elsewhere.returncode == 1 and "nowhere" in elsewhere.stderr  # the override wins
+    assert not (tmp_path / "nowhere").exists()  # and a failed download leaves no empty folders
+
+
+def test_resume_refuses_options_that_conflict_with_the_checkpoint(tmp_path, digits_run):
+    run_dir = tmp_path / "run"
+    shutil.copytree(digits_run, run_dir)
+    resumed = CliRunner().invoke(embed, ["train", "--resume", "--run-dir", str(run_dir), "--epochs", "50"])
+    assert resumed.exit_code == 2
+    assert resumed.stderr.strip() == (
+        "Error: --epochs 50 conflicts with the checkpoint's 15: a resumed training keeps its options "
+        "(start a new run to change them)"
+    )
 
 
 def test_resume_takes_its_options_from_the_checkpoint(tmp_path):

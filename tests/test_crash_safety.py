@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from cli.embed import main as embed
 from embedder.run import Run
-from embedder.rundir import RunDir
+from embedder.store import RunDir
 from tests.test_cli import script
 
 # Tiny and fast, so that checkpoints (each a commit: files, fsync, manifest) come every fraction of a second.
@@ -71,7 +71,7 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_free(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom embedder.rundir import RunDir\n"
+        [sys.executable, "-c", "import sys, time\nfrom embedder.store import RunDir\n"
          "with RunDir(sys.argv[1]).lock():\n    print('locked', flush=True)\n    time.sleep(300)", str(run)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -90,9 +90,14 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_free(tmp_path):
 
 
 def _train(run_dir: str, resume: bool) -> None:  # runs in a forked child; the test kills it
-    from embedder.train import TrainConfig, train
+    from embedder.config import TrainConfig
+    from embedder.training import resume as resume_training
+    from embedder.training import train
 
-    train(TrainConfig(run_dir=run_dir, device="cpu", **TINY), resume=resume, progress=False, log=lambda _: None)
+    if resume:
+        resume_training(run_dir, progress=False, log=lambda _: None)
+    else:
+        train(TrainConfig(run_dir=run_dir, device="cpu", **TINY), progress=False, log=lambda _: None)
 
 
 def check_run_dir(run: Path) -> tuple[tuple[int, int] | None, bool]:
@@ -142,7 +147,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_run(tmp_path):
     training replaces a complete run, which must stay loadable throughout.
     """
     context = multiprocessing.get_context("forkserver")  # children start with torch imported: kills are cheap
-    context.set_forkserver_preload(["embedder.train"])
+    context.set_forkserver_preload(["embedder.training"])
     run = tmp_path / "run"
     run.mkdir()
     rng = random.Random(0)
@@ -180,15 +185,14 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_run(tmp_path):
 
 def test_a_reader_overtaken_by_a_save_reads_again(tmp_path, digits_run, monkeypatch):
     """eval reads run.json, a training commits and deletes the old model, eval then opens the old name."""
-    from embedder.artifacts import tensors_to_bytes
-    from embedder.rundir import StaleManifest
+    from embedder.store import StaleManifest, tensors_to_bytes
 
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
     store = RunDir(run)
     before = store.manifest()
     newer = Run.load(run).embedder.model.state_dict()
-    newer["feature_mean"] += 1.0  # different bytes: a new content-named file, the old one collected
+    newer["head.3.bias"] += 1.0  # different bytes: a new content-named file, the old one collected
     store.commit({"model": tensors_to_bytes(newer)})
     with pytest.raises(StaleManifest):
         store.read("model", before)  # the old model file is gone: the caller must read run.json again
@@ -197,4 +201,4 @@ def test_a_reader_overtaken_by_a_save_reads_again(tmp_path, digits_run, monkeypa
     real = RunDir.manifest
     monkeypatch.setattr(RunDir, "manifest", lambda self: next(manifests, None) or real(self))
     loaded = Run.load(run)
-    assert torch.equal(loaded.embedder.model.feature_mean, newer["feature_mean"])
+    assert torch.equal(loaded.embedder.model.state_dict()["head.3.bias"], newer["head.3.bias"])

@@ -8,7 +8,8 @@ import torch
 
 from embedder.losses import InstanceAndClassTripletLoss
 from embedder.model import EmbeddingNet
-from embedder.train import BalancedBatchSampler, _views_loss
+from embedder.sampling import BalancedBatchSampler
+from embedder.training import views_loss
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -31,7 +32,7 @@ def test_training_step_makes_no_host_sync():
 
     def step() -> torch.Tensor:
         indices, labels = sampler.sample()
-        loss = _views_loss(model, criterion, images[indices], labels, g, (0.1, 0.3))
+        loss = views_loss(model, criterion, images[indices], labels, g, (0.1, 0.3))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -51,6 +52,6 @@ def test_the_step_runs_on_the_cpu_with_the_same_code():
     g, images, model, opt, sampler = one_step_setup(torch.device("cpu"))
     indices, labels = sampler.sample()
     assert indices.shape == (48,) and sorted(labels.bincount().tolist()) == [16, 16, 16]
-    loss = _views_loss(model, InstanceAndClassTripletLoss(), images[indices], labels, g, (0.1, 0.3))
+    loss = views_loss(model, InstanceAndClassTripletLoss(), images[indices], labels, g, (0.1, 0.3))
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)

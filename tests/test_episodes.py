@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from embedder.episodes import evaluate_episodes, mean_ci95, sample_supports
-from embedder.errors import UsageError
+from embedder.errors import ConfigError
+from embedder.evaluation import evaluate_episodes, mean_ci95
+from embedder.sampling import sample_supports
 
 
 def test_supports_are_k_per_class_and_avoid_excluded_rows():
@@ -18,7 +19,7 @@ def test_supports_are_k_per_class_and_avoid_excluded_rows():
 
 def test_too_many_shots_is_a_usage_error():
     labels = np.array([0, 0, 1])
-    with pytest.raises(UsageError, match="fewer than --shots 2"):
+    with pytest.raises(ConfigError, match="fewer than shots 2"):
         sample_supports(labels, [0, 1], 2, np.random.default_rng(0))
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from embedder.errors import UsageError
+from embedder.errors import ConfigError
 from embedder.images import ImageError, load_image, to_mnist
 
 
@@ -145,5 +145,5 @@ def test_bad_files_raise_one_clear_error(tmp_path, case):
     path, message = bad_files(tmp_path)[case]
     with pytest.raises(ImageError, match=message) as info:
         load_image(path)
-    assert isinstance(info.value, UsageError) and info.value.exit_code == 1
+    assert isinstance(info.value, ValueError) and not isinstance(info.value, ConfigError)  # CLI: exit 1, not 2
     assert "\n" not in str(info.value) and str(path) in str(info.value)

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from embedder.baselines import raw_pixel_features
-from embedder.datasets import Dataset, load_dataset
+from embedder.config import EvalConfig, TrainConfig
+from embedder.data import Dataset, load_dataset
 from embedder.errors import DataNotFoundError
-from embedder.evaluate import evaluate_run
+from embedder.evaluation import evaluate_run
 from embedder.run import Run
-from embedder.train import TrainConfig, train
+from embedder.training import train
 
 
 def subset(data: Dataset, train_per_class: int, test_per_class: int) -> Dataset:
@@ -44,12 +45,12 @@ def mnist_run(tmp_path_factory, small_mnist):
 
 
 def test_mnist_subset_trains_and_transfers_to_unseen_classes(mnist_run, small_mnist):
-    report = evaluate_run(mnist_run, small_mnist, episodes=40)
+    report = evaluate_run(mnist_run, small_mnist, EvalConfig(episodes=40))
     assert report["summary"]["seen"] > 0.6  # one shot per class, ten classes: chance is 0.1
     unseen = report["episodes"]["unseen"]["mean"]
     assert unseen > 0.3  # 7-way: chance is 0.14
     # and it does not lose to raw pixels on the very same episodes
-    from embedder.episodes import evaluate_episodes
+    from embedder.evaluation import evaluate_episodes
 
     pixels = evaluate_episodes(
         raw_pixel_features(small_mnist.train_images),
@@ -85,6 +86,6 @@ def test_mnist_digits_saved_as_files_are_predicted_as_their_tensors(tmp_path, mn
 
     digits = mnist.test_images[:12]
     classifier = mnist_run.classifier()
-    from_tensors = classifier(digits)
-    from_files = classifier(torch.stack([load_image(forms(d.numpy(), tmp_path)[form]) for d in digits]))
+    from_tensors = classifier.predict(digits)[0]
+    from_files = classifier.predict(torch.stack([load_image(forms(d.numpy(), tmp_path)[form]) for d in digits]))[0]
     assert from_files.tolist() == from_tensors.tolist()

@@ -2,16 +2,30 @@ import pytest
 import torch
 
 from embedder.augment import augment_batch
+from embedder.embedding import Centering, Embedder
 from embedder.model import EmbeddingNet
 
 
 @pytest.mark.parametrize("dim", [256, 1024])
 def test_embeddings_have_the_requested_dim_and_unit_norm(dim):
-    model = EmbeddingNet(embedding_dim=dim).eval()
-    with torch.inference_mode():
-        out = model(torch.randn(5, 1, 28, 28))
+    images = (torch.rand(5, 28, 28) * 255).to(torch.uint8)
+    out = Embedder(EmbeddingNet(embedding_dim=dim), mean=0.13, std=0.3).embed(images)
     assert out.shape == (5, dim)
-    torch.testing.assert_close(out.norm(dim=1), torch.ones(5))
+    torch.testing.assert_close(torch.from_numpy(out).norm(dim=1), torch.ones(5))
+
+
+def test_centering_is_an_explicit_transform_fitted_on_features():
+    images = (torch.rand(40, 28, 28) * 255).to(torch.uint8)
+    embedder = Embedder(EmbeddingNet(embedding_dim=256), mean=0.13, std=0.3)
+    plain = embedder.embed(images)
+    features = embedder.features(images)
+    embedder.fit_centering(images)
+    torch.testing.assert_close(embedder.centering.mean, features.mean(0))
+    centred = embedder.embed(images)
+    assert abs(float((centred - plain).max())) > 1e-3  # it changes the embedding...
+    reloaded = Centering(256)
+    reloaded.load_state_dict(embedder.centering.state_dict())  # ...and is saved as a state dict of its own
+    torch.testing.assert_close(reloaded(features), torch.from_numpy(centred), atol=1e-5, rtol=1e-4)
 
 
 def test_shared_weights_embed_the_same_image_the_same_way():

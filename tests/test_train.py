@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from embedder.errors import RunError
-from embedder.evaluate import evaluate_run
+from embedder.config import EvalConfig, TrainConfig
+from embedder.errors import ConfigError, RunError
+from embedder.evaluation import evaluate_run
 from embedder.interrupt import Interrupted
 from embedder.run import Run, read_metadata
-from embedder.rundir import RunDir
-from embedder.train import TrainConfig, train
+from embedder.store import RunDir
+from embedder.training import resume, train
 
 
 def test_run_holds_weights_metadata_and_an_index_of_every_class(digits_run, digits):
@@ -27,7 +28,7 @@ def test_run_holds_weights_metadata_and_an_index_of_every_class(digits_run, digi
 
 
 def test_trained_run_beats_chance_by_far_on_seen_classes(digits_run, digits):
-    report = evaluate_run(Run.load(digits_run), digits, shots=1, episodes=30)
+    report = evaluate_run(Run.load(digits_run), digits, EvalConfig(shots=1, episodes=30))
     assert report["summary"]["seen"] > 0.6  # chance is 0.1
     assert report["episodes"]["all"]["mean"] > 0.4
     assert report["episodes"]["unseen"]["ways"] == 5
@@ -60,33 +61,32 @@ def test_dry_run_trains_two_steps(tmp_path, digits):
 
 
 @pytest.mark.parametrize(
-    "options, message",
+    "options, param, message",
     [
-        (dict(epochs=0), "--epochs"),
-        (dict(lr=float("nan")), "--lr"),
-        (dict(batch_size=50, m_per_class=32), "multiple"),
-        (dict(batch_size=32, m_per_class=32), "2 to 2 classes"),
-        (dict(embedding_dim=100), "multiple of 16"),
-        (dict(shots=0), "--shots"),
+        (dict(epochs=0), "epochs", "epochs must be at least 1"),
+        (dict(lr=float("nan")), "lr", "lr must be a finite positive"),
+        (dict(batch_size=50, m_per_class=32), "batch_size", "batch_size 50 is not a multiple of m_per_class 32"),
+        (dict(batch_size=32, m_per_class=32), "batch_size", "2 to 2 classes"),
+        (dict(embedding_dim=100), "embedding_dim", "multiple of 16"),
+        (dict(shots=0), "shots", "shots must be at least 1"),
+        (dict(shots=5000), "shots", "shots 5000 is more than class 0 has"),
     ],
 )
-def test_bad_options_are_usage_errors(tmp_path, digits, options, message):
-    from embedder.errors import UsageError
-
-    config = TrainConfig(dataset="digits", classes=[0, 1], run_dir=str(tmp_path / "r"), device="cpu", **options)
-    with pytest.raises(UsageError, match=message):
+def test_bad_options_are_value_errors_naming_the_parameter(tmp_path, digits, options, param, message):
+    """The library names parameters as Python spells them; no CLI flag appears."""
+    with pytest.raises(ConfigError, match=message) as info:
+        config = TrainConfig(dataset="digits", classes=[0, 1], run_dir=str(tmp_path / "r"), device="cpu", **options)
         train(config, progress=False, log=lambda _: None, dataset=digits)
+    assert info.value.param == param and isinstance(info.value, ValueError) and "--" not in str(info.value)
     assert not (tmp_path / "r").exists()
 
 
 def test_refuses_to_write_into_a_folder_that_is_not_a_run(tmp_path, digits):
-    from embedder.errors import UsageError
-
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "thesis.tex").write_text("precious")
     config = TrainConfig(dataset="digits", classes=[0, 1], dry_run=True, run_dir=str(folder), device="cpu")
-    with pytest.raises(UsageError, match="--force"):
+    with pytest.raises(ConfigError, match="use force"):
         train(config, progress=False, log=lambda _: None, dataset=digits)
     assert sorted(p.name for p in folder.iterdir()) == ["thesis.tex"]
 
@@ -119,7 +119,9 @@ def test_interrupted_training_resumes_to_bit_identical_weights(tmp_path, digits)
         Run.load(tmp_path / "resumed")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
-    train(config("resumed"), resume=True, progress=False, log=lambda _: None, dataset=digits)
+    with pytest.raises(ConfigError, match="epochs 9 conflicts with the checkpoint's 4"):
+        resume(tmp_path / "resumed", epochs=9, progress=False, log=lambda _: None, dataset=digits)
+    resume(tmp_path / "resumed", device="cpu", epochs=4, progress=False, log=lambda _: None, dataset=digits)
     a, b = RunDir(tmp_path / "straight").read_tensors("model"), store.read_tensors("model")
     assert all(torch.equal(a[k], b[k]) for k in a)
     losses = [

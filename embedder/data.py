@@ -1,26 +1,31 @@
 """Datasets as whole uint8 tensors, found the way torchvision finds them.
 
 Each dataset is a small function in :data:`DATASETS` that returns a :class:`Dataset`: the
-train and test splits as ``uint8`` tensors of shape ``(N, 28, 28)`` with ``int64`` labels.
-Whole tensors, not per-sample PIL pipelines, so training can keep everything on the device.
+train and test splits as ``uint8`` tensors of shape ``(N, 28, 28)`` with ``int64`` labels, and
+the classes' names. Whole tensors, not per-sample PIL pipelines, so training can keep everything
+on the device. This module imports torch and numpy inside the loaders only: the CLI reads
+:data:`DATASETS` for its help without paying for them.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from .errors import ConfigError, DataError, DataNotFoundError, quote
 
-from .classes import check_classes, parse_classes  # noqa: F401  (re-exported: they belong with datasets)
-from .errors import DataNotFoundError, UsageError
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 DATA_ENV = "TRIPLETSHOT_DATA"
 IMAGE_SIZE = 28
+DIGIT_NAMES = [str(d) for d in range(10)]
 
 
 @dataclass(frozen=True)
@@ -30,10 +35,13 @@ class Dataset:
     train_labels: torch.Tensor  # int64 (N,)
     test_images: torch.Tensor
     test_labels: torch.Tensor
+    class_names: list[str] = field(default_factory=lambda: list(DIGIT_NAMES))  # label i is class_names[i]
+    root: Path | None = None  # where its files were read, if it has files
 
     @property
     def classes(self) -> list[int]:
-        return sorted(torch.unique(self.train_labels).tolist())
+        """The labels present in the train split, sorted."""
+        return sorted(set(self.train_labels.tolist()))
 
 
 DatasetLoader = Callable[[Path], Dataset]
@@ -63,11 +71,40 @@ def default_data_root(data_dir: str | os.PathLike | None = None) -> Path:
 def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> Dataset:
     """Load dataset ``name`` (see :data:`DATASETS`) from ``data_dir`` or the default root."""
     if name not in DATASETS:
-        raise UsageError(f"unknown dataset {name!r}: choose one of {', '.join(sorted(DATASETS))}")
+        raise ConfigError("dataset", f"unknown {{dataset}} {quote(name)}: choose one of {', '.join(sorted(DATASETS))}")
     return DATASETS[name](default_data_root(data_dir))
 
 
-# --- MNIST -------------------------------------------------------------------------------
+# --- IDX files, the format of MNIST and its relatives ---------------------------------------
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an unsigned-byte IDX file, gzipped or not."""
+    import numpy as np
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path} cannot be read: {exc}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DataError(f"{path} is truncated: expected shape {shape}")
+    return body.reshape(shape)
+
+
+def find_raw(raw: Path, stem: str) -> Path | None:
+    """``raw/stem`` or ``raw/stem.gz``, whichever exists."""
+    for candidate in (raw / stem, raw / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -75,39 +112,42 @@ MNIST_FILES = {
 }
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped), the format MNIST ships in."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataNotFoundError(f"{path} is not an unsigned-byte IDX file")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise DataNotFoundError(f"{path} is truncated: expected shape {shape}")
-    return body.reshape(shape)
+def load_idx_splits(raw: Path, files: dict[str, tuple[str, str]] = MNIST_FILES) -> dict[str, tuple]:
+    """``{"train": (images, labels), "test": ...}`` as torch tensors from the IDX files in ``raw``."""
+    import numpy as np
+    import torch
+
+    splits = {}
+    for split, (images, labels) in files.items():
+        image_array, label_array = read_idx(find_raw(raw, images)), read_idx(find_raw(raw, labels))  # type: ignore[arg-type]
+        splits[split] = (torch.from_numpy(image_array.copy()), torch.from_numpy(label_array.astype(np.int64)))
+    return splits
 
 
-def _find_raw(raw: Path, stem: str) -> Path | None:
-    for candidate in (raw / stem, raw / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+def missing_files_error(name: str, raw: Path, stems: list[str], why: str = "") -> DataNotFoundError:
+    """The one-line error for files that are not there: which folder, which files, how to point elsewhere."""
+    names = ", ".join(f"{stem}.gz" for stem in stems)
+    return DataNotFoundError(
+        f"{name} is not in {raw}{why}; put {names} there, or point the data root (data_dir, --data-dir "
+        f"or ${DATA_ENV}) at a folder holding {raw.parent.name}/raw/"
+    )
 
 
-def _download_mnist(root: Path) -> None:
+# --- MNIST ----------------------------------------------------------------------------------
+
+
+def _download_mnist(root: Path, stems: list[str]) -> None:
     from torchvision.datasets import MNIST
 
+    created = [p for p in (root, root / "MNIST", root / "MNIST" / "raw") if not p.exists()]
     try:
         MNIST(root, train=True, download=True)
         MNIST(root, train=False, download=True)
     except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError when offline
-        names = ", ".join(f"{stem}.gz" for pair in MNIST_FILES.values() for stem in pair)
-        raise DataNotFoundError(
-            f"MNIST is not in {root / 'MNIST' / 'raw'} and could not be downloaded ({type(exc).__name__}); "
-            f"put {names} there, or pass --data-dir / set {DATA_ENV} to a folder holding MNIST/raw/"
+        for folder in reversed(created):  # leave no empty folders behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise missing_files_error(
+            "MNIST", root / "MNIST" / "raw", stems, f" and could not be downloaded ({type(exc).__name__})"
         ) from None
 
 
@@ -116,17 +156,13 @@ def load_mnist(root: Path) -> Dataset:
     """MNIST via torchvision's layout ``ROOT/MNIST/raw/``; reads the files in place (read-only roots work)."""
     raw = root / "MNIST" / "raw"
     stems = [stem for pair in MNIST_FILES.values() for stem in pair]
-    if any(_find_raw(raw, stem) is None for stem in stems):
-        _download_mnist(root)
-    arrays = {stem: _read_idx(_find_raw(raw, stem)) for stem in stems}  # type: ignore[arg-type]
-    splits = {
-        split: (torch.from_numpy(arrays[img].copy()), torch.from_numpy(arrays[lab].astype(np.int64)))
-        for split, (img, lab) in MNIST_FILES.items()
-    }
-    return Dataset("mnist", *splits["train"], *splits["test"])
+    if any(find_raw(raw, stem) is None for stem in stems):
+        _download_mnist(root, stems)
+    splits = load_idx_splits(raw)
+    return Dataset("mnist", *splits["train"], *splits["test"], root=root)
 
 
-# --- scikit-learn's bundled 8x8 digits ---------------------------------------------------
+# --- scikit-learn's bundled 8x8 digits ------------------------------------------------------
 
 
 @register_dataset("digits")
@@ -135,6 +171,8 @@ def load_digits(root: Path) -> Dataset:
 
     Needs no files and no network. Split 2:1 into train and test, stratified, with a fixed seed.
     """
+    import numpy as np
+    import torch
     import torch.nn.functional as F
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split

@@ -1,7 +1,10 @@
-"""A run directory on disk: files named by their content, and ``run.json``, the manifest that commits them.
+"""Every file tripletshot writes, in one place: atomic writes, pickle-free tensor files, and the run folder.
+
+A run directory holds files named by their content, and ``run.json``, the manifest that commits them:
 
 run.json               the manifest: format version, the run's metadata, each file's name, size and sha256
 model-<sha>.pt         the embedder's weights (a state dict, read with ``weights_only=True``)
+centering-<sha>.pt     the feature centring fitted after training (its mean vector)
 index-<sha>.npz        the faiss support index and its labels (read with ``allow_pickle=False``)
 checkpoint-<sha>.pt    model, optimizer, RNG states, epoch and step, options: what ``--resume`` needs
 adder-<sha>.pt         the linear adder, once trained
@@ -17,26 +20,91 @@ parsing it, and name the file that does not match.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import io
 import json
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import __version__
-from .artifacts import tensors_from_bytes, write_bytes_atomic
-from .errors import RunError, UsageError
+from .errors import ConfigError, RunError, RunNotFoundError
 
 MANIFEST_FILE = "run.json"
 LOCK_FILE = ".lock"
 FORMAT = "tripletshot-run"
-FORMAT_VERSION = 2
-SUFFIXES = {"model": ".pt", "index": ".npz", "checkpoint": ".pt", "adder": ".pt"}
-_OURS = re.compile(r"^(model|index|checkpoint|adder)-[0-9a-f]{16}\.(pt|npz)$")
+FORMAT_VERSION = 3  # 3: centring is its own file (it was a buffer inside the model's weights)
+SUFFIXES = {"model": ".pt", "centering": ".pt", "index": ".npz", "checkpoint": ".pt", "adder": ".pt"}
+_OURS = re.compile(r"^(model|centering|index|checkpoint|adder)-[0-9a-f]{16}\.(pt|npz)$")
 _TEMP = re.compile(r"^\..+\.tmp$")  # write_bytes_atomic's temp files, left behind only by a killed process
+
+
+# --- files: atomic writes and pickle-free tensors ---
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a run folder is shared like any other file
+            os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def tensors_to_bytes(obj: Any) -> bytes:
+    """``torch.save`` a dict of tensors and plain values into bytes."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def tensors_from_bytes(data: bytes, source: str, device: torch.device | str = "cpu") -> Any:
+    """Load what :func:`tensors_to_bytes` made, refusing anything that would unpickle code."""
+    try:
+        return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    except Exception as exc:  # weights_only refuses pickled code with an UnpicklingError
+        raise RunError(f"{source} is damaged or not a tripletshot file ({type(exc).__name__})") from None
+
+
+def load_tensors(path: str | os.PathLike, device: torch.device | str = "cpu") -> Any:
+    """Load a file of :func:`tensors_to_bytes` bytes, refusing anything that would unpickle code."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    return tensors_from_bytes(data, str(path), device)
+
+
+# --- the run folder ---
 
 
 class StaleManifest(RunError):
@@ -71,11 +139,13 @@ class RunDir:
     def manifest(self) -> dict[str, Any]:
         """The parsed ``run.json``, checked for format and version before anything trusts it."""
         if not self.path.exists():
-            raise RunError(f"no run at {self.path}: train one first with `embed train`")
+            raise RunNotFoundError(f"no run at {self.path}: train one first with `embed train`")
         if not self.path.is_dir():
             raise RunError(f"{self.path} is not a directory")
         if not self.exists():
-            raise RunError(f"{self.path} is not a tripletshot run (no {MANIFEST_FILE}): train one with `embed train`")
+            raise RunNotFoundError(
+                f"{self.path} is not a tripletshot run (no {MANIFEST_FILE}): train one with `embed train`"
+            )
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -164,7 +234,7 @@ class RunDir:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise RunError(
-                f"run dir {self.path} is in use by {holder}; wait for it or choose another --run-dir"
+                f"run dir {self.path} is in use by {holder}; wait for it or choose another run dir"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
@@ -229,13 +299,35 @@ def _try_lock(fd: int) -> None:
 
 
 def check_new_run_dir(path: Path, force: bool = False) -> None:
-    """Refuse a --run-dir that is a file, or a folder of someone else's files (unless ``force``)."""
+    """Refuse a ``run_dir`` that is a file, or a folder of someone else's files (unless ``force``)."""
     if path.exists() and not path.is_dir():
-        raise UsageError(f"--run-dir {path} is a file, not a directory")
+        raise ConfigError("run_dir", f"{{run_dir}} {path} is a file, not a directory")
     if path.is_dir() and not force and not (path / MANIFEST_FILE).exists():
         foreign = sorted(p.name for p in path.iterdir() if not is_run_file(p.name))
         if foreign:
-            raise UsageError(
-                f"--run-dir {path} holds files that are not a tripletshot run ({foreign[0]}, ...); "
-                "choose another folder or pass --force"
+            raise ConfigError(
+                "run_dir",
+                f"{{run_dir}} {path} holds files that are not a tripletshot run ({foreign[0]}, ...); "
+                "choose another folder or use {force}",
             )
+
+
+def prepare_run_dir(run_dir: Path, force: bool = False) -> bool:
+    """Create ``run_dir`` for a new training; return whether its first save must start a fresh manifest.
+
+    Refuses a file, a folder of someone else's files, and a run this version cannot read, unless ``force``.
+    """
+    check_new_run_dir(run_dir, force)
+    store = RunDir(run_dir)
+    if store.exists():
+        try:
+            store.manifest()
+        except RunError as exc:
+            if not force:
+                raise ConfigError("run_dir", f"{exc}; use {{force}} to train a new run over it") from None
+            return True
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create run dir {run_dir}: {exc.strerror}") from None
+    return False  # taking the run's lock, next, refuses a read-only folder

@@ -1,0 +1,352 @@
+"""Training: ``train_one_epoch`` and ``validation_loss``, tied into a run by ``train`` (or ``resume``).
+
+The dataset stays on the training device as one uint8 tensor. Each step draws a balanced batch
+(``ways`` classes x ``m_per_class`` images) by index on the device, makes two augmented views of
+every image on the device, and takes one optimizer step on the instance + class triplet loss.
+The step loop never reads a value back to the host; the epoch's mean loss is read once at its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .augment import augment_batch
+from .checkpoint import EpochProgress, TrainingState, config_from_checkpoint
+from .classes import check_in_dataset
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .devices import resolve_device
+from .embedding import Embedder
+from .errors import ConfigError, RunError
+from .index import SupportIndex
+from .interrupt import Interrupted, StopRequest
+from .losses import InstanceAndClassTripletLoss
+from .model import EmbeddingNet
+from .run import run_files
+from .sampling import BalancedBatchSampler, sample_supports, split_validation
+from .store import RunDir, prepare_run_dir, tensors_to_bytes
+
+EpochHook = Callable[[int, Embedder], None]
+
+
+def views_loss(
+    model: EmbeddingNet,
+    criterion: InstanceAndClassTripletLoss,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    normalization: tuple[float, float],
+) -> torch.Tensor:
+    """Loss on two augmented views of each uint8 image: instance positives plus class triplets."""
+    mean, std = normalization
+    x = images.unsqueeze(1).float().div_(255.0)
+    views = torch.cat([augment_batch(x, generator), augment_batch(x, generator)]).sub_(mean).div_(std)
+    with torch.autocast(views.device.type, torch.bfloat16, enabled=views.device.type == "cuda"):
+        outputs = model.training_outputs(views)
+    instance_ids = torch.arange(len(images), device=images.device).repeat(2)
+    return criterion(outputs.float(), labels.repeat(2), instance_ids)
+
+
+class TrainingStopped(Exception):
+    """Raised by :func:`train_one_epoch` after the step during which a stop was requested."""
+
+
+def train_one_epoch(
+    model: EmbeddingNet,
+    criterion: InstanceAndClassTripletLoss,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    sampler: BalancedBatchSampler,
+    images: torch.Tensor,
+    steps: int,
+    generator: torch.Generator,
+    normalization: tuple[float, float],
+    description: str = "",
+    progress: bool = True,
+    state: EpochProgress | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> float:
+    """Run the epoch's ``steps`` optimizer steps; return the mean training loss (the epoch's one host sync).
+
+    ``state`` lets an epoch start part-way (resume) and records how far it got. If ``stop()`` turns true,
+    the current step completes and :class:`TrainingStopped` is raised, with ``state`` up to date.
+    """
+    model.train()
+    state = state if state is not None else EpochProgress()
+    if state.loss_sum is None:
+        state.loss_sum = torch.zeros((), device=images.device)
+    # No tqdm at all without progress: even disabled, it makes a multiprocessing lock.
+    bar = tqdm(total=steps, initial=state.step, desc=description, leave=False) if progress else None
+    with bar or contextlib.nullcontext():
+        while state.step < steps:
+            indices, labels = sampler.sample()
+            loss = views_loss(model, criterion, images[indices], labels, generator, normalization)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            state.loss_sum += loss.detach()
+            state.step += 1
+            if bar is not None:
+                bar.update()
+            if stop is not None and stop():
+                raise TrainingStopped
+    return float(state.loss_sum / steps)
+
+
+def validation_loss(
+    model: EmbeddingNet,
+    criterion: InstanceAndClassTripletLoss,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalization: tuple[float, float],
+    seed: int = 0,
+    batch_size: int = 512,
+) -> float:
+    """Mean loss on held-out images, with augmentation drawn from a fixed seed so epochs compare."""
+    if len(images) == 0:
+        return float("nan")
+    model.eval()
+    generator = torch.Generator(images.device).manual_seed(seed)
+    total = torch.zeros((), device=images.device)
+    order = torch.randperm(len(images), generator=generator, device=images.device)  # mix classes
+    batches = 0
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            chunk = order[start : start + batch_size]
+            total += views_loss(model, criterion, images[chunk], labels[chunk], generator, normalization)
+            batches += 1
+    return float(total / batches)
+
+
+def build_support_index(embedder: Embedder, dataset: Dataset, shots: int, seed: int) -> tuple[SupportIndex, np.ndarray]:
+    """``shots`` seeded train-split examples of *every* class of the dataset, embedded and indexed."""
+    labels = dataset.train_labels.numpy()
+    chosen = sample_supports(labels, dataset.classes, shots, np.random.default_rng(seed))
+    index = SupportIndex(embedder.dim)
+    index.add(embedder.embed(dataset.train_images[chosen]), labels[chosen])
+    return index, chosen
+
+
+def check_shots(dataset: Dataset, shots: int) -> None:
+    """Every class must have ``shots`` train-split images to put in the index: check before training."""
+    counts = np.bincount(dataset.train_labels.numpy(), minlength=max(dataset.classes) + 1)
+    short = [c for c in dataset.classes if counts[c] < shots]
+    if short:
+        raise ConfigError(
+            "shots", f"{{shots}} {shots} is more than class {short[0]} has training images ({counts[short[0]]})"
+        )
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metadata: dict[str, Any]
+
+
+def train(
+    config: TrainConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    dataset: Dataset | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> TrainResult:
+    """Train an embedder on ``config.classes``, index ``config.shots`` supports of every class, save the run.
+
+    The run dir is locked for the whole training. A checkpoint is committed after every epoch, and after
+    the current step when SIGINT or SIGTERM arrives; that raises :class:`Interrupted`. ``on_epoch_end(epoch,
+    embedder)``, if given, runs after each epoch's checkpoint with the model as it is, uncentred (benchmarks
+    score it); it must leave the model's weights and mode as it found them.
+    """
+    device = resolve_device(config.device)
+    dataset = _dataset_for(config, dataset)
+    store = RunDir(config.run_dir)
+    fresh = prepare_run_dir(store.path, force)
+    with store.lock():
+        return _Training(config, store, device, dataset, progress, log, fresh).run(on_epoch_end)
+
+
+def resume(
+    run_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    dataset: Dataset | None = None,
+    on_epoch_end: EpochHook | None = None,
+    **changes: Any,
+) -> TrainResult:
+    """Continue the interrupted training in ``run_dir`` with the options its checkpoint holds.
+
+    ``device`` and ``data_dir`` may change; any other option in ``changes`` must equal the checkpoint's,
+    else :class:`ConfigError` names it.
+    """
+    store = RunDir(run_dir)
+    if not store.exists() or not store.has("checkpoint"):
+        raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
+    with store.lock():  # before reading: no other process may write it meanwhile
+        checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
+        config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
+        device = resolve_device(config.device)
+        dataset = _dataset_for(config, dataset)
+        training = _Training(config, store, device, dataset, progress, log, fresh=False)
+        training.restore(checkpoint)
+        return training.run(on_epoch_end)
+
+
+def _dataset_for(config: TrainConfig, dataset: Dataset | None) -> Dataset:
+    if dataset is None or dataset.name != config.dataset:
+        dataset = load_dataset(config.dataset, config.data_dir)
+    check_in_dataset(config.classes, dataset.classes)
+    check_shots(dataset, config.shots)
+    return dataset
+
+
+def _resume_hint(run_dir: Path) -> str:
+    return f"checkpointed in {run_dir}; continue with `embed train --resume --run-dir {run_dir}`"
+
+
+class _Training:
+    """One training of one run: set up, (restore,) run the epochs, then centre, index and commit."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        store: RunDir,
+        device: torch.device,
+        dataset: Dataset,
+        progress: bool,
+        log: Callable[[str], None],
+        fresh: bool,
+    ) -> None:
+        self.config, self.store, self.device, self.dataset = config, store, device, dataset
+        self.progress, self.log, self.fresh = progress, log, fresh
+        torch.manual_seed(config.seed)
+        pixels = dataset.train_images.float() / 255.0
+        self.normalization = (float(pixels.mean()), float(pixels.std()))
+        train_rows, val_rows = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+        everything = (dataset.train_images, dataset.train_labels)
+        self.images, self.labels = (t[train_rows].to(device) for t in everything)
+        self.val_images, self.val_labels = (t[val_rows].to(device) for t in everything)
+        self.criterion = InstanceAndClassTripletLoss(config.margin, config.class_weight)
+        self.steps = 2 if config.dry_run else max(1, math.ceil(len(train_rows) / (config.ways * config.m_per_class)))
+        self.epochs = 1 if config.dry_run else config.epochs
+        self.state = self._initial_state()
+        self.sampler = BalancedBatchSampler(
+            self.labels, config.classes, config.m_per_class, config.ways, self.state.generator
+        )
+
+    def _initial_state(self) -> TrainingState:
+        config = self.config
+        model = EmbeddingNet(config.embedding_dim, config.width).to(self.device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=self.epochs * self.steps, pct_start=0.15
+        )
+        generator = torch.Generator(self.device).manual_seed(config.seed)
+        return TrainingState(model, optimizer, scheduler, generator, progress=EpochProgress(), curve=[])
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        try:
+            warning = self.state.restore(checkpoint, self.config.seed, self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RunError(f"the checkpoint in {self.store.path} does not fit this training: {first}") from None
+        if warning:
+            self.log(warning)
+        self.log(
+            f"resuming {self.store.path} at epoch {self.state.epoch + 1} of {self.epochs}, "
+            f"step {self.state.progress.step} of {self.steps}"
+        )
+
+    def save_checkpoint(self) -> None:
+        self.state.seconds = time.perf_counter() - self.started
+        self.store.commit({"checkpoint": tensors_to_bytes(self.state.snapshot(self.config))}, fresh=self.fresh)
+        self.fresh = False
+
+    def embedder(self) -> Embedder:
+        """The model as it is now, with the pixel normalisation; not centred."""
+        return Embedder(self.state.model, *self.normalization, device=self.device)
+
+    def run(self, on_epoch_end: EpochHook | None) -> TrainResult:
+        config = self.config
+        self.log(
+            f"training on {config.dataset} classes {','.join(map(str, config.classes))} on {self.device}: "
+            f"{len(self.images)} images ({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} "
+            f"steps of {config.ways} classes x {config.m_per_class}"
+        )
+        self.started = time.perf_counter() - self.state.seconds
+        try:
+            with StopRequest() as stop:
+                while self.state.epoch < self.epochs:
+                    self._one_epoch(stop)
+                    if on_epoch_end is not None:
+                        on_epoch_end(self.state.epoch, self.embedder())
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread's handler
+            if self.state.curve:
+                self.log(f"interrupted: epoch {self.state.curve[-1]['epoch']} is {_resume_hint(self.store.path)}")
+            raise
+        return self._finish(time.perf_counter() - self.started)
+
+    def _one_epoch(self, stop: StopRequest) -> None:
+        state, epoch = self.state, self.state.epoch + 1
+        try:
+            train_loss = train_one_epoch(
+                state.model, self.criterion, state.optimizer, state.scheduler, self.sampler, self.images, self.steps,
+                state.generator, self.normalization, description=f"epoch {epoch}/{self.epochs}",
+                progress=self.progress, state=state.progress, stop=stop.__bool__,
+            )  # fmt: skip
+        except TrainingStopped:
+            self.save_checkpoint()
+            where = f"at epoch {epoch}, step {state.progress.step} of {self.steps}"
+            raise Interrupted(f"interrupted by {stop.name} {where}: {_resume_hint(self.store.path)}") from None
+        val_loss = validation_loss(
+            state.model, self.criterion, self.val_images, self.val_labels, self.normalization, seed=self.config.seed
+        )
+        seconds = time.perf_counter() - self.started
+        state.curve.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
+        state.epoch, state.progress = epoch, EpochProgress()
+        self.save_checkpoint()
+        self.log(f"epoch {epoch}/{self.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}")
+        if stop:  # arrived during validation or the save: the epoch is complete and saved
+            raise Interrupted(f"interrupted by {stop.name} after epoch {epoch}: {_resume_hint(self.store.path)}")
+
+    def _finish(self, train_seconds: float) -> TrainResult:
+        """Centre on the training classes' mean feature, index the supports, commit the run in one step."""
+        config, dataset = self.config, self.dataset
+        embedder = self.embedder().fit_centering(self.images)
+        index, support_rows = build_support_index(embedder, dataset, config.shots, config.seed)
+        metadata = {
+            "tripletshot_version": __version__,
+            "torch_version": torch.__version__,
+            "dataset": config.dataset,
+            "data_root": str(dataset.root.resolve()) if dataset.root else None,
+            "dataset_classes": dataset.classes,
+            "class_names": list(dataset.class_names),
+            "classes": config.classes,
+            "embedding_dim": config.embedding_dim,
+            "width": config.width,
+            "normalization": {"mean": self.normalization[0], "std": self.normalization[1]},
+            "seed": config.seed,
+            "device": str(self.device),
+            "options": asdict(config),
+            "curve": self.state.curve,
+            "train_seconds": train_seconds,
+            "index": {"shots": config.shots, "method": config.method, "support_rows": support_rows.tolist()},
+        }
+        # One commit: model, centring, index and metadata replace the previous run's together, or not at all.
+        self.store.commit(run_files(embedder, index), run=metadata, fresh=self.fresh)
+        return TrainResult(self.store.path, metadata)

@@ -1,0 +1,87 @@
+"""The README is run, not just read: every Python block as written, and every shell block a test can afford.
+
+A shell block preceded by ``<!-- not run by the tests: REASON -->`` is skipped (the reason is printed). In the
+others, ``pip install -e '.[test]' &&`` is dropped (this environment is that install) and a line that runs
+pytest is skipped (it is this test suite). Each block runs in a fresh folder holding ``photo.jpg``: a digit
+drawn as a user would photograph it, dark on light.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SKIP = re.compile(r"<!-- not run by the tests: (.+?) -->")
+
+
+def blocks(language: str) -> list[tuple[str, str | None]]:
+    """``(code, reason to skip or None)`` for each fenced block of ``language``, in order."""
+    found, lines = [], README.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == f"```{language}":
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+            skip = SKIP.search(lines[i - 1]) if i else None
+            found.append(("\n".join(lines[i + 1 : end]), skip.group(1) if skip else None))
+    return found
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path, digits) -> Path:
+    digit = digits.test_images[3].numpy()  # a 28x28 digit, bright on black
+    big = np.asarray(Image.fromarray(255 - digit).resize((140, 140), Image.BILINEAR))
+    Image.fromarray(big).convert("RGB").save(tmp_path / "photo.jpg", quality=90)
+    return tmp_path
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_every_python_block_runs_as_written(workdir):
+    code = [c for c, _ in blocks("python")]
+    assert code, "the README has no Python block"
+    result = run([sys.executable, "-c", "\n\n".join(code)], workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracy = int(re.search(r"1-shot accuracy on 200 test digits: (\d+)%", result.stdout).group(1))
+    assert accuracy > 40  # chance is 10%
+    assert re.search(r"photo\.jpg: digit \d, \d\.\d\d from its nearest support", result.stdout)
+    assert re.search(r"photo\.jpg: digit (\d) \(nearest support [\d.]+ away\) \+ 7 = \d+", result.stdout)
+
+
+def shell_lines(code: str) -> list[str]:
+    lines = []
+    for line in code.splitlines():
+        line = re.sub(r"\s+#.*$", "", line).replace("pip install -e '.[test]' && ", "").strip()
+        if line and "pytest" not in line:
+            lines.append(line)
+    return lines
+
+
+def test_every_affordable_shell_block_runs(workdir):
+    ran = 0
+    for code, skip in blocks("bash"):
+        if skip:
+            print(f"skipped a block: {skip}")
+            continue
+        for line in shell_lines(code):
+            result = run(["bash", "-c", line], workdir)
+            assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+            ran += 1
+    assert ran >= 2  # the main job and adder predict at least
+    assert (workdir / "runs" / "latest" / "run.json").is_file()
+
+
+def test_the_readme_counts_the_bad_input_matrix_right():
+    from tests.test_bad_input import CASES
+
+    claimed = re.search(r"(\d+) cases over `embed train`", README.read_text())
+    assert claimed and int(claimed.group(1)) == len(CASES)
