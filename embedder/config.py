@@ -122,7 +122,7 @@ class PredictConfig:
 
     k: int = _option(5, "Nearest supports shown for each image.")
     threshold: float | None = _option(
-        None, "Distance beyond which an image is unknown [default: the run's calibrated threshold].", type=float
+        None, "Distance from which an image is unknown [default: the run's calibrated threshold].", type=float
     )
     reject: bool = _option(True, "Answer unknown beyond the threshold; without it, always the nearest class.")
 

@@ -40,7 +40,9 @@ def _images_by_label(label: str | None, images: tuple[str, ...], folder: str | N
 @main.command("enroll")
 @click.argument("images", nargs=-1, metavar="[IMAGE]...")
 @click.option("--label", help="The class to enrol the images as: a new name, or more shots of a class the run knows.")
-@click.option("--folder", type=click.Path(), help="Enrol each sub-folder of DIR as a class named by its path.")
+@click.option(
+    "--folder", type=click.Path(), metavar="DIR", help="Enrol each sub-folder of DIR as a class named by its path."
+)
 @run_dir_option("The run whose index the images join.")
 @device_option
 @json_option
