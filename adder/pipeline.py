@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from embedder.errors import ConfigError, RunError, quote
+from embedder.config import PredictConfig
+from embedder.errors import ConfigError, RunError, UnknownImageError, quote
+from embedder.prediction import Prediction as ClassPrediction
+from embedder.prediction import predict
 from embedder.run import Run
 from embedder.store import RunDir, tensors_to_bytes
 
@@ -105,12 +109,35 @@ class Prediction:
         )
 
 
-def predict_sums(run: Run, adder: LinearAdder, images: torch.Tensor, names: list[str], number: int) -> list[Prediction]:
-    """Label each uint8 28x28 image with the run's one-shot index, then add ``number`` to it."""
-    digits, distances = run.classifier().predict(images)
+def _digit(answer: ClassPrediction) -> int:
+    """The number an answer of :func:`embedder.prediction.predict` names; refused if unknown or not a number."""
+    if not answer.known:
+        raise UnknownImageError(
+            f"{answer.image}: no digit this run knows (nearest {answer.distance:.2f}, threshold {answer.threshold:.2f})"
+        )
+    if not _INTEGER.fullmatch(answer.name):
+        raise UnknownImageError(f"{answer.image}: the run knows it as {quote(answer.name)}, which is not a number")
+    return int(answer.name)
+
+
+def predict_sums(
+    run: Run,
+    adder: LinearAdder,
+    images: torch.Tensor,
+    names: list[str],
+    number: int,
+    reject: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[Prediction]:
+    """Label each uint8 28x28 image as :func:`embedder.prediction.predict` does, then add ``number`` to it.
+
+    An image the run calls unknown is refused with :class:`UnknownImageError`, unless ``reject`` is False.
+    """
+    answers = predict(run, images, names, PredictConfig(k=1, reject=reject), log=log)
+    digits = [_digit(answer) for answer in answers]
     sums = add(adder, digits, [number] * len(digits))
-    rows = zip(names, digits, distances, sums, strict=True)
-    return [Prediction(name, int(d), float(dist), number, int(s)) for name, d, dist, s in rows]
+    rows = zip(answers, digits, sums, strict=True)
+    return [Prediction(a.image, d, a.distance, number, int(s)) for a, d, s in rows]
 
 
 def evaluate_adder(

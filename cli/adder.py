@@ -76,16 +76,24 @@ def _load_run_and_adder(run_dir: str, device: str):
 @main.command("predict", context_settings={"ignore_unknown_options": True})  # so `... image.png -5` works
 @click.argument("args", nargs=-1, required=True, metavar="IMAGE... [NUMBER]")
 @click.option("--number", help="The number to add. Without it, the last argument is the number.")
+@click.option(
+    "--reject/--no-reject", default=True, help="Refuse an image the run calls unknown; without it, the nearest digit."
+)
 @run_dir_option("The embedder run whose index labels the digit.")
 @device_option
 @json_option
-def predict_command(args: tuple[str, ...], number: str | None, run_dir: str, device: str, as_json: bool) -> None:
+def predict_command(
+    args: tuple[str, ...], number: str | None, reject: bool, run_dir: str, device: str, as_json: bool
+) -> None:
     """Recognise the digit in each IMAGE (PNG, JPEG, ... any size) and add NUMBER to it.
+
+    An image the run calls unknown (beyond its open-set threshold) is refused, exit 1.
 
     \b
     Example:
       adder predict photo.jpg 7
       adder predict a.png b.jpg --number 7 --json
+      adder predict scribble.png 7 --no-reject     # the nearest digit, however far
     """
     from adder.pipeline import parse_number
 
@@ -108,7 +116,7 @@ def predict_command(args: tuple[str, ...], number: str | None, run_dir: str, dev
             f"note: {value} is outside the adder's trained range 0..{report.max_value}; it is linear, so it "
             f"extrapolates (exact on {100 * report.extrapolation_exact:.0f}% of 0..{report.extrapolation_range})"
         )
-    predictions = predict_sums(run, adder, tensors, images, value)
+    predictions = predict_sums(run, adder, tensors, images, value, reject=reject, log=info)
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in predictions], indent=2))
     else:

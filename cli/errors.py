@@ -23,6 +23,8 @@ def flag(ctx: click.Context, param: str) -> str:
     """How the command in ``ctx`` spells the parameter ``param``: its option (``--run-dir``) if it has one."""
     for p in ctx.command.params:
         if p.name == param and isinstance(p, click.Option):
+            if p.secondary_opts and p.default is True:  # a switch that is on: named by how to turn it off
+                return p.secondary_opts[0]
             return max(p.opts, key=len)
     return as_flag(param)
 

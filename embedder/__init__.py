@@ -25,6 +25,8 @@ _EXPORTS = {
     "RunNotFoundError": "errors",
     "ImageError": "errors",
     "EmptyIndexError": "errors",
+    "ClassNotFoundError": "errors",
+    "UnknownImageError": "errors",
     "Interrupted": "interrupt",
     "EmbeddingNet": "model",
     "Centering": "embedding",
@@ -41,6 +43,11 @@ _EXPORTS = {
     "evaluate_run": "evaluation",
     "evaluate_episodes": "evaluation",
     "load_image": "images",
+    "enrol": "enrolment",
+    "forget": "enrolment",
+    "indexed_classes": "enrolment",
+    "predict": "prediction",
+    "PredictConfig": "config",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -73,6 +73,9 @@ class TrainingState:
         return warning
 
 
+ADDED_LATER = ("far",)  # options newer than some checkpoints: those take the default
+
+
 def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: Any) -> TrainConfig:
     """The checkpoint's options, with ``changes`` applied where a resumed training may change them.
 
@@ -80,7 +83,11 @@ def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: A
     a resumed training keeps what it trains on and how.
     """
     try:
-        saved = {f.name: checkpoint["config"][f.name] for f in fields(TrainConfig)}
+        saved = {
+            f.name: checkpoint["config"][f.name]
+            for f in fields(TrainConfig)
+            if f.name not in ADDED_LATER or f.name in checkpoint["config"]  # else its default
+        }
         config = TrainConfig(**saved)
     except (KeyError, TypeError, ValueError) as exc:
         raise RunError(f"the checkpoint in {source} is not one this tripletshot can resume ({exc})") from None

@@ -45,6 +45,7 @@ class TrainConfig:
     method: str = _option("nn", "Nearest support (nn), or nearest class mean (prototype).", choices=METHODS)
     device: str = _option("auto", "auto (CUDA if available), cpu, cuda or cuda:N.")
     val_fraction: float = _option(0.1, "Share of the training classes' images held out to track the loss.")
+    far: float = _option(0.01, "Target false-accept rate of the open-set threshold, calibrated on the held-out images.")
     dry_run: bool = _option(False, "One epoch of two steps: check that everything runs.")
 
     def __post_init__(self) -> None:
@@ -67,6 +68,7 @@ class TrainConfig:
             raise ConfigError("method", f"{{method}} must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError("val_fraction", f"{{val_fraction}} must be in [0, 1), got {self.val_fraction}")
+        check_far(self.far)
         self._check_batch()
 
     def _check_batch(self) -> None:
@@ -97,6 +99,11 @@ class EvalConfig:
     episodes: int = _option(200, "Random support draws.")
     seed: int = _option(0, "Seed of the support draws.")
     method: str | None = _option(None, "nn or prototype [default: the run's].", choices=METHODS)
+    open_set: bool = _option(
+        False,
+        "Also leave each unseen class out of the index in turn: AUROC of known vs unknown, and accuracy at "
+        "the run's threshold.",
+    )
 
     def __post_init__(self) -> None:
         for name in ("episodes", "shots"):
@@ -104,6 +111,37 @@ class EvalConfig:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
         if self.method is not None and self.method not in METHODS:
             raise ConfigError("method", f"{{method}} must be one of {', '.join(METHODS)}, got {self.method!r}")
+
+
+MAX_DISTANCE = 2.0  # between unit vectors
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """How ``embed predict`` answers: how many neighbours it shows, and when it says ``unknown``."""
+
+    k: int = _option(5, "Nearest supports shown for each image.")
+    threshold: float | None = _option(
+        None, "Distance from which an image is unknown [default: the run's calibrated threshold].", type=float
+    )
+    reject: bool = _option(True, "Answer unknown beyond the threshold; without it, always the nearest class.")
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError("k", f"{{k}} must be at least 1, got {self.k}")
+        if self.threshold is not None:
+            if not (math.isfinite(self.threshold) and 0 <= self.threshold <= MAX_DISTANCE):
+                raise ConfigError(
+                    "threshold", f"{{threshold}} is a distance between unit vectors, 0 to 2, got {self.threshold}"
+                )
+            if not self.reject:
+                raise ConfigError("threshold", "{threshold} and {reject} contradict each other: give one or the other")
+
+
+def check_far(far: float) -> None:
+    """A target false-accept rate is a share strictly between 0 and 1."""
+    if not (math.isfinite(far) and 0 < far < 1):
+        raise ConfigError("far", f"{{far}} is a target false-accept rate, strictly between 0 and 1, got {far}")
 
 
 def field_table(cls: type) -> dict[str, dict[str, Any]]:

@@ -64,3 +64,11 @@ class ImageError(TripletshotError, ValueError):
 
 class EmptyIndexError(TripletshotError, ValueError):
     """A search or a prediction was asked of an index that holds no supports."""
+
+
+class ClassNotFoundError(TripletshotError, LookupError):
+    """A class name that the run's index does not hold."""
+
+
+class UnknownImageError(TripletshotError, ValueError):
+    """An image that the run calls unknown where an answer was required (``adder predict``)."""

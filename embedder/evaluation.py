@@ -13,10 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import run_calibration
 from .config import EvalConfig
 from .data import Dataset
+from .errors import ConfigError
 from .fewshot import make_classifier
 from .index import SupportIndex
+from .openset import evaluate_open_set
+from .pml_metrics import grouped_accuracy_calculator
 from .run import Run
 from .sampling import sample_supports
 
@@ -132,11 +136,30 @@ def evaluate_run(run: Run, dataset: Dataset, config: EvalConfig = EvalConfig()) 
     episode_report = _episodes_report(
         support, (query_embeddings, test_labels), dataset.classes, unseen, shots, episodes, seed, method
     )
-    return {
+    report = {
         "run": str(run.path),
         "dataset": dataset.name,
         "trained_classes": seen,
         "per_class": per_class,
         "summary": summary,
         "episodes": episode_report,
+        "accuracy_calculator": grouped_accuracy_calculator(
+            query_embeddings, test_labels, *support, {"seen": seen, "unseen": unseen, "all": dataset.classes}
+        ),
     }
+    if config.open_set:
+        report["open_set"] = open_set_report(run, method, query_embeddings, test_labels, unseen)
+    return report
+
+
+def open_set_report(
+    run: Run, method: str, embeddings: np.ndarray, labels: np.ndarray, unseen: list[int]
+) -> dict[str, Any]:
+    """:func:`~embedder.openset.evaluate_open_set` over the unseen classes, at the run's stored threshold."""
+    if not unseen:
+        raise ConfigError("open_set", "{open_set} leaves out classes the run was not trained on, and it has none")
+    calibrated = run_calibration(run)
+    threshold = calibrated.threshold if calibrated else None
+    report = evaluate_open_set(run.index, method, embeddings, labels, unseen, threshold)
+    report["far"] = calibrated.far if calibrated else None
+    return report

@@ -76,7 +76,10 @@ class SupportIndex:
 
     def vectors(self) -> np.ndarray:
         """Every support embedding, in insertion order (row ``i`` has label ``labels[i]``)."""
-        return self.index.reconstruct_n(0, len(self)) if len(self) else np.empty((0, self.dim), np.float32)
+        if not len(self):
+            return np.empty((0, self.dim), np.float32)
+        # asarray: once faiss.contrib.torch_utils is imported (PML's AccuracyCalculator does), this is a tensor.
+        return np.asarray(self.index.reconstruct_n(0, len(self)))
 
     def prototypes(self) -> tuple[np.ndarray, np.ndarray]:
         """Each class's mean support embedding, renormalised, with the class labels."""

@@ -6,7 +6,9 @@ which files make a run (:data:`RUN_FILES`) and puts a network, a centring and an
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,11 @@ class Run:
         embedder = Embedder(model.eval(), *normalization, centering=centering, device=device)
         return cls(store.path, meta, embedder, index, manifest)
 
+    def class_name(self, label: int) -> str:
+        """The name of class ``label`` (``class_names[label]`` in the metadata; the label itself if it has none)."""
+        names = self.metadata.get("class_names") or []
+        return str(names[label]) if 0 <= label < len(names) else str(label)
+
     def has_file(self, role: str) -> bool:
         """Whether the run holds a file for ``role`` (``"adder"``, ``"checkpoint"``...)."""
         return role in self.manifest["files"]
@@ -97,6 +104,15 @@ class Run:
     def load_dataset(self, data_dir: str | os.PathLike | None = None) -> Dataset:
         """The dataset this run was trained on, from ``data_dir``, else from where training read it."""
         return load_dataset(self.metadata["dataset"], data_dir or self.metadata.get("data_root"))
+
+
+@contextlib.contextmanager
+def run_for_change(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> Iterator[tuple[RunDir, Run]]:
+    """The run in ``run_dir`` read under its lock, with the store to commit the change through, lock still held."""
+    store = RunDir(run_dir)
+    store.manifest()  # a missing or foreign folder is said as such, before a lock file is made in it
+    with store.lock():
+        yield store, Run.load(run_dir, device)
 
 
 def _load_weights(store: RunDir, manifest: dict[str, Any], role: str, module: torch.nn.Module) -> None:

@@ -23,12 +23,14 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .augment import augment_batch
+from .calibration import calibrate_index
 from .checkpoint import EpochProgress, TrainingState, config_from_checkpoint
 from .classes import check_in_dataset
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .devices import resolve_device
 from .embedding import Embedder
+from .enrolment import training_records
 from .errors import ConfigError, RunError
 from .index import SupportIndex
 from .interrupt import Interrupted, StopRequest
@@ -347,6 +349,9 @@ class _Training:
             "train_seconds": train_seconds,
             "index": {"shots": config.shots, "method": config.method, "support_rows": support_rows.tolist()},
         }
+        metadata["index"]["classes"] = training_records(index, dataset.class_names)
+        calibration = calibrate_index(embedder, index, dataset, config, support_rows, self.log)
+        metadata["open_set"] = calibration.as_dict() if calibration else None
         # One commit: model, centring, index and metadata replace the previous run's together, or not at all.
         self.store.commit(run_files(embedder, index), run=metadata, fresh=self.fresh)
         return TrainResult(self.store.path, metadata)

@@ -25,6 +25,8 @@ from tests.runfiles import manifest, replace_and_resign, run_file, snapshot
 TRAIN = ["train", "--dataset", "digits", "--device", "cpu", "--run-dir", "{run}"]
 EVAL = ["eval", "--device", "cpu", "--episodes", "2", "--run-dir", "{run}"]
 PREDICT = ["predict", "--run-dir", "{run}"]
+ENROLL = ["enroll", "--run-dir", "{run}"]
+EMBED_PREDICT = ["predict", "{tmp}/digit.png", "--run-dir", "{run}"]
 
 
 class Payload:
@@ -122,6 +124,23 @@ def missing(run: Path) -> None:
     shutil.rmtree(run)
 
 
+HELD: list[int] = []  # lock file descriptors held for the rest of the session, as a running writer would
+
+
+def locked(run: Path) -> None:
+    import fcntl
+    import os
+
+    fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    os.pwrite(fd, b"pid 4242", 0)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a second open file: flock refuses it even in this process
+    HELD.append(fd)
+
+
+def empty_index(run: Path) -> None:
+    replace_and_resign(run, "index", SupportIndex(1024).to_bytes())
+
+
 CASES = [
     # (id, cli, args, break the run copy with, exit code, message on stderr)
     ("classes-empty", embed, [*TRAIN, "--classes", ""], None, 2, "--classes is empty"),
@@ -210,6 +229,49 @@ CASES = [
     ("predict-no-number", adder, [*PREDICT, "{tmp}/digit.png"], None, 2, "give an image and a number"),
     ("predict-damaged-run", adder, [*PREDICT, "{tmp}/digit.png", "7"], truncate_model, 1, "damaged"),
     ("predict-cuda", adder, [*PREDICT, "{tmp}/digit.png", "7", "--device", "cuda"], None, 2, "CUDA"),
+    ("train-far-2", embed, [*TRAIN, "--far", "2"], None, 2, "--far is a target false-accept rate"),
+    ("train-far-0", embed, [*TRAIN, "--far", "0"], None, 2, "strictly between 0 and 1"),
+    ("enroll-read-only", embed, [*ENROLL, "--label", "x", "{tmp}/digit.png"], read_only, 1, "is read-only"),
+    ("enroll-locked", embed, [*ENROLL, "--label", "x", "{tmp}/digit.png"], locked, 1, "in use by pid 4242"),
+    ("enroll-missing-run", embed, [*ENROLL, "--label", "x", "{tmp}/digit.png"], missing, 1, "no run at"),
+    (
+        "enroll-label-a-path",
+        embed,
+        [*ENROLL, "--label", "../../etc/x", "{tmp}/digit.png"],
+        None,
+        2,
+        "looks like a path",
+    ),
+    ("enroll-label-absolute", embed, [*ENROLL, "--label", "/etc/passwd", "{tmp}/digit.png"], None, 2, "a path"),
+    ("enroll-label-empty", embed, [*ENROLL, "--label", "", "{tmp}/digit.png"], None, 2, "is empty"),
+    ("enroll-label-newline", embed, [*ENROLL, "--label", "a\nb", "{tmp}/digit.png"], None, 2, "newline"),
+    ("enroll-label-long", embed, [*ENROLL, "--label", "x" * 201, "{tmp}/digit.png"], None, 2, "at most 200"),
+    ("enroll-label-unknown", embed, [*ENROLL, "--label", "unknown", "{tmp}/digit.png"], None, 2, "choose another"),
+    ("enroll-no-images", embed, [*ENROLL, "--label", "x"], None, 2, "give the IMAGE files"),
+    ("enroll-no-label", embed, [*ENROLL, "{tmp}/digit.png"], None, 2, "give --label NAME"),
+    ("enroll-not-an-image", embed, [*ENROLL, "--label", "x", "{tmp}/notes.txt"], None, 1, "not an image"),
+    ("enroll-folder-a-file", embed, [*ENROLL, "--folder", "{tmp}/digit.png"], None, 2, "is not a folder"),
+    ("enroll-folder-flat", embed, [*ENROLL, "--folder", "{tmp}"], None, 2, "holds images itself"),
+    ("enroll-folder-and-images", embed, [*ENROLL, "--folder", "{tmp}", "{tmp}/digit.png"], None, 2, "no IMAGE"),
+    ("forget-absent", embed, ["forget", "zebra", "--run-dir", "{run}"], None, 1, "has no class 'zebra'"),
+    ("forget-read-only", embed, ["forget", "3", "--run-dir", "{run}"], read_only, 1, "is read-only"),
+    ("index-missing-run", embed, ["index", "--run-dir", "{run}"], missing, 1, "no run at"),
+    ("embed-predict-empty-index", embed, EMBED_PREDICT, empty_index, 1, "index is empty: enrol"),
+    ("embed-predict-missing-run", embed, EMBED_PREDICT, missing, 1, "no run at"),
+    ("embed-predict-k-zero", embed, [*EMBED_PREDICT, "--k", "0"], None, 2, "--k must be at least 1"),
+    ("embed-predict-threshold-3", embed, [*EMBED_PREDICT, "--threshold", "3"], None, 2, "--threshold is a distance"),
+    (
+        "embed-predict-threshold-no-reject",
+        embed,
+        [*EMBED_PREDICT, "--threshold", "0.5", "--no-reject"],
+        None,
+        2,
+        "--threshold and --no-reject contradict",
+    ),  # fmt: skip
+    ("embed-predict-blank", embed, ["predict", "{tmp}/blank.png", "--run-dir", "{run}"], None, 1, "blank"),
+    ("calibrate-far-2", embed, ["calibrate", "--far", "2", "--run-dir", "{run}"], None, 2, "--far is a target"),
+    ("calibrate-read-only", embed, ["calibrate", "--run-dir", "{run}"], read_only, 1, "is read-only"),
+    ("eval-open-set-damaged", embed, [*EVAL, "--open-set"], truncate_model, 1, "damaged"),
 ]
 
 

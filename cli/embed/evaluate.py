@@ -41,13 +41,43 @@ def format_report(report: dict, per_class: bool) -> str:
     lines.append(
         f"episodes ({episodes['count']} random {episodes['shots']}-shot support draws, 95% CI): " + ", ".join(parts)
     )
+    lines += _format_accuracy_calculator(report["accuracy_calculator"])
+    if "open_set" in report:
+        lines += _format_open_set(report["open_set"])
     return "\n".join(lines)
+
+
+def _format_accuracy_calculator(groups: dict) -> list[str]:
+    lines = ["", "pytorch-metric-learning AccuracyCalculator (test queries, train split as reference):"]
+    lines.append(f"{'classes':>8}  {'P@1':>6}  {'MAP@R':>6}  {'NMI':>6}  {'AMI':>6}")
+    for name, m in groups.items():
+        values = (m["precision_at_1"], m["mean_average_precision_at_r"], m["NMI"], m["AMI"])
+        lines.append(f"{name:>8}  " + "  ".join(f"{v:6.3f}" for v in values))
+    return lines
+
+
+def _format_open_set(report: dict) -> list[str]:
+    mean = report["mean"]
+    lines = [
+        "",
+        f"open set (each of {len(report['left_out'])} unseen classes left out of the index in turn, its test "
+        f"queries unknown): AUROC known vs unknown {mean['auroc']:.3f}",
+    ]
+    if report["threshold"] is None:
+        lines.append("the run has no open-set threshold (trained before calibration): `embed calibrate` fits one")
+    else:
+        lines.append(
+            f"at the run's threshold {report['threshold']:.3f} (calibrated for {100 * report['far']:g}% false "
+            f"accepts): unknown queries rejected {_pct(mean['unknown_rejected'])}, known queries right and accepted "
+            f"{_pct(mean['known_accuracy'])} (right without rejection: {_pct(mean['closed_set_accuracy'])})"
+        )
+    return lines
 
 
 @main.command("eval")
 @run_dir_option("The run to evaluate.")
 @click.option("--per-class", is_flag=True, help="Show accuracy for every class, seen and unseen.")
-@config_options(EvalConfig, "shots", "episodes", "method", "seed")
+@config_options(EvalConfig, "shots", "episodes", "method", "seed", "open_set")
 @data_dir_option
 @device_option
 @json_option
@@ -58,6 +88,7 @@ def eval_command(run_dir: str, per_class: bool, data_dir: str | None, device: st
     Example:
       embed eval --per-class
       embed eval --shots 5 --json | python -m json.tool
+      embed eval --open-set
     """
     config = EvalConfig(**options)  # checked here, before torch is imported
     from embedder.devices import resolve_device

@@ -16,4 +16,5 @@ def main() -> None:
     Example:
       embed train --dataset digits --classes 0-4
       embed eval --per-class
+      embed enroll --label star star.png && embed predict photo.png
     """

@@ -12,7 +12,7 @@ from ..options import config_option, config_options, data_dir_option, given
 from .group import main
 
 HOW = ("epochs", "batch_size", "m_per_class", "lr", "weight_decay", "margin", "class_weight", "embedding_dim", "width")
-INDEX = ("shots", "method", "seed", "val_fraction")
+INDEX = ("shots", "method", "seed", "val_fraction", "far")
 
 
 @main.command("train")

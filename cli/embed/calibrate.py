@@ -1,0 +1,40 @@
+"""``embed calibrate``: fit a run's open-set threshold again (:func:`embedder.calibration.recalibrate`)."""
+
+from __future__ import annotations
+
+import click
+
+from embedder.config import TrainConfig
+
+from ..errors import info
+from ..options import config_option, data_dir_option, device_option, run_dir_option
+from .group import main
+
+
+@main.command("calibrate")
+@config_option(TrainConfig, "far")
+@run_dir_option("The run to calibrate.")
+@data_dir_option
+@device_option
+def calibrate_command(far: float, run_dir: str, data_dir: str | None, device: str) -> None:
+    """Fit the run's open-set threshold for --far on its held-out images, against its index as it is now.
+
+    Training does this at its end; run it for another --far, after enrolling classes, or on a run trained
+    before tripletshot calibrated one.
+
+    \b
+    Example:
+      embed calibrate --far 0.05
+    """
+    from embedder.config import check_far
+
+    check_far(far)  # before torch is imported
+    from embedder.calibration import recalibrate
+    from embedder.devices import resolve_device
+
+    result = recalibrate(run_dir, far, data_dir, resolve_device(device), log=info)
+    click.echo(
+        f"{run_dir}: threshold {result.threshold:.3f} for a {100 * far:g}% false-accept rate "
+        f"({100 * result.measured_far:.2f}% of {result.impostors} held-out impostors below it, "
+        f"{100 * result.true_accept_rate:.1f}% of held-out images accepted as their class)"
+    )

@@ -1,0 +1,70 @@
+"""``embed enroll``: add images to a run's index under a class name (:func:`embedder.enrolment.enrol`)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import info
+from ..options import device_option, json_option, run_dir_option
+from .group import main
+
+
+def _images_by_label(label: str | None, images: tuple[str, ...], folder: str | None) -> dict:
+    """``{name: uint8 images}`` from ``--label`` and its files, or from ``--folder``'s sub-folders."""
+    if (label is None) == (folder is None):
+        raise click.UsageError("give --label NAME and IMAGE files, or --folder DIR")
+    if folder is not None:
+        if images:
+            raise click.UsageError("--folder takes no IMAGE arguments: its sub-folders are the classes")
+        from embedder.enrolment import read_class_folders
+
+        classes, skipped = read_class_folders(folder)
+        if skipped:
+            first = ", ".join(f"{path} ({why.removeprefix(str(path) + ': ')})" for path, why in skipped[:3])
+            info(f"warning: skipped {len(skipped)} unreadable or blank image(s): {first}")
+        return classes
+    if not images:
+        raise click.UsageError("give the IMAGE files to enrol under --label")
+    from embedder.labels import check_label
+
+    check_label(label)  # before torch is imported
+    import torch
+
+    from embedder.images import load_image
+
+    return {label: torch.stack([load_image(path) for path in images])}  # every file read before any model loads
+
+
+@main.command("enroll")
+@click.argument("images", nargs=-1, metavar="[IMAGE]...")
+@click.option("--label", help="The class to enrol the images as: a new name, or more shots of a class the run knows.")
+@click.option(
+    "--folder", type=click.Path(), metavar="DIR", help="Enrol each sub-folder of DIR as a class named by its path."
+)
+@run_dir_option("The run whose index the images join.")
+@device_option
+@json_option
+def enroll_command(
+    images: tuple[str, ...], label: str | None, folder: str | None, run_dir: str, device: str, as_json: bool
+) -> None:
+    """Add IMAGEs to the run's index as class --label, without retraining: a new class or more shots of one.
+
+    \b
+    Example:
+      embed enroll --label 7 seven.png                  # more shots of a class the run knows
+      embed enroll --label star star1.png star2.png     # a new class
+      embed enroll --folder my_symbols/                 # each sub-folder a class
+    """
+    classes = _images_by_label(label, images, folder)
+    from embedder.devices import resolve_device
+    from embedder.enrolment import enrol
+
+    enrolled = enrol(run_dir, classes, resolve_device(device))
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in enrolled], indent=2))
+        return
+    for c, (name, added) in zip(enrolled, classes.items(), strict=True):
+        kind = "a new class" if c.origin == "enrolled" and c.shots == len(added) else f"now {c.shots} shots"
+        click.echo(f"enrolled {len(added)} image(s) as {name} (label {c.label}, {kind}) in {run_dir}")

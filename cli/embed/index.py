@@ -1,0 +1,37 @@
+"""``embed index``: the classes in a run's index (:func:`embedder.enrolment.indexed_classes`)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..options import json_option, run_dir_option
+from .group import main
+
+
+@main.command("index")
+@run_dir_option("The run whose index to list.")
+@json_option
+def index_command(run_dir: str, as_json: bool) -> None:
+    """List the classes in the run's index: name, shots, built in training or enrolled, and when.
+
+    \b
+    Example:
+      embed index
+      embed index --run-dir runs/mnist --json
+    """
+    from embedder.enrolment import indexed_classes
+    from embedder.run import Run
+
+    classes = indexed_classes(Run.load(run_dir))
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in classes], indent=2))
+        return
+    width = max([len(c.name) for c in classes] + [5])
+    click.echo(f"{'label':>5}  {'name':<{width}}  {'shots':>5}  {'origin':<8}  {'added':<25}  updated")
+    for c in classes:
+        click.echo(
+            f"{c.label:>5}  {c.name:<{width}}  {c.shots:>5}  {c.origin:<8}  {c.added or '-':<25}  {c.updated or '-'}"
+        )
+    click.echo(f"{len(classes)} classes, {sum(c.shots for c in classes)} supports in {run_dir}")
