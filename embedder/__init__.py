@@ -40,6 +40,7 @@ _EXPORTS = {
     "resume": "training",
     "evaluate_run": "evaluation",
     "evaluate_episodes": "evaluation",
+    "write_report": "report",
     "load_image": "images",
 }
 __all__ = [*_EXPORTS, "__version__"]

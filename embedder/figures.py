@@ -54,9 +54,13 @@ def _figure(width: float, height: float, **subplots: Any) -> tuple[Any, Any]:
 
 
 def _png(figure: Any, dpi: int = 100) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    from PIL import Image
+
+    drawn, small = io.BytesIO(), io.BytesIO()
+    figure.savefig(drawn, format="png", dpi=dpi)
+    # 256 colours are plenty for a chart, and make the file (and report.html) about 3x smaller than RGBA.
+    Image.open(drawn).convert("RGB").quantize(256).save(small, format="PNG", optimize=True)
+    return small.getvalue()
 
 
 def _mark_unseen_ticks(labels: Sequence[Any], classes: Classes, order: list[int]) -> None:

@@ -111,7 +111,7 @@ def draw_figures(
     pngs = {}
     with progress_bar(len(stages), "report", progress, unit="figure") as bar:
         for name, draw in stages.items():
-            bar.set_description_str(f"report: {name.replace('_', ' ')}")
+            bar.set_description_str(TITLES[name])  # which stage runs: t-SNE is the long one
             pngs[name] = draw()
             bar.update()
     return pngs
