@@ -175,3 +175,13 @@ def test_quiet_training_writes_only_its_result(tmp_path):
     trained = subprocess.run([script("embed"), *args], cwd=tmp_path, env=ENV, capture_output=True, text=True)
     assert trained.returncode == 0 and trained.stderr == ""
     assert trained.stdout.startswith("saved run to runs/latest")
+
+
+def test_quiet_silences_the_adders_notes_and_keeps_its_result(digits_run):
+    from cli.adder import main as adder
+
+    args = ["eval", "--json", "--run-dir", str(digits_run), "--device", "cpu"]
+    noted, quiet = CliRunner().invoke(adder, args), CliRunner().invoke(adder, [*args, "--quiet"])
+    assert noted.exit_code == quiet.exit_code == 0
+    assert "has no adder" in noted.stderr and quiet.stderr == ""
+    assert json.loads(quiet.stdout) == json.loads(noted.stdout)
