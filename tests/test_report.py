@@ -127,7 +127,7 @@ def test_training_into_a_log_file_writes_one_plain_line_per_epoch(tmp_path):
         )
     assert trained.returncode == 0
     text = log.read_text()
-    assert "\r" not in text and "\x1b" not in text
+    assert "\r" not in text and "\x1b" not in text and text.startswith("training on digits classes 0,1,2,3,4")
     epochs = [line for line in text.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 2, text
     pattern = r"epoch \d/2: train loss [\d.]+, val loss [\d.]+, \d+ images/s, (\d+ min )?\d+ s left"
@@ -171,10 +171,11 @@ def test_bars_on_a_terminal_never_reach_json_on_stdout_and_quiet_draws_none(digi
 
 
 def test_quiet_training_writes_only_its_result(tmp_path):
+    """Without ``--quiet`` the same training notes its start and each epoch (the log-file test above)."""
     args = ["train", "--dataset", "digits", "--classes", "0-4", "--dry-run", "--device", "cpu", "--quiet"]
-    trained = subprocess.run([script("embed"), *args], cwd=tmp_path, env=ENV, capture_output=True, text=True)
-    assert trained.returncode == 0 and trained.stderr == ""
-    assert trained.stdout.startswith("saved run to runs/latest")
+    quiet = CliRunner().invoke(embed, [*args, "--run-dir", str(tmp_path / "run")])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert quiet.stdout.startswith(f"saved run to {tmp_path / 'run'}")
 
 
 def test_quiet_silences_the_adders_notes_and_keeps_its_result(digits_run):
