@@ -141,14 +141,15 @@ def predict_sums(
 
 
 def evaluate_adder(
-    run: Run, adder: LinearAdder, images: torch.Tensor, labels: np.ndarray, seed: int = 0
+    run: Run, adder: LinearAdder, images: torch.Tensor, labels: np.ndarray, seed: int = 0, progress: bool = False
 ) -> dict[str, Any]:
     """Every test image paired with a seeded random number 0..9: digit, sum and per-class accuracy.
 
-    The overall accuracies are per image (micro); the per-class rows give each class's own.
+    The overall accuracies are per image (micro); the per-class rows give each class's own. ``progress``: a bar
+    while the images are embedded, where stderr is a terminal.
     """
     numbers = np.random.default_rng(seed).integers(0, 10, size=len(labels))
-    digits, _ = run.classifier().predict(images)
+    digits, _ = run.classifier().predict_embeddings(run.embedder.embed(images, progress))
     sums = add(adder, digits, numbers)
     digit_ok, sum_ok = digits == labels, sums == labels + numbers
     per_class = [

@@ -7,13 +7,21 @@ adder predict a.png b.jpg --number 7   several images, the number as an option
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import click
 
 from adder.config import AdderConfig
 
-from .errors import Group, info
-from .options import config_options, data_dir_option, device_option, json_option, run_dir_option
+from .errors import Group, notes
+from .options import (
+    config_options,
+    data_dir_option,
+    device_option,
+    json_option,
+    quiet_option,
+    run_dir_option,
+)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -41,7 +49,8 @@ def _describe(report) -> str:
 @config_options(AdderConfig, "max_value", "epochs", "lr", "seed")
 @device_option
 @json_option
-def train_command(run_dir: str, device: str, as_json: bool, **options) -> None:
+@quiet_option
+def train_command(run_dir: str, device: str, as_json: bool, quiet: bool, **options) -> None:
     """Train the linear adder with MSE and save it into the run directory.
 
     \b
@@ -61,7 +70,7 @@ def train_command(run_dir: str, device: str, as_json: bool, **options) -> None:
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else _describe(report))
 
 
-def _load_run_and_adder(run_dir: str, device: str):
+def _load_run_and_adder(run_dir: str, device: str, say: Callable[[str], None]):
     from adder.pipeline import adder_for
     from embedder.devices import resolve_device
     from embedder.run import Run
@@ -69,7 +78,7 @@ def _load_run_and_adder(run_dir: str, device: str):
     run = Run.load(run_dir, resolve_device(device))
     adder, report, saved = adder_for(run)
     if not saved:
-        info(f"{run_dir} has no adder (`adder train` saves one): using one trained now. {_describe(report)}")
+        say(f"{run_dir} has no adder (`adder train` saves one): using one trained now. {_describe(report)}")
     return run, adder, report
 
 
@@ -82,8 +91,9 @@ def _load_run_and_adder(run_dir: str, device: str):
 @run_dir_option("The embedder run whose index labels the digit.")
 @device_option
 @json_option
+@quiet_option
 def predict_command(
-    args: tuple[str, ...], number: str | None, reject: bool, run_dir: str, device: str, as_json: bool
+    args: tuple[str, ...], number: str | None, reject: bool, run_dir: str, device: str, as_json: bool, quiet: bool
 ) -> None:
     """Recognise the digit in each IMAGE (PNG, JPEG, ... any size) and add NUMBER to it.
 
@@ -110,13 +120,13 @@ def predict_command(
     from embedder.images import load_image
 
     tensors = torch.stack([load_image(path) for path in images])  # every file checked before any work
-    run, adder, report = _load_run_and_adder(run_dir, device)
+    run, adder, report = _load_run_and_adder(run_dir, device, notes(quiet))
     if not 0 <= value <= report.max_value:
-        info(
+        notes(quiet)(
             f"note: {value} is outside the adder's trained range 0..{report.max_value}; it is linear, so it "
             f"extrapolates (exact on {100 * report.extrapolation_exact:.0f}% of 0..{report.extrapolation_range})"
         )
-    predictions = predict_sums(run, adder, tensors, images, value, reject=reject, log=info)
+    predictions = predict_sums(run, adder, tensors, images, value, reject=reject, log=notes(quiet))
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in predictions], indent=2))
     else:
@@ -130,7 +140,8 @@ def predict_command(
 @data_dir_option
 @device_option
 @json_option
-def eval_command(run_dir: str, seed: int, data_dir: str | None, device: str, as_json: bool) -> None:
+@quiet_option
+def eval_command(run_dir: str, seed: int, data_dir: str | None, device: str, as_json: bool, quiet: bool) -> None:
     """Digit and sum accuracy on the test split, each image paired with a random number 0..9.
 
     \b
@@ -139,9 +150,9 @@ def eval_command(run_dir: str, seed: int, data_dir: str | None, device: str, as_
     """
     from adder.pipeline import evaluate_adder
 
-    run, adder, _ = _load_run_and_adder(run_dir, device)
+    run, adder, _ = _load_run_and_adder(run_dir, device, notes(quiet))
     data = run.load_dataset(data_dir)
-    report = evaluate_adder(run, adder, data.test_images, data.test_labels.numpy(), seed)
+    report = evaluate_adder(run, adder, data.test_images, data.test_labels.numpy(), seed, progress=not quiet)
     click.echo(json.dumps(report, indent=2) if as_json else _format_eval(report, seed))
 
 

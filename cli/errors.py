@@ -8,6 +8,7 @@ else the user can fix, 130 for a training stopped by Ctrl-C or SIGTERM after its
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -84,3 +85,12 @@ class Group(click.Group):
 def info(message: str) -> None:
     """Messages for people go to stderr, so stdout stays clean for ``--json``."""
     click.echo(message, err=True)
+
+
+def notes(quiet: bool) -> Callable[[str], None]:
+    """:func:`info`, or nothing under ``--quiet``."""
+    return _silent if quiet else info
+
+
+def _silent(message: str) -> None:
+    pass

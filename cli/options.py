@@ -62,6 +62,9 @@ def run_dir_option(help: str = "The run folder.") -> Decorator:
 DEVICE_HELP = "auto (CUDA if available), cpu, cuda or cuda:N."
 device_option = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress and no notes on stderr: only the result, and errors."
+)
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False),

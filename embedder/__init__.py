@@ -42,6 +42,7 @@ _EXPORTS = {
     "resume": "training",
     "evaluate_run": "evaluation",
     "evaluate_episodes": "evaluation",
+    "write_report": "report",
     "load_image": "images",
     "enrol": "enrolment",
     "forget": "enrolment",

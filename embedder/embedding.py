@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .model import EmbeddingNet
+from .progress import progress_bar
 
 FUSE_FROM = 512  # images; below this the fused inference copy costs more than it saves
 
@@ -67,14 +68,16 @@ class Embedder(nn.Module):
         """Unit embeddings of one batch of uint8 images, on the device (autograd as the caller has it)."""
         return self.centering(self.model(self.preprocess(images)))
 
-    def _batches(self, images: torch.Tensor, network: nn.Module) -> torch.Tensor:
+    def _batches(self, images: torch.Tensor, network: nn.Module, progress: bool = False) -> torch.Tensor:
         chunks = []
         with (
             torch.inference_mode(),
             torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"),
+            progress_bar(len(images), "embedding", progress, unit="img") as bar,
         ):
             for start in range(0, len(images), self.batch_size):
                 chunks.append(network(self.preprocess(images[start : start + self.batch_size])).float())
+                bar.update(len(chunks[-1]))
         return torch.cat(chunks) if chunks else torch.empty(0, self.dim, device=self.device)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -87,11 +90,14 @@ class Embedder(nn.Module):
         self.centering = Centering.fit(self.features(images)).to(self.device)
         return self
 
-    def embed(self, images: torch.Tensor) -> np.ndarray:
-        """L2-normalised float32 embeddings ``(N, dim)`` of uint8 images, batched, without autograd."""
+    def embed(self, images: torch.Tensor, progress: bool = False) -> np.ndarray:
+        """L2-normalised float32 embeddings ``(N, dim)`` of uint8 images, batched, without autograd.
+
+        ``progress``: a bar over the images where stderr is a terminal (:mod:`embedder.progress`).
+        """
         self.model.eval()
         # Many images: a copy with batch norm folded in, made per call so it sees the current weights.
         # It costs ~40 ms, so a few images (``adder predict``) go through the model as it is.
         network = self.model.for_inference() if len(images) >= FUSE_FROM else self.model
         with torch.inference_mode():
-            return self.centering(self._batches(images, network)).cpu().numpy()  # one host copy at the end
+            return self.centering(self._batches(images, network, progress)).cpu().numpy()  # one host copy at the end

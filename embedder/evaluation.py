@@ -8,7 +8,7 @@ Queries always come from the test split and supports from the train split, so th
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from .fewshot import make_classifier
 from .index import SupportIndex
 from .openset import evaluate_open_set
 from .pml_metrics import grouped_accuracy_calculator
+from .progress import progress_bar
 from .run import Run
 from .sampling import sample_supports
 
@@ -32,6 +33,7 @@ class EpisodeResult:
     count: int
     mean: float
     ci95: float
+    per_class: dict[int, tuple[float, float]] = field(default_factory=dict)  # class: (mean, ci95) over episodes
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,8 +57,10 @@ def evaluate_episodes(
     episodes: int = EvalConfig.episodes,
     seed: int = EvalConfig.seed,
     method: str = "nn",
+    progress: bool = False,
 ) -> EpisodeResult:
-    """Mean accuracy over ``episodes`` random ``len(classes)``-way ``shots``-shot support draws.
+    """Mean accuracy over ``episodes`` random ``len(classes)``-way ``shots``-shot support draws, overall and
+    per class (each with its 95% interval).
 
     Every query of the chosen classes is labelled in every episode; the draws are seeded.
     """
@@ -64,15 +68,19 @@ def evaluate_episodes(
     rng = np.random.default_rng(seed)
     in_episode = np.isin(query_labels, classes)
     queries, truth = query_embeddings[in_episode], query_labels[in_episode]
+    of_class = truth[:, None] == np.asarray(classes)[None, :]  # (queries, classes)
     classifier = make_classifier(method, index=SupportIndex(support_embeddings.shape[1]))
-    accuracies = np.empty(episodes)
-    for e in range(episodes):
-        chosen = sample_supports(support_labels, classes, shots, rng)
-        classifier.set_support_embeddings(support_embeddings[chosen], support_labels[chosen])
-        predicted, _ = classifier.predict_embeddings(queries)
-        accuracies[e] = float((predicted == truth).mean())
-    mean, ci95 = mean_ci95(accuracies)
-    return EpisodeResult(len(classes), shots, episodes, mean, ci95)
+    accuracies, class_accuracies = np.empty(episodes), np.empty((episodes, len(classes)))
+    with progress_bar(episodes, f"{len(classes)}-way episodes", progress) as bar:
+        for e in range(episodes):
+            chosen = sample_supports(support_labels, classes, shots, rng)
+            classifier.set_support_embeddings(support_embeddings[chosen], support_labels[chosen])
+            correct = classifier.predict_embeddings(queries)[0] == truth
+            accuracies[e] = float(correct.mean())
+            class_accuracies[e] = (correct[:, None] & of_class).sum(0) / np.maximum(of_class.sum(0), 1)
+            bar.update()
+    per_class = {int(c): mean_ci95(class_accuracies[:, i]) for i, c in enumerate(classes) if of_class[:, i].any()}
+    return EpisodeResult(len(classes), shots, episodes, *mean_ci95(accuracies), per_class=per_class)
 
 
 def per_class_accuracy(
@@ -99,29 +107,48 @@ def _macro_mean(rows: list[dict[str, Any]]) -> float | None:
 
 def _episodes_report(
     support: tuple[np.ndarray, np.ndarray], query: tuple[np.ndarray, np.ndarray], classes: list[int], unseen: list[int],
-    shots: int, episodes: int, seed: int, method: str,
-) -> dict[str, Any]:  # fmt: skip
-    common = dict(shots=shots, episodes=episodes, seed=seed, method=method)
-    report: dict[str, Any] = {"shots": shots, "count": episodes, "method": method}
+    config: EvalConfig, method: str, progress: bool,
+) -> tuple[dict[str, Any], EpisodeResult]:  # fmt: skip
+    """The report's ``episodes`` part, and the all-class result (its per-class means go into ``per_class``)."""
+    common = dict(shots=config.shots, episodes=config.episodes, seed=config.seed, method=method, progress=progress)
+    report: dict[str, Any] = {"shots": config.shots, "count": config.episodes, "method": method}
     groups = {"all": classes, "unseen": unseen} if len(unseen) >= 2 else {"all": classes}
-    for name, group in groups.items():
-        result = evaluate_episodes(*support, *query, group, **common)
+    results = {name: evaluate_episodes(*support, *query, group, **common) for name, group in groups.items()}
+    for name, result in results.items():
         report[name] = {"ways": result.ways, "mean": result.mean, "ci95": result.ci95}
-    return report
+    return report, results["all"]
 
 
-def evaluate_run(run: Run, dataset: Dataset, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunEvaluation:
+    """:func:`evaluate_run`'s report with the arrays behind it, for figures (:mod:`embedder.report`)."""
+
+    report: dict[str, Any]
+    test_embeddings: np.ndarray  # (N, dim), the test split's, in its order
+    predicted: np.ndarray  # the saved index's label for each test image
+    distances: np.ndarray  # and its distance to the support (or prototype) that decided it
+
+
+def evaluate_run(
+    run: Run, dataset: Dataset, config: EvalConfig = EvalConfig(), progress: bool = False
+) -> dict[str, Any]:
     """The report ``embed eval --json`` prints: per-class and summary accuracy of the run's saved
     index, and episodic means with 95% intervals over ``episodes`` random support draws.
 
     Summary accuracies are macro means: the mean of the per-class accuracies, each class counting once.
     """
-    shots, episodes, seed = config.shots, config.episodes, config.seed
+    return evaluate_run_in_detail(run, dataset, config, progress).report
+
+
+def evaluate_run_in_detail(
+    run: Run, dataset: Dataset, config: EvalConfig = EvalConfig(), progress: bool = False
+) -> RunEvaluation:
+    """:func:`evaluate_run`, keeping the test embeddings and the saved index's predictions (each computed once)."""
     method = config.method or run.metadata["index"]["method"]
     seen = run.trained_classes
     test_labels, train_labels = dataset.test_labels.numpy(), dataset.train_labels.numpy()
-    query_embeddings = run.embedder.embed(dataset.test_images)
-    predicted, _ = run.classifier(method).predict_embeddings(query_embeddings)
+    query_embeddings = run.embedder.embed(dataset.test_images, progress)
+    predicted, distances = run.classifier(method).predict_embeddings(query_embeddings)
     per_class = per_class_accuracy(predicted, test_labels, dataset.classes, seen)
     unseen = [c for c in dataset.classes if c not in seen]
     summary = {
@@ -132,10 +159,13 @@ def evaluate_run(run: Run, dataset: Dataset, config: EvalConfig = EvalConfig()) 
         "index_shots": run.metadata["index"]["shots"],
         "method": method,
     }
-    support = (run.embedder.embed(dataset.train_images), train_labels)
-    episode_report = _episodes_report(
-        support, (query_embeddings, test_labels), dataset.classes, unseen, shots, episodes, seed, method
+    support = (run.embedder.embed(dataset.train_images, progress), train_labels)
+    episode_report, all_classes = _episodes_report(
+        support, (query_embeddings, test_labels), dataset.classes, unseen, config, method, progress
     )
+    for row in per_class:
+        mean, ci95 = all_classes.per_class.get(row["class"], (float("nan"), float("nan")))
+        row["episodes"] = {"mean": mean, "ci95": ci95}
     report = {
         "run": str(run.path),
         "dataset": dataset.name,
@@ -149,7 +179,7 @@ def evaluate_run(run: Run, dataset: Dataset, config: EvalConfig = EvalConfig()) 
     }
     if config.open_set:
         report["open_set"] = open_set_report(run, method, query_embeddings, test_labels, unseen)
-    return report
+    return RunEvaluation(report, query_embeddings, predicted, distances)
 
 
 def open_set_report(

@@ -8,7 +8,6 @@ The step loop never reads a value back to the host; the epoch's mean loss is rea
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -19,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import __version__
 from .augment import augment_batch
@@ -36,6 +34,7 @@ from .index import SupportIndex
 from .interrupt import Interrupted, StopRequest
 from .losses import InstanceAndClassTripletLoss
 from .model import EmbeddingNet
+from .progress import duration, progress_bar, progress_line
 from .run import run_files
 from .sampling import BalancedBatchSampler, sample_supports, split_validation
 from .store import RunDir, prepare_run_dir, tensors_to_bytes
@@ -89,9 +88,7 @@ def train_one_epoch(
     state = state if state is not None else EpochProgress()
     if state.loss_sum is None:
         state.loss_sum = torch.zeros((), device=images.device)
-    # No tqdm at all without progress: even disabled, it makes a multiprocessing lock.
-    bar = tqdm(total=steps, initial=state.step, desc=description, leave=False) if progress else None
-    with bar or contextlib.nullcontext():
+    with progress_bar(steps, description, progress, initial=state.step, unit="step") as bar:
         while state.step < steps:
             indices, labels = sampler.sample()
             loss = views_loss(model, criterion, images[indices], labels, generator, normalization)
@@ -101,8 +98,7 @@ def train_one_epoch(
             scheduler.step()
             state.loss_sum += loss.detach()
             state.step += 1
-            if bar is not None:
-                bar.update()
+            bar.update()
             if stop is not None and stop():
                 raise TrainingStopped
     return float(state.loss_sum / steps)
@@ -305,12 +301,14 @@ class _Training:
 
     def _one_epoch(self, stop: StopRequest) -> None:
         state, epoch = self.state, self.state.epoch + 1
+        began, first_step = time.perf_counter(), state.progress.step
         try:
             train_loss = train_one_epoch(
                 state.model, self.criterion, state.optimizer, state.scheduler, self.sampler, self.images, self.steps,
                 state.generator, self.normalization, description=f"epoch {epoch}/{self.epochs}",
                 progress=self.progress, state=state.progress, stop=stop.__bool__,
             )  # fmt: skip
+            seconds_in_steps = time.perf_counter() - began
         except TrainingStopped:
             self.save_checkpoint()
             where = f"at epoch {epoch}, step {state.progress.step} of {self.steps}"
@@ -322,9 +320,20 @@ class _Training:
         state.curve.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
         state.epoch, state.progress = epoch, EpochProgress()
         self.save_checkpoint()
-        self.log(f"epoch {epoch}/{self.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}")
+        self._report_epoch(self.steps - first_step, seconds_in_steps, time.perf_counter() - began)
         if stop:  # arrived during validation or the save: the epoch is complete and saved
             raise Interrupted(f"interrupted by {stop.name} after epoch {epoch}: {_resume_hint(self.store.path)}")
+
+    def _report_epoch(self, steps_done: int, step_seconds: float, epoch_seconds: float) -> None:
+        """The epoch's line: losses, source images per second of stepping, and the time left at this pace."""
+        last = self.state.curve[-1]
+        images_per_s = steps_done * self.config.ways * self.config.m_per_class / max(step_seconds, 1e-9)
+        left = (self.epochs - last["epoch"]) * epoch_seconds * self.steps / max(steps_done, 1)  # resumed: a part
+        progress_line(
+            f"epoch {last['epoch']}/{self.epochs}: train loss {last['train_loss']:.4f}, "
+            f"val loss {last['val_loss']:.4f}, {images_per_s:.0f} images/s, {duration(left)} left",
+            self.progress,
+        )
 
     def _finish(self, train_seconds: float) -> TrainResult:
         """Centre on the training classes' mean feature, index the supports, commit the run in one step."""

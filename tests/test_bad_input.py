@@ -27,6 +27,7 @@ EVAL = ["eval", "--device", "cpu", "--episodes", "2", "--run-dir", "{run}"]
 PREDICT = ["predict", "--run-dir", "{run}"]
 ENROLL = ["enroll", "--run-dir", "{run}"]
 EMBED_PREDICT = ["predict", "{tmp}/digit.png", "--run-dir", "{run}"]
+REPORT = ["report", "--device", "cpu", "--episodes", "2", "--quiet", "--run-dir", "{run}"]
 
 
 class Payload:
@@ -216,6 +217,10 @@ CASES = [
     ("future-format", embed, EVAL, future_format, 1, "format version 99, written by a newer tripletshot"),
     ("old-format", embed, EVAL, old_format, 1, "format version 2; this tripletshot reads version 3: train the run"),
     ("unfinished-run", embed, EVAL, unfinished, 1, "not finished.*--resume"),
+    ("report-missing", embed, REPORT, missing, 1, "no run at"),
+    ("report-episodes-zero", embed, [*REPORT, "--episodes", "0"], None, 2, "--episodes must be at least 1"),
+    ("report-out-is-a-file", embed, [*REPORT, "--out", "{tmp}/notes.txt"], None, 2, "notes.txt.*is a file"),
+    ("report-damaged-run", embed, REPORT, flip_a_byte_of_the_index, 1, r"index-\w+\.npz is damaged: its sha256"),
     ("adder-epochs-zero", adder, ["train", "--epochs", "0", "--run-dir", "{run}"], None, 2, "--epochs"),
     ("adder-max-value", adder, ["train", "--max-value", "0", "--run-dir", "{run}"], None, 2, "--max-value"),
     ("adder-train-missing", adder, ["train", "--run-dir", "{run}"], missing, 1, "no run at"),

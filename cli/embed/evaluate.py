@@ -8,7 +8,7 @@ import click
 
 from embedder.config import EvalConfig
 
-from ..options import config_options, data_dir_option, device_option, json_option, run_dir_option
+from ..options import config_options, data_dir_option, device_option, json_option, quiet_option, run_dir_option
 from .group import main
 
 
@@ -81,7 +81,10 @@ def _format_open_set(report: dict) -> list[str]:
 @data_dir_option
 @device_option
 @json_option
-def eval_command(run_dir: str, per_class: bool, data_dir: str | None, device: str, as_json: bool, **options) -> None:
+@quiet_option
+def eval_command(
+    run_dir: str, per_class: bool, data_dir: str | None, device: str, as_json: bool, quiet: bool, **options
+) -> None:
     """Per-class accuracy on the test split, and N-way K-shot means over random support draws.
 
     \b
@@ -96,5 +99,5 @@ def eval_command(run_dir: str, per_class: bool, data_dir: str | None, device: st
     from embedder.run import Run
 
     run = Run.load(run_dir, resolve_device(device))
-    report = evaluate_run(run, run.load_dataset(data_dir), config)
+    report = evaluate_run(run, run.load_dataset(data_dir), config, progress=not quiet)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report, per_class))

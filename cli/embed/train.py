@@ -7,8 +7,8 @@ import click
 from embedder.config import TrainConfig
 from embedder.data import DATASETS
 
-from ..errors import info
-from ..options import config_option, config_options, data_dir_option, given
+from ..errors import notes
+from ..options import config_option, config_options, data_dir_option, given, quiet_option
 from .group import main
 
 HOW = ("epochs", "batch_size", "m_per_class", "lr", "weight_decay", "margin", "class_weight", "embedding_dim", "width")
@@ -24,8 +24,9 @@ INDEX = ("shots", "method", "seed", "val_fraction", "far")
 @click.option("--resume", is_flag=True, help="Continue the interrupted training saved in --run-dir, with its options.")
 @click.option("--force", is_flag=True, help="Write into --run-dir even if it holds files that are not a run.")
 @config_option(TrainConfig, "dry_run")
+@quiet_option
 @click.pass_context
-def train_command(ctx: click.Context, resume: bool, force: bool, **options) -> None:
+def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **options) -> None:
     """Train the embedder on --classes and index --shots examples of every class.
 
     \b
@@ -33,6 +34,7 @@ def train_command(ctx: click.Context, resume: bool, force: bool, **options) -> N
       embed train --dataset digits --classes 0-4 --epochs 10
       embed train --classes 0,1,2 --device cuda      # MNIST
       embed train --resume                            # after Ctrl-C
+      embed train --classes 0,1,2 > train.log 2>&1    # one line per epoch in the log, no bars
     """
     from embedder.classes import parse_classes
 
@@ -41,12 +43,12 @@ def train_command(ctx: click.Context, resume: bool, force: bool, **options) -> N
         from embedder.training import resume as resume_training
 
         changes = given(ctx, *(name for name in options if name != "run_dir"))
-        result = resume_training(options["run_dir"], log=info, **changes)
+        result = resume_training(options["run_dir"], progress=not quiet, log=notes(quiet), **changes)
     else:
         config = TrainConfig(**options)  # every option is checked here, before torch is imported
         from embedder.training import train
 
-        result = train(config, force=force, log=info)
+        result = train(config, force=force, progress=not quiet, log=notes(quiet))
     meta, last = result.metadata, result.metadata["curve"][-1]
     click.echo(
         f"saved run to {result.run_dir}: {meta['dataset']} classes {','.join(map(str, meta['classes']))}, "
