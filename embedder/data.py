@@ -3,8 +3,10 @@
 Each dataset is a small function in :data:`DATASETS` that returns a :class:`Dataset`: the
 train and test splits as ``uint8`` tensors of shape ``(N, 28, 28)`` with ``int64`` labels, and
 the classes' names. Whole tensors, not per-sample PIL pipelines, so training can keep everything
-on the device. This module imports torch and numpy inside the loaders only: the CLI reads
-:data:`DATASETS` for its help without paying for them.
+on the device. MNIST, Fashion-MNIST, KMNIST and EMNIST are IDX files in torchvision's layouts
+(:data:`IDX_DATASETS`); ``folder:PATH``, a user's own images, is :mod:`embedder.folders`. This module
+imports torch and numpy inside the loaders only: the CLI reads :data:`DATASETS` for its help without
+paying for them.
 """
 
 from __future__ import annotations
@@ -149,9 +151,10 @@ def load_idx_splits(raw: Path, files: dict[str, tuple[str, str]] = MNIST_FILES) 
 
 def missing_files_error(name: str, raw: Path, stems: list[str], why: str = "") -> DataNotFoundError:
     """The one-line error for files that are not there: which folder, which files, how to point elsewhere."""
+    files = ", ".join(f"{stem}.gz" for stem in stems)
     return DataNotFoundError(
-        f"{name} is not in {raw}{why}; put {', '.join(stems)} there (each gzipped as .gz or not), or point the "
-        f"data root (data_dir, --data-dir or ${DATA_ENV}) at a folder holding {raw.parent.name}/raw/"
+        f"{name} is not in {raw}{why}; put {files} there (gzipped or not), or point the data root "
+        f"(data_dir, --data-dir or ${DATA_ENV}) at a folder holding {raw.parent.name}/raw/"
     )
 
 

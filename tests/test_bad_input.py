@@ -221,7 +221,7 @@ CASES = [
         [*TRAIN, "--dataset", "kmnist", "--data-dir", "{tmp}/no-data"],
         None,
         1,
-        r"KMNIST is not in .*no-data/KMNIST/raw and could not be downloaded .*put train-images-idx3-ubyte, ",
+        r"KMNIST is not in .*no-data/KMNIST/raw and could not be downloaded .*put train-images-idx3-ubyte.gz, ",
     ),
     ("folder-a-file", embed, [*TRAIN, "--dataset", "folder:{tmp}/notes.txt"], None, 2, "is a file, not a folder"),
     ("folder-missing", embed, [*TRAIN, "--dataset", "folder:{tmp}/nowhere"], None, 2, "nowhere': no such folder"),
