@@ -72,6 +72,24 @@ data_dir_option = click.option(
 )
 
 
+class DatasetChoice(click.ParamType):
+    """A dataset's name, or ``folder:PATH``: like ``click.Choice``, with the folder form beside the names."""
+
+    name = "dataset"
+
+    def __init__(self, names: list[str], folder: str) -> None:
+        self.names, self.folder = sorted(names), folder
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join([*self.names, f"{self.folder}PATH"]) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in self.names or (value.startswith(self.folder) and value[len(self.folder) :].strip()):
+            return value
+        choices = ", ".join(repr(n) for n in self.names)
+        self.fail(f"{value!r} is not one of {choices}, or {self.folder}PATH for a folder of class folders", param, ctx)
+
+
 def given(ctx: click.Context, *names: str) -> dict[str, Any]:
     """The options among ``names`` that the user typed (not defaults), with their values."""
     source = click.core.ParameterSource.COMMANDLINE

@@ -16,6 +16,7 @@ _EXPORTS = {
     "Dataset": "data",
     "load_dataset": "data",
     "parse_classes": "classes",
+    "resolve_classes": "classes",
     "resolve_device": "devices",
     "TripletshotError": "errors",
     "ConfigError": "errors",

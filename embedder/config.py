@@ -10,11 +10,14 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .classes import ALL, ClassList, check_class_list, parse_classes
 from .errors import ConfigError
 
 DEFAULT_RUN_DIR = "runs/latest"
 METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedder.fewshot.CLASSIFIERS)
 MAX_WAYS = 8  # classes per batch when batch_size is not given
+DEFAULT_EPOCHS = 30
+MIN_STEPS = 60  # a small dataset's default epochs give at least this many steps (the bundled digits' 2 x 30)
 
 
 def _option(default: Any, help: str, **extra: Any) -> Any:
@@ -25,15 +28,22 @@ def _option(default: Any, help: str, **extra: Any) -> Any:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    classes: list[int] = _option([0, 1, 2], "Classes to train on: 0,1,2 or a range like 0-4.")
-    dataset: str = _option("mnist", "The dataset to train on.")
+    classes: ClassList = _option(
+        [0, 1, 2], "Classes to train on: labels 0,1,2, a range 0-4, names (T-shirt/top,Trouser), or all."
+    )
+    dataset: str = _option("mnist", "The dataset to train on, or folder:PATH for a folder of class folders.")
     data_dir: str | None = _option(None, "Data root [default: $TRIPLETSHOT_DATA, else ~/.cache/tripletshot].")
     run_dir: str = _option(DEFAULT_RUN_DIR, "Where the run is saved.")
-    epochs: int = _option(30, "Passes over the training classes' images.")
+    epochs: int | None = _option(
+        None,
+        f"Passes over the training classes' images [default: {DEFAULT_EPOCHS}, more on a small dataset, "
+        f"so that training takes at least {MIN_STEPS} steps].",
+        type=int,
+    )
     batch_size: int | None = _option(
         None, "Images per batch, a multiple of {m_per_class} [default: m x min(classes, 8)].", type=int
     )
-    m_per_class: int = _option(64, "Images of each class in a batch.")
+    m_per_class: int = _option(64, "Images of each class in a batch (fewer where a class has fewer).")
     lr: float = _option(2e-3, "Peak learning rate (one-cycle schedule, AdamW).")
     weight_decay: float = _option(1e-4, "AdamW weight decay.")
     margin: float = _option(0.2, "Triplet margin.")
@@ -46,13 +56,20 @@ class TrainConfig:
     device: str = _option("auto", "auto (CUDA if available), cpu, cuda or cuda:N.")
     val_fraction: float = _option(0.1, "Share of the training classes' images held out to track the loss.")
     far: float = _option(0.01, "Target false-accept rate of the open-set threshold, calibrated on the held-out images.")
+    test_fraction: float = _option(
+        0.2, "Share of each class of a folder: dataset held out as its test split, unless it has train/ and test/."
+    )
+    strict: bool = _option(False, "Refuse a folder: dataset holding unreadable or blank images; skip them otherwise.")
     dry_run: bool = _option(False, "One epoch of two steps: check that everything runs.")
 
     def __post_init__(self) -> None:
-        check_class_list(self.classes)
-        object.__setattr__(self, "classes", sorted(self.classes))  # frozen: the one sanctioned write
+        classes = parse_classes(self.classes) if isinstance(self.classes, str) else list(self.classes)
+        check_class_list(classes)
+        if all(isinstance(c, int) for c in classes):
+            classes = sorted(classes)
+        object.__setattr__(self, "classes", classes)  # frozen: the one sanctioned write
         for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "margin", "class_weight", "weight_decay"):
             value = getattr(self, name)
@@ -69,6 +86,8 @@ class TrainConfig:
         if not 0 <= self.val_fraction < 1:
             raise ConfigError("val_fraction", f"{{val_fraction}} must be in [0, 1), got {self.val_fraction}")
         check_far(self.far)
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError("test_fraction", f"{{test_fraction}} must be in (0, 1), got {self.test_fraction}")
         self._check_batch()
 
     def _check_batch(self) -> None:
@@ -77,18 +96,14 @@ class TrainConfig:
         if self.batch_size % self.m_per_class:
             message = f"{{batch_size}} {self.batch_size} is not a multiple of {{m_per_class}} {self.m_per_class}"
             raise ConfigError("batch_size", message)
-        if not 2 <= self.batch_size // self.m_per_class <= len(self.classes):
+        # "all" is counted once the dataset is loaded: the config is then made again with the labels
+        most = None if self.classes == [ALL] else len(self.classes)
+        if not 2 <= self.batch_size // self.m_per_class <= (most or self.batch_size):
             raise ConfigError(
                 "batch_size",
                 f"{{batch_size}} {self.batch_size} holds {self.batch_size // self.m_per_class} classes of "
-                f"{self.m_per_class}; a batch needs 2 to {len(self.classes)} classes (one triplet needs two)",
+                f"{self.m_per_class}; a batch needs 2 to {most or 'all the'} classes (one triplet needs two)",
             )
-
-    @property
-    def ways(self) -> int:
-        """Classes in each batch."""
-        batch = self.batch_size or self.m_per_class * min(len(self.classes), MAX_WAYS)
-        return batch // self.m_per_class
 
 
 @dataclass(frozen=True)
@@ -156,16 +171,3 @@ def field_table(cls: type) -> dict[str, dict[str, Any]]:
 
 # What a resumed training may change: where it runs and where its files are, not what it trains.
 RESUMABLE_CHANGES = ("device", "data_dir", "run_dir")
-
-
-def check_class_list(classes: list[int]) -> None:
-    """Raise :class:`ConfigError` unless ``classes`` are two or more distinct non-negative labels."""
-    seen: set[int] = set()
-    for value in classes:
-        if value < 0:
-            raise ConfigError("classes", f"{{classes}}: {value} is negative; class labels start at 0")
-        if value in seen:
-            raise ConfigError("classes", f"{{classes}}: class {value} is given twice")
-        seen.add(value)
-    if len(classes) < 2:
-        raise ConfigError("classes", "{classes}: a triplet needs at least two classes")

@@ -3,12 +3,15 @@
 Each dataset is a small function in :data:`DATASETS` that returns a :class:`Dataset`: the
 train and test splits as ``uint8`` tensors of shape ``(N, 28, 28)`` with ``int64`` labels, and
 the classes' names. Whole tensors, not per-sample PIL pipelines, so training can keep everything
-on the device. This module imports torch and numpy inside the loaders only: the CLI reads
-:data:`DATASETS` for its help without paying for them.
+on the device. MNIST, Fashion-MNIST, KMNIST and EMNIST are IDX files in torchvision's layouts
+(:data:`IDX_DATASETS`); ``folder:PATH``, a user's own images, is :mod:`embedder.folders`. This module
+imports torch and numpy inside the loaders only: the CLI reads :data:`DATASETS` for its help without
+paying for them.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import shutil
@@ -37,6 +40,7 @@ class Dataset:
     test_labels: torch.Tensor
     class_names: list[str] = field(default_factory=lambda: list(DIGIT_NAMES))  # label i is class_names[i]
     root: Path | None = None  # where its files were read, if it has files
+    warnings: list[str] = field(default_factory=list)  # what loading skipped, for the caller to show
 
     @property
     def classes(self) -> list[int]:
@@ -68,10 +72,31 @@ def default_data_root(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache) / "tripletshot"
 
 
-def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load dataset ``name`` (see :data:`DATASETS`) from ``data_dir`` or the default root."""
+FOLDER = "folder:"  # --dataset folder:PATH, a user's own images
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is in :data:`DATASETS` or is ``folder:PATH``."""
+    if name.startswith(FOLDER) and name[len(FOLDER) :].strip():
+        return
     if name not in DATASETS:
-        raise ConfigError("dataset", f"unknown {{dataset}} {quote(name)}: choose one of {', '.join(sorted(DATASETS))}")
+        choices = ", ".join([*sorted(DATASETS), f"{FOLDER}PATH"])
+        raise ConfigError("dataset", f"unknown {{dataset}} {quote(name)}: choose one of {choices}")
+
+
+def load_dataset(
+    name: str = "mnist", data_dir: str | os.PathLike | None = None, test_fraction: float = 0.2, strict: bool = False
+) -> Dataset:
+    """Load dataset ``name`` (see :data:`DATASETS`) from ``data_dir`` or the default root.
+
+    ``folder:PATH`` reads a folder of class folders (:mod:`embedder.folders`), caching the decoded images
+    under the data root; ``test_fraction`` and ``strict`` apply to it alone.
+    """
+    check_dataset_name(name)
+    if name.startswith(FOLDER):
+        from .folders import load_folder_dataset
+
+        return load_folder_dataset(name[len(FOLDER) :], default_data_root(data_dir), test_fraction, strict)
     return DATASETS[name](default_data_root(data_dir))
 
 
@@ -126,40 +151,97 @@ def load_idx_splits(raw: Path, files: dict[str, tuple[str, str]] = MNIST_FILES) 
 
 def missing_files_error(name: str, raw: Path, stems: list[str], why: str = "") -> DataNotFoundError:
     """The one-line error for files that are not there: which folder, which files, how to point elsewhere."""
-    names = ", ".join(f"{stem}.gz" for stem in stems)
+    files = ", ".join(f"{stem}.gz" for stem in stems)
     return DataNotFoundError(
-        f"{name} is not in {raw}{why}; put {names} there, or point the data root (data_dir, --data-dir "
-        f"or ${DATA_ENV}) at a folder holding {raw.parent.name}/raw/"
+        f"{name} is not in {raw}{why}; put {files} there (gzipped or not), or point the data root "
+        f"(data_dir, --data-dir or ${DATA_ENV}) at a folder holding {raw.parent.name}/raw/"
     )
 
 
-# --- MNIST ----------------------------------------------------------------------------------
+# --- MNIST and its relatives, in torchvision's layouts ---------------------------------------
 
 
-def _download_mnist(root: Path, stems: list[str]) -> None:
-    from torchvision.datasets import MNIST
+@dataclass(frozen=True)
+class IdxLayout:
+    """Where torchvision keeps one IDX dataset under the data root, and what its labels mean."""
 
-    created = [p for p in (root, root / "MNIST", root / "MNIST" / "raw") if not p.exists()]
+    title: str  # for messages: "Fashion-MNIST"
+    folder: str  # torchvision's class name, the folder under the root: ROOT/FashionMNIST/raw/
+    class_names: list[str]  # by label, after first_label is subtracted
+    files: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(MNIST_FILES))
+    transposed: bool = False  # EMNIST stores each image transposed
+    first_label: int = 0  # EMNIST-letters numbers its classes from 1
+    download: dict[str, str] = field(default_factory=dict)  # extra torchvision arguments (EMNIST's split)
+
+    @property
+    def stems(self) -> list[str]:
+        return [stem for pair in self.files.values() for stem in pair]
+
+
+def _emnist(split: str, class_names: list[str], first_label: int = 0) -> IdxLayout:
+    files = {
+        "train": (f"emnist-{split}-train-images-idx3-ubyte", f"emnist-{split}-train-labels-idx1-ubyte"),
+        "test": (f"emnist-{split}-test-images-idx3-ubyte", f"emnist-{split}-test-labels-idx1-ubyte"),
+    }
+    return IdxLayout(f"EMNIST {split}", "EMNIST", class_names, files, True, first_label, {"split": split})
+
+
+LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+# torchvision's names for each split; EMNIST-balanced merges the lower-case letters shaped like capitals.
+IDX_DATASETS = {
+    "mnist": IdxLayout("MNIST", "MNIST", DIGIT_NAMES),
+    "fashion-mnist": IdxLayout(
+        "Fashion-MNIST",
+        "FashionMNIST",
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    ),
+    "kmnist": IdxLayout("KMNIST", "KMNIST", ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]),
+    "emnist-letters": _emnist("letters", LETTERS, first_label=1),
+    "emnist-digits": _emnist("digits", DIGIT_NAMES),
+    "emnist-balanced": _emnist("balanced", DIGIT_NAMES + [c.upper() for c in LETTERS] + list("abdefghnqrt")),
+}
+
+
+def _download(root: Path, layout: IdxLayout) -> None:
+    """Fetch the files with torchvision (online only); offline, the error names the folder and the files."""
+    import torchvision.datasets
+
+    raw = root / layout.folder / "raw"
+    created = [p for p in (root, root / layout.folder, raw) if not p.exists()]
     try:
-        MNIST(root, train=True, download=True)
-        MNIST(root, train=False, download=True)
+        for train in (True, False):
+            getattr(torchvision.datasets, layout.folder)(root, train=train, download=True, **layout.download)
     except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError when offline
         for folder in reversed(created):  # leave no empty folders behind
             shutil.rmtree(folder, ignore_errors=True)
-        raise missing_files_error(
-            "MNIST", root / "MNIST" / "raw", stems, f" and could not be downloaded ({type(exc).__name__})"
-        ) from None
+        why = f" and could not be downloaded ({type(exc).__name__})"
+        raise missing_files_error(layout.title, raw, layout.stems, why) from None
 
 
-@register_dataset("mnist")
-def load_mnist(root: Path) -> Dataset:
-    """MNIST via torchvision's layout ``ROOT/MNIST/raw/``; reads the files in place (read-only roots work)."""
-    raw = root / "MNIST" / "raw"
-    stems = [stem for pair in MNIST_FILES.values() for stem in pair]
-    if any(find_raw(raw, stem) is None for stem in stems):
-        _download_mnist(root, stems)
-    splits = load_idx_splits(raw)
-    return Dataset("mnist", *splits["train"], *splits["test"], root=root)
+def load_idx_dataset(name: str, root: Path) -> Dataset:
+    """Dataset ``name`` of :data:`IDX_DATASETS` from ``ROOT/<folder>/raw/``, read in place (read-only roots work).
+
+    Missing files are downloaded through torchvision; files that are there are never checksummed against
+    torchvision's list (recompressed copies read the same).
+    """
+    layout = IDX_DATASETS[name]
+    raw = root / layout.folder / "raw"
+    if any(find_raw(raw, stem) is None for stem in layout.stems):
+        _download(root, layout)
+    splits = load_idx_splits(raw, layout.files)
+    for split, (images, labels) in splits.items():
+        if layout.transposed:
+            images = images.transpose(1, 2).contiguous()
+        labels = labels - layout.first_label
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(layout.class_names):
+            count = len(layout.class_names)
+            raise DataError(f"{raw}: {split} labels fall outside the {count} classes of {layout.title}")
+        splits[split] = (images, labels)
+    return Dataset(name, *splits["train"], *splits["test"], class_names=list(layout.class_names), root=root)
+
+
+for _name in IDX_DATASETS:
+    DATASETS[_name] = functools.partial(load_idx_dataset, _name)
 
 
 # --- scikit-learn's bundled 8x8 digits ------------------------------------------------------

@@ -84,14 +84,16 @@ def evaluate_episodes(
 
 
 def per_class_accuracy(
-    predicted: np.ndarray, truth: np.ndarray, classes: list[int], seen: list[int]
+    predicted: np.ndarray, truth: np.ndarray, classes: list[int], seen: list[int], names: list[str]
 ) -> list[dict[str, Any]]:
+    """One row per class: its label and name, whether training saw it, its test queries and their accuracy."""
     rows = []
     for c in classes:
         mask = truth == c
         rows.append(
             {
                 "class": int(c),
+                "name": names[c],
                 "seen": c in seen,
                 "queries": int(mask.sum()),
                 "accuracy": float((predicted[mask] == c).mean()) if mask.any() else float("nan"),
@@ -149,7 +151,7 @@ def evaluate_run_in_detail(
     test_labels, train_labels = dataset.test_labels.numpy(), dataset.train_labels.numpy()
     query_embeddings = run.embedder.embed(dataset.test_images, progress)
     predicted, distances = run.classifier(method).predict_embeddings(query_embeddings)
-    per_class = per_class_accuracy(predicted, test_labels, dataset.classes, seen)
+    per_class = per_class_accuracy(predicted, test_labels, dataset.classes, seen, dataset.class_names)
     unseen = [c for c in dataset.classes if c not in seen]
     summary = {
         "seen": _macro_mean([r for r in per_class if r["seen"]]),
@@ -170,6 +172,7 @@ def evaluate_run_in_detail(
         "run": str(run.path),
         "dataset": dataset.name,
         "trained_classes": seen,
+        "trained_class_names": [dataset.class_names[c] for c in seen],
         "per_class": per_class,
         "summary": summary,
         "episodes": episode_report,

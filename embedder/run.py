@@ -103,7 +103,9 @@ class Run:
 
     def load_dataset(self, data_dir: str | os.PathLike | None = None) -> Dataset:
         """The dataset this run was trained on, from ``data_dir``, else from where training read it."""
-        return load_dataset(self.metadata["dataset"], data_dir or self.metadata.get("data_root"))
+        options, root = self.metadata.get("options", {}), data_dir or self.metadata.get("data_root")
+        split = options.get("test_fraction", 0.2)  # a folder: dataset is split again as it was for training
+        return load_dataset(self.metadata["dataset"], root, split, options.get("strict", False))
 
 
 @contextlib.contextmanager

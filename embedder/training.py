@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from . import __version__
 from .augment import augment_batch
 from .calibration import calibrate_index
 from .checkpoint import EpochProgress, TrainingState, config_from_checkpoint
-from .classes import check_in_dataset
-from .config import TrainConfig
+from .classes import resolve_classes
+from .config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
 from .data import Dataset, load_dataset
 from .devices import resolve_device
 from .embedding import Embedder
@@ -36,7 +36,7 @@ from .losses import InstanceAndClassTripletLoss
 from .model import EmbeddingNet
 from .progress import duration, progress_bar, progress_line
 from .run import run_files
-from .sampling import BalancedBatchSampler, sample_supports, split_validation
+from .sampling import BalancedBatchSampler, batch_shape, sample_supports, split_validation
 from .store import RunDir, prepare_run_dir, tensors_to_bytes
 
 EpochHook = Callable[[int, Embedder], None]
@@ -171,7 +171,7 @@ def train(
     score it); it must leave the model's weights and mode as it found them.
     """
     device = resolve_device(config.device)
-    dataset = _dataset_for(config, dataset)
+    config, dataset = _dataset_for(config, dataset, log)
     store = RunDir(config.run_dir)
     fresh = prepare_run_dir(store.path, force)
     with store.lock():
@@ -199,18 +199,29 @@ def resume(
         checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
         config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
         device = resolve_device(config.device)
-        dataset = _dataset_for(config, dataset)
+        config, dataset = _dataset_for(config, dataset, log)
         training = _Training(config, store, device, dataset, progress, log, fresh=False)
         training.restore(checkpoint)
         return training.run(on_epoch_end)
 
 
-def _dataset_for(config: TrainConfig, dataset: Dataset | None) -> Dataset:
+def _dataset_for(
+    config: TrainConfig, dataset: Dataset | None, log: Callable[[str], None]
+) -> tuple[TrainConfig, Dataset]:
+    """The dataset, and the config with its classes as labels: the one place class names are resolved."""
     if dataset is None or dataset.name != config.dataset:
-        dataset = load_dataset(config.dataset, config.data_dir)
-    check_in_dataset(config.classes, dataset.classes)
+        dataset = load_dataset(config.dataset, config.data_dir, config.test_fraction, config.strict)
+    for warning in dataset.warnings:
+        log(f"warning: {warning}")
+    labels = resolve_classes(config.classes, dataset.class_names, dataset.classes, dataset.name)
+    counts = np.bincount(dataset.train_labels.numpy(), minlength=len(dataset.class_names))
+    small = [c for c in labels if counts[c] < 2]
+    if small:
+        names = ", ".join(dataset.class_names[c] for c in small[:5]) + (", ..." if len(small) > 5 else "")
+        log(f"warning: {len(small)} class(es) with under 2 training images are indexed, not trained on: {names}")
+        labels = [c for c in labels if c not in small]
     check_shots(dataset, config.shots)
-    return dataset
+    return replace(config, classes=labels, dataset=dataset.name), dataset
 
 
 def _resume_hint(run_dir: Path) -> str:
@@ -240,12 +251,15 @@ class _Training:
         self.images, self.labels = (t[train_rows].to(device) for t in everything)
         self.val_images, self.val_labels = (t[val_rows].to(device) for t in everything)
         self.criterion = InstanceAndClassTripletLoss(config.margin, config.class_weight)
-        self.steps = 2 if config.dry_run else max(1, math.ceil(len(train_rows) / (config.ways * config.m_per_class)))
+        counts = np.bincount(dataset.train_labels[train_rows].numpy(), minlength=len(dataset.class_names))
+        self.ways, self.m = batch_shape([int(counts[c]) for c in config.classes], config.m_per_class, config.batch_size)
+        per_epoch = max(1, math.ceil(len(train_rows) / (self.ways * self.m)))
+        if config.epochs is None:  # resolved here, where the steps are known, and saved with the options
+            self.config = config = replace(config, epochs=max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
+        self.steps = 2 if config.dry_run else per_epoch
         self.epochs = 1 if config.dry_run else config.epochs
         self.state = self._initial_state()
-        self.sampler = BalancedBatchSampler(
-            self.labels, config.classes, config.m_per_class, config.ways, self.state.generator
-        )
+        self.sampler = BalancedBatchSampler(self.labels, config.classes, self.m, self.ways, self.state.generator)
 
     def _initial_state(self) -> TrainingState:
         config = self.config
@@ -282,9 +296,10 @@ class _Training:
     def run(self, on_epoch_end: EpochHook | None) -> TrainResult:
         config = self.config
         self.log(
-            f"training on {config.dataset} classes {','.join(map(str, config.classes))} on {self.device}: "
+            f"training on {config.dataset} classes {','.join(self.dataset.class_names[c] for c in config.classes)} "
+            f"on {self.device}: "
             f"{len(self.images)} images ({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} "
-            f"steps of {config.ways} classes x {config.m_per_class}"
+            f"steps of {self.ways} classes x {self.m}"
         )
         self.started = time.perf_counter() - self.state.seconds
         try:

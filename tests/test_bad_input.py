@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import stat
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def empty_index(run: Path) -> None:
 CASES = [
     # (id, cli, args, break the run copy with, exit code, message on stderr)
     ("classes-empty", embed, [*TRAIN, "--classes", ""], None, 2, "--classes is empty"),
-    ("classes-letter", embed, [*TRAIN, "--classes", "a"], None, 2, "'a' is not a class label"),
+    ("classes-letter", embed, [*TRAIN, "--classes", "a,b"], None, 2, "'a', 'b' not in the dataset 'digits'"),
     ("classes-twice", embed, [*TRAIN, "--classes", "0,0"], None, 2, "class 0 is given twice"),
     ("classes-absent", embed, [*TRAIN, "--classes", "0,10"], None, 2, "10 not in the dataset"),
     ("classes-negative", embed, [*TRAIN, "--classes", "-1"], None, 2, "negative"),
@@ -277,7 +278,43 @@ CASES = [
     ("calibrate-far-2", embed, ["calibrate", "--far", "2", "--run-dir", "{run}"], None, 2, "--far is a target"),
     ("calibrate-read-only", embed, ["calibrate", "--run-dir", "{run}"], read_only, 1, "is read-only"),
     ("eval-open-set-damaged", embed, [*EVAL, "--open-set"], truncate_model, 1, "damaged"),
+    ("classes-name-unknown", embed, [*TRAIN, "--classes", "0,zero"], None, 2, "'zero' not in the dataset 'digits'"),
+    ("classes-all-mixed", embed, [*TRAIN, "--classes", "all,1"], None, 2, "'all' stands alone"),
+    ("test-fraction-one", embed, [*TRAIN, "--test-fraction", "1"], None, 2, r"--test-fraction must be in \(0, 1\)"),
+    ("dataset-unknown", embed, [*TRAIN, "--dataset", "cifar"], None, 2, "'cifar' is not one of .* or folder:PATH"),
+    (
+        "dataset-missing-offline",
+        embed,
+        [*TRAIN, "--dataset", "kmnist", "--data-dir", "{tmp}/no-data"],
+        None,
+        1,
+        r"KMNIST is not in .*no-data/KMNIST/raw and could not be downloaded .*put train-images-idx3-ubyte.gz, ",
+    ),
+    ("folder-a-file", embed, [*TRAIN, "--dataset", "folder:{tmp}/notes.txt"], None, 2, "is a file, not a folder"),
+    ("folder-missing", embed, [*TRAIN, "--dataset", "folder:{tmp}/nowhere"], None, 2, "nowhere': no such folder"),
+    ("folder-empty", embed, [*TRAIN, "--dataset", "folder:"], None, 2, "'folder:' is not one of"),
+    ("folder-one-class", embed, [*TRAIN, "--dataset", "folder:{tmp}/one-class"], None, 2, r"one class \('circle'\)"),
+    (
+        "folder-strict",
+        embed,
+        [*TRAIN, "--dataset", "folder:{tmp}/broken", "--classes", "all", "--strict"],
+        None,
+        1,
+        "skipped 1 of 5 images .*broken.png",
+    ),
+    (
+        "folder-unknown-class",
+        embed,
+        [*TRAIN, "--dataset", "folder:{tmp}/two-classes", "--classes", "bar,cat"],
+        None,
+        2,
+        r"'cat' not in the dataset 'folder:.*two-classes', which has classes 0 'bar', 1 'ring'",
+    ),
 ]
+
+
+def offline(*args, **kwargs):
+    raise OSError("network is unreachable (the bad-input tests run offline)")
 
 
 def user_files(folder: Path) -> None:
@@ -287,12 +324,20 @@ def user_files(folder: Path) -> None:
     Image.fromarray(np.full((28, 28), 255, np.uint8)).save(folder / "blank.png")
     (folder / "notes.txt").write_text("shopping list")
     (folder / "cut.png").write_bytes((folder / "digit.png").read_bytes()[:60])
+    for tree, classes in (("one-class", ["circle"]), ("two-classes", ["bar", "ring"]), ("broken", ["bar", "ring"])):
+        for name in classes:
+            (folder / tree / name).mkdir(parents=True)
+            for i in range(2):
+                shutil.copy(folder / "digit.png", folder / tree / name / f"{i}.png")
+    (folder / "broken" / "ring" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
 
 
 @pytest.mark.parametrize(
     "cli, args, damage, code, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )  # fmt: skip
-def test_bad_input(tmp_path, digits_run, cli, args, damage, code, message):
+def test_bad_input(tmp_path, digits_run, monkeypatch, cli, args, damage, code, message):
+    monkeypatch.setattr(socket.socket, "connect", offline)  # a missing dataset must fail the same everywhere
+    monkeypatch.setenv("TRIPLETSHOT_DATA", str(tmp_path / "data"))  # where folder: datasets are cached
     files = tmp_path / "files"
     files.mkdir()
     user_files(files)

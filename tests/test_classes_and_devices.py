@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from embedder.classes import check_in_dataset, parse_classes
+from embedder.classes import parse_classes, resolve_classes
 from embedder.config import TrainConfig
 from embedder.devices import resolve_device
 from embedder.errors import ConfigError, DeviceError
@@ -19,20 +19,22 @@ def test_parse_classes_accepts_lists_and_ranges(text, expected):
     "text, message",
     [
         ("", "empty"),
-        ("a", "not a class"),
+        ("a,b", "'a', 'b' not in the dataset"),
         ("0,0", "twice"),
         ("0,10", "not in the dataset"),
         ("-1,2", "negative"),
         ("3", "at least two"),
         ("4-2", "backwards"),
         ("0-10", "not in the dataset"),
-        ("1,,2", "not a class"),
+        ("1,,2", "'' is not a class label"),
     ],
 )
 def test_parse_classes_rejects_bad_lists(text, message):
-    """Syntax is parse_classes's, the list itself TrainConfig's, membership the dataset check's: each names classes."""
+    """Syntax is parse_classes's, the list itself TrainConfig's, membership resolve_classes's: each names classes."""
     with pytest.raises(ConfigError, match=message) as info:
-        check_in_dataset(TrainConfig(classes=parse_classes(text)).classes, list(range(10)))
+        resolve_classes(
+            TrainConfig(classes=parse_classes(text)).classes, [str(d) for d in range(10)], list(range(10)), "digits"
+        )
     assert info.value.param == "classes" and str(info.value).startswith("classes")
 
 

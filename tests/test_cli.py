@@ -82,7 +82,7 @@ def test_version_and_help_do_not_import_torch():
     "args, code, message",
     [
         (["train", "--device", "tpu"], 2, "unknown --device 'tpu'"),
-        (["train", "--dataset", "digits", "--classes", "a"], 2, "not a class label"),
+        (["train", "--dataset", "digits", "--classes", "0,a"], 2, "'a' not in the dataset 'digits'"),
         (["train", "--dataset", "digits", "--classes", "0,0"], 2, "twice"),
         (["train", "--dataset", "digits", "--classes", "5"], 2, "at least two"),
         (["train", "--dataset", "digits", "--epochs", "0"], 2, "--epochs"),

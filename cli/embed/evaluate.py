@@ -8,6 +8,7 @@ import click
 
 from embedder.config import EvalConfig
 
+from ..errors import notes
 from ..options import config_options, data_dir_option, device_option, json_option, quiet_option, run_dir_option
 from .group import main
 
@@ -18,13 +19,14 @@ def _pct(value: float | None) -> str:
 
 def format_report(report: dict, per_class: bool) -> str:
     """The human-readable form of an :func:`~embedder.evaluation.evaluate_run` report."""
-    lines = [f"run {report['run']} ({report['dataset']}, trained on {','.join(map(str, report['trained_classes']))})"]
+    lines = [f"run {report['run']} ({report['dataset']}, trained on {','.join(report['trained_class_names'])})"]
     summary, episodes = report["summary"], report["episodes"]
     if per_class:
-        lines += ["", f"{'class':>5}  {'':6}  {'queries':>7}  {'accuracy':>8}"]
+        width = max(5, *(len(row["name"]) for row in report["per_class"]))
+        lines += ["", f"{'class':>{width}}  {'':6}  {'queries':>7}  {'accuracy':>8}"]
         for row in report["per_class"]:
             lines.append(
-                f"{row['class']:>5}  {'seen' if row['seen'] else 'unseen':6}  "
+                f"{row['name']:>{width}}  {'seen' if row['seen'] else 'unseen':6}  "
                 f"{row['queries']:>7}  {_pct(row['accuracy']):>8}"
             )
         lines.append("")
@@ -99,5 +101,8 @@ def eval_command(
     from embedder.run import Run
 
     run = Run.load(run_dir, resolve_device(device))
-    report = evaluate_run(run, run.load_dataset(data_dir), config, progress=not quiet)
+    dataset = run.load_dataset(data_dir)
+    for warning in dataset.warnings:
+        notes(quiet)(f"warning: {warning}")
+    report = evaluate_run(run, dataset, config, progress=not quiet)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report, per_class))

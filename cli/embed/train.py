@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from embedder.config import TrainConfig
-from embedder.data import DATASETS
+from embedder.data import DATASETS, FOLDER
 
 from ..errors import notes
-from ..options import config_option, config_options, data_dir_option, given, quiet_option
+from ..options import DatasetChoice, config_option, config_options, data_dir_option, given, quiet_option
 from .group import main
 
 HOW = ("epochs", "batch_size", "m_per_class", "lr", "weight_decay", "margin", "class_weight", "embedding_dim", "width")
@@ -17,8 +17,9 @@ INDEX = ("shots", "method", "seed", "val_fraction", "far")
 
 @main.command("train")
 @config_option(TrainConfig, "classes")
-@config_option(TrainConfig, "dataset", type=click.Choice(sorted(DATASETS)))
+@config_option(TrainConfig, "dataset", type=DatasetChoice(list(DATASETS), FOLDER))
 @data_dir_option
+@config_options(TrainConfig, "test_fraction", "strict")
 @config_option(TrainConfig, "run_dir", type=click.Path())
 @config_options(TrainConfig, *HOW, *INDEX, "device")
 @click.option("--resume", is_flag=True, help="Continue the interrupted training saved in --run-dir, with its options.")
@@ -32,6 +33,8 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
     \b
     Example:
       embed train --dataset digits --classes 0-4 --epochs 10
+      embed train --dataset fashion-mnist --classes 'T-shirt/top,Trouser,Pullover'
+      embed train --dataset folder:my_symbols --classes all
       embed train --classes 0,1,2 --device cuda      # MNIST
       embed train --resume                            # after Ctrl-C
       embed train --classes 0,1,2 > train.log 2>&1    # one line per epoch in the log, no bars
@@ -50,8 +53,9 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
 
         result = train(config, force=force, progress=not quiet, log=notes(quiet))
     meta, last = result.metadata, result.metadata["curve"][-1]
+    names = ",".join(meta["class_names"][c] for c in meta["classes"])
     click.echo(
-        f"saved run to {result.run_dir}: {meta['dataset']} classes {','.join(map(str, meta['classes']))}, "
+        f"saved run to {result.run_dir}: {meta['dataset']} classes {names}, "
         f"{last['epoch']} epochs in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
         f"index holds {meta['index']['shots']} shot(s) of each of {len(meta['dataset_classes'])} classes"
     )
