@@ -342,7 +342,7 @@ class _Training:
     def _report_epoch(self, steps_done: int, step_seconds: float, epoch_seconds: float) -> None:
         """The epoch's line: losses, source images per second of stepping, and the time left at this pace."""
         last = self.state.curve[-1]
-        images_per_s = steps_done * self.config.ways * self.config.m_per_class / max(step_seconds, 1e-9)
+        images_per_s = steps_done * self.ways * self.m / max(step_seconds, 1e-9)
         left = (self.epochs - last["epoch"]) * epoch_seconds * self.steps / max(steps_done, 1)  # resumed: a part
         progress_line(
             f"epoch {last['epoch']}/{self.epochs}: train loss {last['train_loss']:.4f}, "
