@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ def blocks(language: str) -> list[tuple[str, str | None]]:
 
 @pytest.fixture()
 def workdir(tmp_path: Path, digits) -> Path:
+    shutil.copytree(README.parent / "examples", tmp_path / "examples")  # the README's commands use them
     digit = digits.test_images[3].numpy()  # a 28x28 digit, bright on black
     big = np.asarray(Image.fromarray(255 - digit).resize((140, 140), Image.BILINEAR))
     Image.fromarray(big).convert("RGB").save(tmp_path / "photo.jpg", quality=90)
@@ -67,7 +69,7 @@ def shell_lines(code: str) -> list[str]:
 
 
 def test_every_affordable_shell_block_runs(workdir):
-    ran = 0
+    ran, outputs = 0, {}
     for code, skip in blocks("bash"):
         if skip:
             print(f"skipped a block: {skip}")
@@ -75,9 +77,12 @@ def test_every_affordable_shell_block_runs(workdir):
         for line in shell_lines(code):
             result = run(["bash", "-c", line], workdir)
             assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+            outputs[line] = result.stdout
             ran += 1
-    assert ran >= 2  # the main job and adder predict at least
+    assert ran >= 6  # the main job, adder predict, and the symbols round trip at least
     assert (workdir / "runs" / "latest" / "run.json").is_file()
+    predicted = next(out for line, out in outputs.items() if line.startswith("embed predict symbols/star-4.png"))
+    assert re.search(r"star-4\.png: star \(", predicted) and re.search(r"noise\.png: unknown", predicted), predicted
 
 
 def test_the_readme_counts_the_bad_input_matrix_right():
