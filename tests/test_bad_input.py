@@ -180,6 +180,15 @@ CASES = [
         1,
         "not one this tripletshot can resume",
     ),  # fmt: skip
+    ("export-missing", embed, ["export", "--run-dir", "{run}", "--out", "{tmp}/m.onnx"], missing, 1, "no run at"),
+    (
+        "export-no-folder",
+        embed,
+        ["export", "--run-dir", "{run}", "--out", "{tmp}/nowhere/m.onnx"],
+        None,
+        2,
+        "--out: the folder .*nowhere does not exist",
+    ),  # fmt: skip
     ("eval-missing", embed, EVAL, missing, 1, "no run at"),
     ("eval-a-file", embed, EVAL, a_file, 1, "is not a directory"),
     ("eval-foreign", embed, EVAL, foreign_folder, 1, "not a tripletshot run"),
@@ -195,7 +204,7 @@ CASES = [
     ("pickled-code", embed, EVAL, pickled_code_as_model, 1, "damaged or not a tripletshot file"),
     ("invalid-json", embed, EVAL, invalid_json, 1, "run.json is damaged: not valid JSON"),
     ("future-format", embed, EVAL, future_format, 1, "format version 99, written by a newer tripletshot"),
-    ("old-format", embed, EVAL, old_format, 1, "format version 2; this tripletshot reads version 3: train the run again"),
+    ("old-format", embed, EVAL, old_format, 1, "format version 2; this tripletshot reads version 3: train the run"),
     ("unfinished-run", embed, EVAL, unfinished, 1, "not finished.*--resume"),
     ("adder-epochs-zero", adder, ["train", "--epochs", "0", "--run-dir", "{run}"], None, 2, "--epochs"),
     ("adder-max-value", adder, ["train", "--max-value", "0", "--run-dir", "{run}"], None, 2, "--max-value"),

@@ -5,7 +5,7 @@ One module per command; importing this package registers them all on :data:`main
 answer at once.
 """
 
-from . import evaluate, train  # noqa: F401  (registers the commands)
+from . import evaluate, export, train  # noqa: F401  (registers the commands)
 from .group import main
 
 __all__ = ["main"]
