@@ -37,6 +37,29 @@ def machine() -> str:
     )
 
 
+def run_embedder(run_dir: str, data) -> tuple[object, str]:
+    """The embedder of a finished run; of one still training, its last checkpoint's model, centred on the
+    training classes as ``embed train`` centres it at the end. Returns it with a line saying which."""
+    from embedder.config import TrainConfig
+    from embedder.embedding import Embedder
+    from embedder.model import EmbeddingNet
+    from embedder.run import Run
+    from embedder.store import RunDir
+
+    store = RunDir(run_dir)
+    if store.has("model"):
+        return Run.load(run_dir).embedder, f"run {run_dir}"
+    checkpoint = store.read_tensors("checkpoint")
+    config = TrainConfig(**checkpoint["config"])
+    model = EmbeddingNet(config.embedding_dim, config.width)
+    model.load_state_dict(checkpoint["model"])
+    pixels = data.train_images.float() / 255.0
+    embedder = Embedder(model.eval(), float(pixels.mean()), float(pixels.std()))
+    seen = torch.isin(data.train_labels, torch.tensor(config.classes))
+    embedder.fit_centering(data.train_images[seen])
+    return embedder, f"the epoch-{checkpoint['epoch']} checkpoint of {run_dir} (classes {config.classes})"
+
+
 def sync(device: torch.device) -> None:
     """Wait for queued CUDA work, so a wall-clock timer measures it (a no-op on the CPU)."""
     if device.type == "cuda":

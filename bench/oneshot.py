@@ -3,8 +3,12 @@ report N-way K-shot accuracy on MNIST test (supports from the train split, 200 s
 against raw-pixel and HOG-like baselines on the very same episodes.
 
     python bench/oneshot.py [--data-dir DIR] [--run-dir runs/bench] [--skip-train] [--all-classes]
+    python bench/oneshot.py --skip-train --run-dir RUN --index-dims 256,128,64,32 --no-baselines
 
 ``--all-classes`` also trains on 0-9 and reports 1-NN accuracy against the full train split.
+``--index-dims`` adds a row per dimension D: the run's embeddings through the PCA that ``--index-dim D``
+puts in the index (faiss ``PCAMatrix`` trained on the training classes' train-split embeddings, then L2
+normalisation), on the very same episodes. A ``--run-dir`` still training is scored from its checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import faiss
 import numpy as np
+from common import run_embedder
 
 from embedder.baselines import hog_features, raw_pixel_features
 from embedder.config import TrainConfig
@@ -53,6 +59,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--skip-train", action="store_true", help="evaluate the run already in --run-dir")
     parser.add_argument("--all-classes", action="store_true", help="also train on 0-9, 1-NN on the full train split")
+    parser.add_argument("--index-dims", default="", help="comma-separated PCA dimensions to score as well")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the raw-pixel and HOG-like rows")
     args = parser.parse_args()
     dataset = load_dataset("mnist", args.data_dir)
     if not args.skip_train:
@@ -64,35 +72,26 @@ def main() -> None:
             dataset=dataset,
         )
         print(f"training wall time (classes 0,1,2, defaults, CPU): {time.perf_counter() - started:.0f} s")
-    run = Run.load(args.run_dir)
-    print(
-        f"run {args.run_dir}: {run.metadata['options']['epochs']} epochs, "
-        f"train_seconds {run.metadata['train_seconds']:.0f}"
-    )
+    embedder, source = run_embedder(args.run_dir, dataset)
+    print(f"embeddings from {source}")
     print(f"\nMNIST test queries, train-split supports, {args.episodes} episodes, mean ± 95% CI (%)\n")
     print("| features                           | " + " | ".join(name for name, _, _ in SETTINGS) + " |")
     print("|---|---|---|---|")
-    report(
-        "raw pixels (cosine)",
-        raw_pixel_features(dataset.train_images),
-        raw_pixel_features(dataset.test_images),
-        dataset,
-        args.episodes,
-    )
-    report(
-        "HOG-like, 7x7 cells (no learning)",
-        hog_features(dataset.train_images),
-        hog_features(dataset.test_images),
-        dataset,
-        args.episodes,
-    )
-    report(
-        "tripletshot (trained on 0,1,2)",
-        run.embedder.embed(dataset.train_images),
-        run.embedder.embed(dataset.test_images),
-        dataset,
-        args.episodes,
-    )
+    if not args.no_baselines:
+        for name, features in (("raw pixels (cosine)", raw_pixel_features), ("HOG-like, 7x7 cells", hog_features)):
+            report(name, features(dataset.train_images), features(dataset.test_images), dataset, args.episodes)
+    train_x, test_x = embedder.embed(dataset.train_images), embedder.embed(dataset.test_images)
+    report(f"tripletshot, {train_x.shape[1]}-d", train_x, test_x, dataset, args.episodes)
+    trained = np.isin(dataset.train_labels.numpy(), [0, 1, 2])
+    for dim in [int(d) for d in args.index_dims.split(",") if d]:
+        pca = faiss.PCAMatrix(train_x.shape[1], dim)
+        pca.train(train_x[trained])  # the training classes only, as the index's PCA is trained
+
+        def reduce(x: np.ndarray, pca: faiss.PCAMatrix = pca) -> np.ndarray:
+            y = pca.apply(x)
+            return y / np.linalg.norm(y, axis=1, keepdims=True)
+
+        report(f"tripletshot, PCA to {dim}-d", reduce(train_x), reduce(test_x), dataset, args.episodes)
 
     if args.all_classes:
         run_dir = args.run_dir + "-all"

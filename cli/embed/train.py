@@ -12,7 +12,19 @@ from ..options import config_option, config_options, data_dir_option, given
 from .group import main
 
 HOW = ("epochs", "batch_size", "m_per_class", "lr", "weight_decay", "margin", "class_weight", "embedding_dim", "width")
-INDEX = ("shots", "method", "seed", "val_fraction")
+INDEX = (
+    "shots",
+    "method",
+    "index",
+    "index_dim",
+    "nlist",
+    "nprobe",
+    "hnsw_m",
+    "ef_search",
+    "code_size",
+    "seed",
+    "val_fraction",
+)
 
 
 @main.command("train")
@@ -33,6 +45,7 @@ def train_command(ctx: click.Context, resume: bool, force: bool, **options) -> N
       embed train --dataset digits --classes 0-4 --epochs 10
       embed train --classes 0,1,2 --device cuda      # MNIST
       embed train --resume                            # after Ctrl-C
+      torchrun --nproc-per-node 2 -m cli.embed train  # DDP: one process per device
     """
     from embedder.classes import parse_classes
 
@@ -47,9 +60,12 @@ def train_command(ctx: click.Context, resume: bool, force: bool, **options) -> N
         from embedder.training import train
 
         result = train(config, force=force, log=info)
+    if not result.written:  # a rank other than 0 of a torchrun training: rank 0 reports
+        return
     meta, last = result.metadata, result.metadata["curve"][-1]
     click.echo(
         f"saved run to {result.run_dir}: {meta['dataset']} classes {','.join(map(str, meta['classes']))}, "
         f"{last['epoch']} epochs in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
-        f"index holds {meta['index']['shots']} shot(s) of each of {len(meta['dataset_classes'])} classes"
+        f"index ({meta['index']['faiss']}) holds {meta['index']['shots']} shot(s) of each of "
+        f"{len(meta['dataset_classes'])} classes"
     )
