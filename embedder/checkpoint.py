@@ -12,8 +12,10 @@ from typing import Any
 
 import torch
 
-from .config import RESUMABLE_CHANGES, TrainConfig
+from .config import RESUMABLE_CHANGES, IndexSpec, TrainConfig
 from .errors import ConfigError, RunError
+
+INDEX_OPTIONS = {f.name for f in fields(IndexSpec)}
 
 
 @dataclass
@@ -80,7 +82,9 @@ def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: A
     a resumed training keeps what it trains on and how.
     """
     try:
-        saved = {f.name: checkpoint["config"][f.name] for f in fields(TrainConfig)}
+        stored = checkpoint["config"]
+        # The index options came after the first checkpoints: where one lacks them, it had the defaults.
+        saved = {f.name: stored[f.name] for f in fields(TrainConfig) if f.name in stored or f.name not in INDEX_OPTIONS}
         config = TrainConfig(**saved)
     except (KeyError, TypeError, ValueError) as exc:
         raise RunError(f"the checkpoint in {source} is not one this tripletshot can resume ({exc})") from None

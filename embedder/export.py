@@ -82,6 +82,7 @@ def export_run(run: Run, out: str | os.PathLike, format: str = "onnx") -> tuple[
     labels = {
         "labels": run.index.labels.tolist(),  # row i of the faiss index has label labels[i]
         "class_names": run.metadata.get("class_names"),
+        "index": run.index.describe(),  # faiss's name for it: "Flat", "PCA128,L2norm,IVF256,PQ32"...
     }
     write_bytes_atomic(model_path, onnx_bytes(run.embedder))
     write_bytes_atomic(index_path, faiss.serialize_index(run.index.index).tobytes())
