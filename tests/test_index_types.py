@@ -104,3 +104,12 @@ def test_a_cuda_device_without_faiss_gpu_says_the_index_stays_on_the_cpu(caplog)
         assert index.place("cuda:0") == "cpu"
     assert [r.getMessage() for r in caplog.records] == ["faiss index on the CPU: faiss-gpu is not installed"]
     assert index.place("cpu") == "cpu"
+
+
+def test_a_checkpoint_from_before_the_index_options_resumes_with_the_defaults():
+    from dataclasses import asdict, fields
+
+    from embedder.checkpoint import config_from_checkpoint
+
+    older = {k: v for k, v in asdict(TrainConfig()).items() if k not in {f.name for f in fields(IndexSpec)}}
+    assert config_from_checkpoint({"config": older}, "old").index_spec == IndexSpec()
