@@ -77,6 +77,12 @@ class World:
         return torch.tensor(states, dtype=torch.uint8)
 
 
+def launched_as_main() -> bool:
+    """Whether this process is rank 0 of its ``torchrun`` launch (or was not launched by ``torchrun``), before
+    the process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @contextlib.contextmanager
 def session(device: torch.device) -> Iterator[tuple[World, torch.device]]:
     """Join ``torchrun``'s process group for the duration; yield the world and this rank's device.

@@ -215,8 +215,8 @@ def resume(
     store = RunDir(run_dir)
     if not store.exists() or not store.has("checkpoint"):
         raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
-    main = int(os.environ.get("RANK", "0")) == 0
-    with store.lock() if main else contextlib.nullcontext():  # before reading: no other process may write it
+    # Locked before reading: no other process may write it meanwhile (rank 0's lock stands for every rank).
+    with store.lock() if distributed.launched_as_main() else contextlib.nullcontext():
         checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
         config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
         dataset = _dataset_for(config, dataset)
