@@ -4,8 +4,12 @@ options on the CPU, then report N-way K-shot accuracy on its test split (support
 
     python bench/oneshot.py [--dataset fashion-mnist] [--data-dir DIR] [--run-dir runs/bench] [--skip-train]
                             [--all-classes]
+    python bench/oneshot.py --skip-train --run-dir RUN --index-dims 256,128,64,32 --no-baselines
 
 ``--all-classes`` also trains on 0-9 and reports 1-NN accuracy against the full train split.
+``--index-dims`` adds a row per dimension D: the run's embeddings through the PCA that ``--index-dim D``
+puts in the index (faiss ``PCAMatrix`` trained on the training classes' train-split embeddings, then L2
+normalisation), on the very same episodes.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import faiss
 import numpy as np
 
 from embedder.baselines import hog_features, raw_pixel_features
@@ -61,6 +66,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--skip-train", action="store_true", help="evaluate the run already in --run-dir")
     parser.add_argument("--all-classes", action="store_true", help="also train on 0-9, 1-NN on the full train split")
+    parser.add_argument("--index-dims", default="", help="comma-separated PCA dimensions to score as well")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the raw-pixel and HOG-like rows")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset, args.data_dir)
     if not args.skip_train:
@@ -86,27 +93,21 @@ def main() -> None:
     columns = " | ".join(name for name, _, _ in settings(dataset.classes))
     print(f"| features                           | {columns} |")
     print("|---|---|---|---|")
-    report(
-        "raw pixels (cosine)",
-        raw_pixel_features(dataset.train_images),
-        raw_pixel_features(dataset.test_images),
-        dataset,
-        args.episodes,
-    )
-    report(
-        "HOG-like, 7x7 cells (no learning)",
-        hog_features(dataset.train_images),
-        hog_features(dataset.test_images),
-        dataset,
-        args.episodes,
-    )
-    report(
-        "tripletshot (trained on 0,1,2)",
-        run.embedder.embed(dataset.train_images),
-        run.embedder.embed(dataset.test_images),
-        dataset,
-        args.episodes,
-    )
+    if not args.no_baselines:
+        for name, features in (("raw pixels (cosine)", raw_pixel_features), ("HOG-like, 7x7 cells", hog_features)):
+            report(name, features(dataset.train_images), features(dataset.test_images), dataset, args.episodes)
+    train_x, test_x = run.embedder.embed(dataset.train_images), run.embedder.embed(dataset.test_images)
+    report(f"tripletshot, {train_x.shape[1]}-d", train_x, test_x, dataset, args.episodes)
+    trained = np.isin(dataset.train_labels.numpy(), TRAINED)
+    for dim in [int(d) for d in args.index_dims.split(",") if d]:
+        pca = faiss.PCAMatrix(train_x.shape[1], dim)
+        pca.train(train_x[trained])  # the training classes only, as the index's PCA is trained
+
+        def reduce(x: np.ndarray, pca: faiss.PCAMatrix = pca) -> np.ndarray:
+            y = pca.apply(x)
+            return y / np.linalg.norm(y, axis=1, keepdims=True)
+
+        report(f"tripletshot, PCA to {dim}-d", reduce(train_x), reduce(test_x), dataset, args.episodes)
 
     if args.all_classes:
         run_dir = args.run_dir + "-all"

@@ -1,6 +1,7 @@
 """Search: faiss against scikit-learn's brute-force nearest neighbours on the project's embeddings, then 1M.
 
     python bench/search.py --data-dir DIR [--run-dir RUN] [--million-queries 1000] [--skip-million]
+    python bench/search.py --data-dir DIR --run-dir RUN --types-only [--supports 1000000] [--hnsw-supports 100000]
 
 1. The 60k MNIST train embeddings are the references, the 10k test embeddings the queries (dim 1024,
    L2-normalised). faiss ``IndexFlatIP`` (the project's index: inner product on unit vectors = cosine)
@@ -9,6 +10,12 @@
 2. Scaling: 1M random unit vectors as references, ``--million-queries`` random unit queries. Flat search
    against IVF (``IndexIVFFlat``, inner product, trained on a 50k subset), recall@1 measured against flat.
    Random vectors are IVF's worst case (no clusters to find), so IVF is also run on the real embeddings.
+
+3. Every ``--index`` type of the project (``SupportIndex``, defaults as ``embed train`` has them) on
+   ``--supports`` vectors: the real train embeddings replicated with small Gaussian noise (0.1 of a unit
+   vector's norm, then renormalised) so the clusters of real data stay; queries are real test embeddings.
+   Build time (training included), bytes per vector of the saved index, queries/s, recall@1 against flat.
+   ``--types-only`` runs this part alone.
 
 Embeddings come from ``--run-dir`` (a trained run, loaded through ``Run.load``) or else an untrained model.
 faiss and torch both run on all cores (``faiss.omp_set_num_threads``).
@@ -23,13 +30,14 @@ import time
 import faiss
 import numpy as np
 import torch
-from common import machine
+from common import machine, run_embedder
 from sklearn.neighbors import NearestNeighbors
 
+from embedder.config import IndexSpec
 from embedder.data import load_dataset
 from embedder.embedding import Embedder
+from embedder.index import SupportIndex
 from embedder.model import EmbeddingNet
-from embedder.run import Run
 
 
 def clock(fn):
@@ -74,6 +82,47 @@ def random_unit(n: int, dim: int, rng: np.random.Generator, chunk: int = 100_000
     return out
 
 
+def replicated(refs: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.1) -> np.ndarray:
+    """``n`` unit vectors: rows of ``refs`` in turn, each plus Gaussian noise of norm ~``noise``, renormalised."""
+    out = np.empty((n, refs.shape[1]), dtype=np.float32)
+    sigma = noise / np.sqrt(refs.shape[1])
+    for start in range(0, n, 100_000):
+        rows = refs[np.arange(start, min(n, start + 100_000)) % len(refs)]
+        block = rows + rng.standard_normal(rows.shape, dtype=np.float32) * sigma
+        out[start : start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def one_type(kind: str, supports: np.ndarray, queries: np.ndarray) -> str:
+    """One table row: ``kind`` built on ``supports`` (labels = row numbers), searched with ``queries``."""
+    flat = faiss.IndexFlatIP(supports.shape[1])
+    flat.add(supports)
+    _, truth = flat.search(queries, 1)
+    del flat
+    index = SupportIndex(supports.shape[1], IndexSpec(index=kind))
+    start = time.perf_counter()
+    index.add(supports, np.arange(len(supports)))  # trains first (on a sample of at most 100k)
+    build = time.perf_counter() - start
+    start = time.perf_counter()
+    found, _ = index.search(queries, 1)
+    seconds = time.perf_counter() - start
+    size = len(index.to_bytes()) / len(supports)
+    return (
+        f"| {index.describe()} | {len(supports):,} | {build:.1f} | {size:.0f} | {len(queries) / seconds:.0f} | "
+        f"{100 * (found[:, 0] == truth[:, 0]).mean():.1f}% |"
+    )
+
+
+def index_types(refs: np.ndarray, queries: np.ndarray, n: int, hnsw_n: int, types: list[str]) -> None:
+    """Section 3: each index type on ``n`` replicated supports (``hnsw_n`` for hnsw, whose build is slow)."""
+    print("\n| index (SupportIndex defaults) | supports | build (s) | bytes/vector | queries/s | recall@1 vs flat |")
+    print("|---|---|---|---|---|---|")
+    for kind in types:
+        supports = replicated(refs, hnsw_n if kind == "hnsw" else n, np.random.default_rng(0))
+        print(one_type(kind, supports, queries), flush=True)
+        del supports
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir")
@@ -83,13 +132,17 @@ def main() -> None:
     parser.add_argument("--million-queries", type=int, default=1000)
     parser.add_argument("--nlist", type=int, default=1024, help="IVF lists at 1M (the 60k row uses 256)")
     parser.add_argument("--skip-million", action="store_true")
+    parser.add_argument("--types-only", action="store_true", help="only section 3: every index type")
+    parser.add_argument("--supports", type=int, default=1_000_000, help="replicated supports in section 3")
+    parser.add_argument("--hnsw-supports", type=int, default=100_000, help="the same, for hnsw (slow to build)")
+    parser.add_argument("--types", default="flat,ivf,hnsw,ivfpq,sq8")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
 
     data = load_dataset("mnist", args.data_dir)
     if args.run_dir:
-        embedder, source = Run.load(args.run_dir).embedder, f"run {args.run_dir}"
+        embedder, source = run_embedder(args.run_dir, data)
     else:
         torch.manual_seed(0)
         pixels = data.train_images.float() / 255.0
@@ -98,6 +151,10 @@ def main() -> None:
     refs, queries = embedder.embed(data.train_images), embedder.embed(data.test_images)
     print(f"machine: {machine()}; faiss {faiss.__version__}, {args.threads} OpenMP threads")
     print(f"embeddings from {source}: {len(refs)} references, {len(queries)} queries, dim {refs.shape[1]}\n")
+    if args.types_only:
+        types = args.types.split(",")
+        index_types(refs, queries[: args.million_queries], args.supports, args.hnsw_supports, types)
+        return
 
     faiss_ids, faiss_build, faiss_search = flat_search(refs, queries)
     nn = NearestNeighbors(n_neighbors=1, algorithm="brute", metric="euclidean", n_jobs=args.threads)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .config import RESUMABLE_CHANGES, TrainConfig
+from .config import RESUMABLE_CHANGES, IndexSpec, TrainConfig
 from .errors import ConfigError, RunError
 
 
@@ -73,7 +73,8 @@ class TrainingState:
         return warning
 
 
-ADDED_LATER = ("far",)  # options newer than some checkpoints: those take the default
+# Options newer than the first checkpoints of this run format: a checkpoint without one had its default.
+ADDED_LATER = {"far", "test_fraction", "strict", *(f.name for f in fields(IndexSpec))}
 
 
 def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: Any) -> TrainConfig:
@@ -83,11 +84,8 @@ def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: A
     a resumed training keeps what it trains on and how.
     """
     try:
-        saved = {
-            f.name: checkpoint["config"][f.name]
-            for f in fields(TrainConfig)
-            if f.name not in ADDED_LATER or f.name in checkpoint["config"]  # else its default
-        }
+        stored = checkpoint["config"]
+        saved = {f.name: stored[f.name] for f in fields(TrainConfig) if f.name in stored or f.name not in ADDED_LATER}
         config = TrainConfig(**saved)
     except (KeyError, TypeError, ValueError) as exc:
         raise RunError(f"the checkpoint in {source} is not one this tripletshot can resume ({exc})") from None

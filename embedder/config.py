@@ -18,6 +18,7 @@ METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedde
 MAX_WAYS = 8  # classes per batch when batch_size is not given
 DEFAULT_EPOCHS = 30
 MIN_STEPS = 60  # a small dataset's default epochs give at least this many steps (the bundled digits' 2 x 30)
+INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8")  # faiss index types (embedder.index.SupportIndex)
 
 
 def _option(default: Any, help: str, **extra: Any) -> Any:
@@ -54,6 +55,13 @@ class TrainConfig:
     shots: int = _option(1, "Support examples per class put into the run's index.")
     method: str = _option("nn", "Nearest support (nn), or nearest class mean (prototype).", choices=METHODS)
     device: str = _option("auto", "auto (CUDA if available), cpu, cuda or cuda:N.")
+    index: str = _option("flat", "faiss index of the supports: exact (flat) or approximate.", choices=INDEX_KINDS)
+    index_dim: int | None = _option(None, "Shrink embeddings to this many dimensions by PCA in the index.", type=int)
+    nlist: int | None = _option(None, "Lists of an ivf/ivfpq index [default: from the training size].", type=int)
+    nprobe: int = _option(8, "Lists an ivf/ivfpq search visits.")
+    hnsw_m: int = _option(32, "Neighbours per node of an hnsw index.")
+    ef_search: int = _option(64, "Candidates an hnsw search keeps.")
+    code_size: int | None = _option(None, "Bytes per vector of an ivfpq index [default: dim/4, at most 64].", type=int)
     val_fraction: float = _option(0.1, "Share of the training classes' images held out to track the loss.")
     far: float = _option(0.01, "Target false-accept rate of the open-set threshold, calibrated on the held-out images.")
     test_fraction: float = _option(
@@ -89,6 +97,12 @@ class TrainConfig:
         if not 0 < self.test_fraction < 1:
             raise ConfigError("test_fraction", f"{{test_fraction}} must be in (0, 1), got {self.test_fraction}")
         self._check_batch()
+        self.index_spec.check(self.embedding_dim)
+
+    @property
+    def index_spec(self) -> IndexSpec:
+        """The support index this training builds."""
+        return IndexSpec(**{f.name: getattr(self, f.name) for f in fields(IndexSpec)})
 
     def _check_batch(self) -> None:
         if self.batch_size is None:
@@ -104,6 +118,45 @@ class TrainConfig:
                 f"{{batch_size}} {self.batch_size} holds {self.batch_size // self.m_per_class} classes of "
                 f"{self.m_per_class}; a batch needs 2 to {most or 'all the'} classes (one triplet needs two)",
             )
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """Which faiss index holds the supports, and its parameters; ``None`` means chosen from the data.
+
+    Field names are :class:`TrainConfig`'s, so errors name the option. ``index_dim`` adds a PCA.
+    """
+
+    index: str = "flat"
+    index_dim: int | None = None
+    nlist: int | None = None
+    nprobe: int = 8
+    hnsw_m: int = 32
+    ef_search: int = 64
+    code_size: int | None = None
+
+    def check(self, dim: int) -> None:
+        """Raise :class:`ConfigError` unless this index can hold ``dim``-d embeddings."""
+        if self.index not in INDEX_KINDS:
+            raise ConfigError("index", f"{{index}} must be one of {', '.join(INDEX_KINDS)}, got {self.index!r}")
+        for name in ("index_dim", "nlist", "nprobe", "hnsw_m", "ef_search", "code_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(name, f"{{{name}}} must be at least 1, got {value}")
+        if self.index_dim is not None and self.index_dim >= dim:
+            raise ConfigError("index_dim", f"{{index_dim}} must be below the embedding's {dim} dimensions")
+        if self.index == "ivfpq" and self.stored_dim(dim) % self.pq_bytes(dim):
+            raise ConfigError(
+                "code_size", f"{{code_size}} {self.code_size} does not divide the {self.stored_dim(dim)} dimensions"
+            )
+
+    def stored_dim(self, dim: int) -> int:
+        """Dimensions of the vectors the index stores: after the PCA, if any."""
+        return self.index_dim or dim
+
+    def pq_bytes(self, dim: int) -> int:
+        """Bytes per vector of a product quantiser: one 8-bit code per sub-vector (4 dimensions each by default)."""
+        return self.code_size or max(1, min(64, self.stored_dim(dim) // 4))
 
 
 @dataclass(frozen=True)

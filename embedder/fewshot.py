@@ -55,7 +55,7 @@ class FewShotClassifier(nn.Module):
         self.add_support_embeddings(self._embed(images), labels)
 
     def set_support_embeddings(self, embeddings: np.ndarray, labels: torch.Tensor | np.ndarray | list[int]) -> None:
-        self.index = SupportIndex(self.index.dim)
+        self.index = self.index.empty_copy()  # same kind of index, same training
         self.add_support_embeddings(embeddings, labels)
 
     def add_support_embeddings(self, embeddings: np.ndarray, labels: torch.Tensor | np.ndarray | list[int]) -> None:

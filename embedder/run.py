@@ -85,6 +85,7 @@ class Run:
             raise RunError(str(exc)) from None
         if index.dim != model.embedding_dim:
             raise RunError(f"{index_path} holds {index.dim}-d vectors but the model embeds to {model.embedding_dim}-d")
+        index.place(str(device))  # searches on the GPU where faiss-gpu allows it; logs a line where it does not
         embedder = Embedder(model.eval(), *normalization, centering=centering, device=device)
         return cls(store.path, meta, embedder, index, manifest)
 

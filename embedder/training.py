@@ -8,6 +8,7 @@ The step loop never reads a value back to the host; the epoch's mean loss is rea
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -19,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, distributed
 from .augment import augment_batch
 from .calibration import calibrate_index
 from .checkpoint import EpochProgress, TrainingState, config_from_checkpoint
 from .classes import resolve_classes
-from .config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
+from .config import DEFAULT_EPOCHS, MIN_STEPS, IndexSpec, TrainConfig
 from .data import Dataset, load_dataset
 from .devices import resolve_device
 from .embedding import Embedder
@@ -129,12 +130,26 @@ def validation_loss(
     return float(total / batches)
 
 
-def build_support_index(embedder: Embedder, dataset: Dataset, shots: int, seed: int) -> tuple[SupportIndex, np.ndarray]:
-    """``shots`` seeded train-split examples of *every* class of the dataset, embedded and indexed."""
+def build_support_index(
+    embedder: Embedder,
+    dataset: Dataset,
+    shots: int,
+    seed: int,
+    spec: IndexSpec | None = None,
+    training_images: torch.Tensor | None = None,
+) -> tuple[SupportIndex, np.ndarray]:
+    """``shots`` seeded train-split examples of *every* class of the dataset, embedded and indexed.
+
+    An index that learns (a quantiser, a PCA) trains on the supports when they are at least as many as
+    ``training_images`` (the training classes' images), else on those images' embeddings.
+    """
     labels = dataset.train_labels.numpy()
     chosen = sample_supports(labels, dataset.classes, shots, np.random.default_rng(seed))
-    index = SupportIndex(embedder.dim)
-    index.add(embedder.embed(dataset.train_images[chosen]), labels[chosen])
+    index = SupportIndex(embedder.dim, spec)
+    supports = embedder.embed(dataset.train_images[chosen])
+    if not index.is_trained and training_images is not None:
+        index.train(supports if len(supports) >= len(training_images) else embedder.embed(training_images), seed)
+    index.add(supports, labels[chosen])
     return index, chosen
 
 
@@ -152,6 +167,7 @@ def check_shots(dataset: Dataset, shots: int) -> None:
 class TrainResult:
     run_dir: Path
     metadata: dict[str, Any]
+    written: bool = True  # False on the ranks other than 0 of a distributed training: they write nothing
 
 
 def train(
@@ -168,14 +184,16 @@ def train(
     The run dir is locked for the whole training. A checkpoint is committed after every epoch, and after
     the current step when SIGINT or SIGTERM arrives; that raises :class:`Interrupted`. ``on_epoch_end(epoch,
     embedder)``, if given, runs after each epoch's checkpoint with the model as it is, uncentred (benchmarks
-    score it); it must leave the model's weights and mode as it found them.
+    score it); it must leave the model's weights and mode as it found them. Under ``torchrun``, every rank
+    trains (:mod:`embedder.distributed`) and calls ``on_epoch_end``; rank 0 alone logs, locks and writes.
     """
     device = resolve_device(config.device)
     config, dataset = _dataset_for(config, dataset, log)
     store = RunDir(config.run_dir)
-    fresh = prepare_run_dir(store.path, force)
-    with store.lock():
-        return _Training(config, store, device, dataset, progress, log, fresh).run(on_epoch_end)
+    with distributed.session(device) as (world, device):
+        fresh = prepare_run_dir(store.path, force) if world.is_main else False
+        with store.lock() if world.is_main else contextlib.nullcontext():
+            return _Training(config, store, device, dataset, progress, log, fresh, world).run(on_epoch_end)
 
 
 def resume(
@@ -190,19 +208,21 @@ def resume(
     """Continue the interrupted training in ``run_dir`` with the options its checkpoint holds.
 
     ``device`` and ``data_dir`` may change; any other option in ``changes`` must equal the checkpoint's,
-    else :class:`ConfigError` names it.
+    else :class:`ConfigError` names it. Under ``torchrun`` every rank reads the checkpoint (on several
+    machines, the run folder must be on a filesystem they share); rank 0 alone locks and writes.
     """
     store = RunDir(run_dir)
     if not store.exists() or not store.has("checkpoint"):
         raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
-    with store.lock():  # before reading: no other process may write it meanwhile
+    # Locked before reading: no other process may write it meanwhile (rank 0's lock stands for every rank).
+    with store.lock() if distributed.launched_as_main() else contextlib.nullcontext():
         checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
         config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
-        device = resolve_device(config.device)
         config, dataset = _dataset_for(config, dataset, log)
-        training = _Training(config, store, device, dataset, progress, log, fresh=False)
-        training.restore(checkpoint)
-        return training.run(on_epoch_end)
+        with distributed.session(resolve_device(config.device)) as (world, device):
+            training = _Training(config, store, device, dataset, progress, log, False, world)
+            training.restore(checkpoint)
+            return training.run(on_epoch_end)
 
 
 def _dataset_for(
@@ -240,9 +260,12 @@ class _Training:
         progress: bool,
         log: Callable[[str], None],
         fresh: bool,
+        world: distributed.World | None = None,
     ) -> None:
         self.config, self.store, self.device, self.dataset = config, store, device, dataset
-        self.progress, self.log, self.fresh = progress, log, fresh
+        self.world = world or distributed.World()
+        self.progress, self.fresh = progress and self.world.is_main, fresh
+        self.log = log if self.world.is_main else lambda _: None
         torch.manual_seed(config.seed)
         pixels = dataset.train_images.float() / 255.0
         self.normalization = (float(pixels.mean()), float(pixels.std()))
@@ -260,6 +283,15 @@ class _Training:
         self.epochs = 1 if config.dry_run else config.epochs
         self.state = self._initial_state()
         self.sampler = BalancedBatchSampler(self.labels, config.classes, self.m, self.ways, self.state.generator)
+        # What the steps run: the model, loss and augmentation stream themselves, or their distributed forms.
+        self.net, self.loss, self.augment_generator = self.state.model, self.criterion, self.state.generator
+        if self.world.distributed:
+            self.sampler = distributed.ShardedSampler(self.sampler, self.world)
+            self.net = distributed.DistributedNet(self.state.model, device)
+            self.loss = distributed.GatheredLoss(self.criterion, self.world)
+            self.augment_generator = torch.Generator(device).manual_seed(
+                config.seed + 1_000_003 * (self.world.rank + 1)
+            )
 
     def _initial_state(self) -> TrainingState:
         config = self.config
@@ -279,14 +311,33 @@ class _Training:
             raise RunError(f"the checkpoint in {self.store.path} does not fit this training: {first}") from None
         if warning:
             self.log(warning)
+        self._restore_augmentation(checkpoint.get("augment_generators"))
         self.log(
             f"resuming {self.store.path} at epoch {self.state.epoch + 1} of {self.epochs}, "
             f"step {self.state.progress.step} of {self.steps}"
         )
 
+    def _restore_augmentation(self, states: torch.Tensor | None) -> None:
+        """Each rank's augmentation stream as the checkpoint has it, if it was written by as many ranks."""
+        if not self.world.distributed:
+            return
+        try:
+            if states is None or len(states) != self.world.size:
+                raise RuntimeError("written by another number of processes")
+            self.augment_generator.set_state(states[self.world.rank].clone())  # set_state ignores a view's offset
+        except RuntimeError:  # another world size or device type: a fresh stream per rank and position
+            position = self.state.epoch * 1_000_003 + self.state.progress.step
+            self.augment_generator.manual_seed(self.config.seed + 7919 * (self.world.rank + 1) + position)
+            self.log("the checkpoint comes from another number of processes or device: resuming, not bit-identically")
+
     def save_checkpoint(self) -> None:
         self.state.seconds = time.perf_counter() - self.started
-        self.store.commit({"checkpoint": tensors_to_bytes(self.state.snapshot(self.config))}, fresh=self.fresh)
+        snapshot = self.state.snapshot(self.config)
+        if self.world.distributed:  # a collective: every rank takes part, rank 0 writes
+            snapshot["augment_generators"] = self.world.gather_states(self.augment_generator)
+        if self.world.is_main:
+            self.store.commit({"checkpoint": tensors_to_bytes(snapshot)}, fresh=self.fresh)
+        self.world.barrier()  # nobody exits (on SIGTERM) or moves on while rank 0 writes
         self.fresh = False
 
     def embedder(self) -> Embedder:
@@ -319,15 +370,16 @@ class _Training:
         began, first_step = time.perf_counter(), state.progress.step
         try:
             train_loss = train_one_epoch(
-                state.model, self.criterion, state.optimizer, state.scheduler, self.sampler, self.images, self.steps,
-                state.generator, self.normalization, description=f"epoch {epoch}/{self.epochs}",
-                progress=self.progress, state=state.progress, stop=stop.__bool__,
+                self.net, self.loss, state.optimizer, state.scheduler, self.sampler, self.images, self.steps,
+                self.augment_generator, self.normalization, description=f"epoch {epoch}/{self.epochs}",
+                progress=self.progress, state=state.progress, stop=lambda: self.world.any(bool(stop), self.device),
             )  # fmt: skip
             seconds_in_steps = time.perf_counter() - began
         except TrainingStopped:
             self.save_checkpoint()
             where = f"at epoch {epoch}, step {state.progress.step} of {self.steps}"
             raise Interrupted(f"interrupted by {stop.name} {where}: {_resume_hint(self.store.path)}") from None
+        self.world.share_buffers(state.model)
         val_loss = validation_loss(
             state.model, self.criterion, self.val_images, self.val_labels, self.normalization, seed=self.config.seed
         )
@@ -336,7 +388,7 @@ class _Training:
         state.epoch, state.progress = epoch, EpochProgress()
         self.save_checkpoint()
         self._report_epoch(self.steps - first_step, seconds_in_steps, time.perf_counter() - began)
-        if stop:  # arrived during validation or the save: the epoch is complete and saved
+        if self.world.any(bool(stop), self.device):  # during validation or the save: the epoch is complete, saved
             raise Interrupted(f"interrupted by {stop.name} after epoch {epoch}: {_resume_hint(self.store.path)}")
 
     def _report_epoch(self, steps_done: int, step_seconds: float, epoch_seconds: float) -> None:
@@ -352,9 +404,14 @@ class _Training:
 
     def _finish(self, train_seconds: float) -> TrainResult:
         """Centre on the training classes' mean feature, index the supports, commit the run in one step."""
+        if not self.world.is_main:
+            self.world.barrier()  # rank 0 writes the run meanwhile
+            return TrainResult(self.store.path, {}, written=False)
         config, dataset = self.config, self.dataset
         embedder = self.embedder().fit_centering(self.images)
-        index, support_rows = build_support_index(embedder, dataset, config.shots, config.seed)
+        index, support_rows = build_support_index(
+            embedder, dataset, config.shots, config.seed, config.index_spec, self.images
+        )
         metadata = {
             "tripletshot_version": __version__,
             "torch_version": torch.__version__,
@@ -368,14 +425,22 @@ class _Training:
             "normalization": {"mean": self.normalization[0], "std": self.normalization[1]},
             "seed": config.seed,
             "device": str(self.device),
+            "processes": self.world.size,
+            "steps_per_epoch": self.steps,
             "options": asdict(config),
             "curve": self.state.curve,
             "train_seconds": train_seconds,
-            "index": {"shots": config.shots, "method": config.method, "support_rows": support_rows.tolist()},
+            "index": {
+                "shots": config.shots,
+                "method": config.method,
+                "support_rows": support_rows.tolist(),
+                "faiss": index.describe(),  # the spec itself is in the index file and in options
+            },
         }
         metadata["index"]["classes"] = training_records(index, dataset.class_names)
         calibration = calibrate_index(embedder, index, dataset, config, support_rows, self.log)
         metadata["open_set"] = calibration.as_dict() if calibration else None
         # One commit: model, centring, index and metadata replace the previous run's together, or not at all.
         self.store.commit(run_files(embedder, index), run=metadata, fresh=self.fresh)
+        self.world.barrier()
         return TrainResult(self.store.path, metadata)

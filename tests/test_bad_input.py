@@ -162,6 +162,8 @@ CASES = [
     ("margin-negative", embed, [*TRAIN, "--margin", "-1"], None, 2, "--margin must be"),
     ("train-shots-zero", embed, [*TRAIN, "--shots", "0"], None, 2, "--shots must be at least 1"),
     ("train-shots-too-many", embed, [*TRAIN, "--shots", "5000"], None, 2, "--shots 5000 is more than class"),
+    ("index-dim-too-big", embed, [*TRAIN, "--index-dim", "1024"], None, 2, "--index-dim must be below"),
+    ("index-unknown", embed, [*TRAIN, "--index", "lsh"], None, 2, "'lsh' is not one of"),
     ("train-cuda", embed, [*TRAIN, "--device", "cuda"], None, 2, "CUDA is not available"),
     ("train-cuda-7", embed, [*TRAIN, "--device", "cuda:7"], None, 2, "cuda:7"),
     ("train-tpu", embed, [*TRAIN, "--device", "tpu"], None, 2, "unknown --device 'tpu'"),
@@ -200,6 +202,15 @@ CASES = [
         alien_checkpoint,
         1,
         "not one this tripletshot can resume",
+    ),  # fmt: skip
+    ("export-missing", embed, ["export", "--run-dir", "{run}", "--out", "{tmp}/m.onnx"], missing, 1, "no run at"),
+    (
+        "export-no-folder",
+        embed,
+        ["export", "--run-dir", "{run}", "--out", "{tmp}/nowhere/m.onnx"],
+        None,
+        2,
+        "--out: the folder .*nowhere does not exist",
     ),  # fmt: skip
     ("eval-missing", embed, EVAL, missing, 1, "no run at"),
     ("eval-a-file", embed, EVAL, a_file, 1, "is not a directory"),

@@ -12,7 +12,20 @@ from ..options import DatasetChoice, config_option, config_options, data_dir_opt
 from .group import main
 
 HOW = ("epochs", "batch_size", "m_per_class", "lr", "weight_decay", "margin", "class_weight", "embedding_dim", "width")
-INDEX = ("shots", "method", "seed", "val_fraction", "far")
+INDEX = (
+    "shots",
+    "method",
+    "index",
+    "index_dim",
+    "nlist",
+    "nprobe",
+    "hnsw_m",
+    "ef_search",
+    "code_size",
+    "seed",
+    "val_fraction",
+    "far",
+)
 
 
 @main.command("train")
@@ -38,6 +51,7 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
       embed train --classes 0,1,2 --device cuda      # MNIST
       embed train --resume                            # after Ctrl-C
       embed train --classes 0,1,2 > train.log 2>&1    # one line per epoch in the log, no bars
+      torchrun --nproc-per-node 2 -m cli.embed train  # DDP: one process per device
     """
     from embedder.classes import parse_classes
 
@@ -52,10 +66,13 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
         from embedder.training import train
 
         result = train(config, force=force, progress=not quiet, log=notes(quiet))
+    if not result.written:  # a rank other than 0 of a torchrun training: rank 0 reports
+        return
     meta, last = result.metadata, result.metadata["curve"][-1]
     names = ",".join(meta["class_names"][c] for c in meta["classes"])
     click.echo(
         f"saved run to {result.run_dir}: {meta['dataset']} classes {names}, "
         f"{last['epoch']} epochs in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
-        f"index holds {meta['index']['shots']} shot(s) of each of {len(meta['dataset_classes'])} classes"
+        f"index ({meta['index']['faiss']}) holds {meta['index']['shots']} shot(s) of each of "
+        f"{len(meta['dataset_classes'])} classes"
     )

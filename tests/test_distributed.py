@@ -1,0 +1,186 @@
+"""DDP on the CPU with gloo, two processes: the same loss and gradients as one process, identical weights on
+both ranks after a training, and SIGTERM to a ``torchrun`` training followed by ``--resume``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from embedder.config import TrainConfig
+from embedder.distributed import DistributedNet, GatheredLoss, World, gather_views
+from embedder.losses import InstanceAndClassTripletLoss
+from embedder.model import EmbeddingNet
+from embedder.run import Run
+from embedder.store import RunDir
+from embedder.training import train
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = 24  # the whole batch: 3 classes x 8 images, two views each
+
+
+def batch() -> tuple[EmbeddingNet, torch.Tensor, torch.Tensor]:
+    """A seeded model and a batch ``[view one; view two]`` of real-sized images, the same in every process."""
+    torch.manual_seed(0)
+    model = EmbeddingNet(embedding_dim=64, width=8).eval()  # eval: batch norm does not see the split
+    views = torch.randn(2, IMAGES, 1, 28, 28)
+    labels = torch.arange(3).repeat_interleave(IMAGES // 3)
+    return model, views, labels
+
+
+def _equivalence_worker(rank: int, world_size: int, rendezvous: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
+    world, share = World(rank, world_size), IMAGES // world_size
+    mine = slice(rank * share, (rank + 1) * share)
+
+    model, views, labels = batch()
+    net, loss_fn = DistributedNet(model, torch.device("cpu")), GatheredLoss(InstanceAndClassTripletLoss(), world)
+    outputs = net.training_outputs(torch.cat([views[0, mine], views[1, mine]]))
+    loss = loss_fn(outputs, labels[mine].repeat(2), torch.arange(share).repeat(2))
+    loss.backward()
+
+    # The gather against pytorch-metric-learning's DistributedLossWrapper, on a loss both can take.
+    from pytorch_metric_learning.losses import TripletMarginLoss
+    from pytorch_metric_learning.utils.distributed import DistributedLossWrapper
+
+    generator = torch.Generator().manual_seed(1)
+    every = F.normalize(torch.randn(2, IMAGES, 16, generator=generator), dim=2)
+    every_labels = torch.randint(0, 4, (IMAGES,), generator=generator)
+    local = torch.cat([every[0, mine], every[1, mine]])
+    ours, theirs = local.clone().requires_grad_(), local.clone().requires_grad_()
+    ours_loss = TripletMarginLoss()(gather_views(ours, world), gather_views(every_labels[mine].repeat(2), world))
+    (ours_loss * world_size).backward()  # PML scales by the world size where DDP would average
+    theirs_loss = DistributedLossWrapper(TripletMarginLoss())(theirs, every_labels[mine].repeat(2))
+    theirs_loss.backward()
+    torch.save(
+        {
+            "loss": loss.detach(),
+            "grads": {n: p.grad for n, p in model.named_parameters()},
+            "pml": (ours_loss.detach() * world_size, theirs_loss.detach(), ours.grad, theirs.grad),
+        },
+        f"{out}/rank{rank}.pt",
+    )
+    dist.destroy_process_group()
+
+
+def test_two_processes_with_half_a_batch_each_match_one_process_with_the_whole_batch(tmp_path):
+    mp.spawn(_equivalence_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2)
+    model, views, labels = batch()
+    outputs = model.training_outputs(torch.cat([views[0], views[1]]))
+    loss = InstanceAndClassTripletLoss()(outputs, labels.repeat(2), torch.arange(IMAGES).repeat(2))
+    loss.backward()
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        torch.testing.assert_close(got["loss"], loss.detach(), atol=1e-6, rtol=1e-5)
+        for name, parameter in model.named_parameters():
+            torch.testing.assert_close(got["grads"][name], parameter.grad, atol=1e-6, rtol=1e-4, msg=name)
+        ours_loss, theirs_loss, ours_grad, theirs_grad = got["pml"]
+        torch.testing.assert_close(ours_loss, theirs_loss)
+        torch.testing.assert_close(ours_grad, theirs_grad)
+        assert ours_grad.abs().sum() > 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _training_worker(rank: int, world_size: int, port: int, run_dir: str, out: str) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
+    config = TrainConfig(
+        dataset="digits", classes=[0, 1, 2, 3, 4], epochs=3, m_per_class=16, device="cpu", run_dir=run_dir
+    )
+
+    def keep_weights(epoch: int, embedder) -> None:
+        if epoch == config.epochs:
+            torch.save(embedder.model.state_dict(), f"{out}/weights{rank}.pt")
+
+    result = train(config, progress=False, log=lambda _: None, on_epoch_end=keep_weights)
+    assert result.written == (rank == 0)
+
+
+def test_a_two_process_training_learns_and_ends_with_the_same_weights_on_both_ranks(tmp_path):
+    run_dir = tmp_path / "run"
+    mp.spawn(_training_worker, args=(2, free_port(), str(run_dir), str(tmp_path)), nprocs=2)
+    first, second = (torch.load(tmp_path / f"weights{r}.pt", weights_only=True) for r in range(2))
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+    run = Run.load(run_dir)
+    assert run.metadata["processes"] == 2
+    curve = run.metadata["curve"]
+    assert len(curve) == 3 and curve[-1]["train_loss"] < curve[0]["train_loss"]
+    for name, value in run.embedder.model.state_dict().items():
+        assert torch.equal(value, first[name]), name
+
+
+def torchrun(*args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "cli.embed",
+        *args,
+    ]
+
+
+def test_sigterm_to_a_two_process_training_checkpoints_and_it_resumes(tmp_path):
+    run_dir = str(tmp_path / "run")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    args = ["train", "--dataset", "digits", "--classes", "0-4", "--epochs", "4", "--m-per-class", "16"]
+    process = subprocess.Popen(
+        torchrun(*args, "--device", "cpu", "--run-dir", run_dir),
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "epoch 1/4: train loss" in line:
+            process.send_signal(signal.SIGTERM)  # torchrun passes it on to both workers
+            break
+    output = "".join(seen) + process.communicate(timeout=300)[0]
+    assert process.returncode != 0, output
+    assert "interrupted by SIGTERM" in output and "--resume" in output, output
+    checkpoint = RunDir(run_dir).read_tensors("checkpoint")
+    assert checkpoint["epoch"] >= 1 and len(checkpoint["augment_generators"]) == 2
+    stopped_at = (checkpoint["epoch"], checkpoint["step"])
+
+    resumed = subprocess.run(
+        torchrun("train", "--resume", "--run-dir", run_dir), cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming {run_dir} at epoch {stopped_at[0] + 1} of 4, step {stopped_at[1]}" in resumed.stderr
+    assert resumed.stdout.count("saved run to") == 1  # rank 0 alone reports
+    assert [row["epoch"] for row in Run.load(run_dir).metadata["curve"]] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("processes", [5])
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(processes):
+    from embedder.distributed import ShardedSampler
+    from embedder.errors import ConfigError
+    from embedder.sampling import BalancedBatchSampler
+
+    labels = torch.arange(3).repeat_interleave(10)
+    sampler = BalancedBatchSampler(labels, [0, 1, 2], 8, 3, torch.Generator().manual_seed(0))
+    with pytest.raises(ConfigError, match="batch_size 24 does not split evenly over 5"):
+        ShardedSampler(sampler, World(0, processes))
+    halves = [ShardedSampler(BalancedBatchSampler(labels, [0, 1, 2], 8, 3, torch.Generator().manual_seed(0)),
+                             World(r, 2)).sample() for r in range(2)]  # fmt: skip
+    whole = sampler.sample()
+    assert torch.equal(torch.cat([h[0] for h in halves]), whole[0])
+    assert torch.equal(torch.cat([h[1] for h in halves]), whole[1])
