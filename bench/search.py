@@ -30,7 +30,7 @@ import time
 import faiss
 import numpy as np
 import torch
-from common import machine, run_embedder
+from common import machine
 from sklearn.neighbors import NearestNeighbors
 
 from embedder.config import IndexSpec
@@ -38,6 +38,7 @@ from embedder.data import load_dataset
 from embedder.embedding import Embedder
 from embedder.index import SupportIndex
 from embedder.model import EmbeddingNet
+from embedder.run import Run
 
 
 def clock(fn):
@@ -142,7 +143,7 @@ def main() -> None:
 
     data = load_dataset("mnist", args.data_dir)
     if args.run_dir:
-        embedder, source = run_embedder(args.run_dir, data)
+        embedder, source = Run.load(args.run_dir).embedder, f"run {args.run_dir}"
     else:
         torch.manual_seed(0)
         pixels = data.train_images.float() / 255.0
