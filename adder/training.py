@@ -47,17 +47,19 @@ def train_adder(
     config: AdderConfig = AdderConfig(), device: torch.device | str = "cpu"
 ) -> tuple[LinearAdder, AdderReport]:
     """Fit the adder by L-BFGS on the MSE over all pairs in ``0..max_value``; report exactness in and out of range."""
-    max_value, epochs, lr, seed, extrapolation_range = (
-        config.max_value, config.epochs, config.lr, config.seed, config.extrapolation_range
-    )  # fmt: skip
-    torch.manual_seed(seed)
+    torch.manual_seed(config.seed)
     model = LinearAdder().double().to(device)  # float64: exact sums far out of range
-    pairs = all_pairs(max_value, device)
+    pairs = all_pairs(config.max_value, device)
     targets = pairs.sum(1)
     # MSE of a linear model is a convex quadratic: L-BFGS reaches the exact weights to float64
     # precision in a few steps, where Adam stalls at ~1e-3 and large sums then round wrongly.
     optimizer = torch.optim.LBFGS(
-        model.parameters(), lr=lr, max_iter=20, line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0
+        model.parameters(),
+        lr=config.lr,
+        max_iter=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
     )
     loss_fn = nn.MSELoss()
 
@@ -67,18 +69,18 @@ def train_adder(
         loss.backward()
         return loss
 
-    for _ in range(epochs):
+    for _ in range(config.epochs):
         optimizer.step(closure)
     with torch.inference_mode():
         final = float(loss_fn(model(pairs), targets))
     weights = (model.linear.weight.detach()[0]).tolist()
     report = AdderReport(
-        max_value=max_value,
-        epochs=epochs,
+        max_value=config.max_value,
+        epochs=config.epochs,
         final_mse=final,
-        in_range_exact=exact_fraction(model, max_value),
-        extrapolation_range=extrapolation_range,
-        extrapolation_exact=exact_fraction(model, extrapolation_range),
+        in_range_exact=exact_fraction(model, config.max_value),
+        extrapolation_range=config.extrapolation_range,
+        extrapolation_exact=exact_fraction(model, config.extrapolation_range),
         weights=weights,
         bias=float(model.linear.bias.detach()[0]),
     )

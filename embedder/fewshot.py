@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .embedding import Embedder
+from .errors import ConfigError, quote
 from .index import SupportIndex, similarity_to_distance
 
 
@@ -119,8 +120,6 @@ def make_classifier(
     method: str, embedder: Embedder | None = None, index: SupportIndex | None = None
 ) -> FewShotClassifier:
     """The classifier for ``method`` (a key of :data:`CLASSIFIERS`)."""
-    from .errors import ConfigError, quote
-
     if method not in CLASSIFIERS:
         raise ConfigError("method", f"unknown {{method}} {quote(method)}: choose one of {', '.join(CLASSIFIERS)}")
     return CLASSIFIERS[method](embedder, index)
