@@ -1,4 +1,4 @@
-"""From an image file to a sum: a run's one-shot index names the digit, the linear adder adds the number.
+"""From an image file to a sum: a run's index names the digit, the linear adder adds the number.
 
 This is the one place where the adder meets the embedder: it reads images and runs, keeps the adder
 in a run's manifest (``adder train``), and never writes when it only predicts.

@@ -1,4 +1,4 @@
-"""``adder``: recognise a digit in any image with a run's one-shot index, and add a number to it.
+"""``adder``: recognise a digit in any image with a run's index, and add a number to it.
 
 adder predict image.png 7              one image, the number last
 adder predict a.png b.jpg --number 7   several images, the number as an option
@@ -177,7 +177,7 @@ def _format_eval(report: dict, seed: int) -> str:
     )
     lines.append(
         "published MNIST+number models, for scale: 97.4% digit / 96.6% sum (CNN with a second head), 98.8% / 98.8%; "
-        "this digit comes from a one-shot index, mostly of classes the embedder never saw"
+        "this digit comes from the run's index (`embed index`), of classes the embedder mostly never saw"
     )
     return "\n".join(lines)
 

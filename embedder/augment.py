@@ -19,11 +19,27 @@ class AugmentConfig:
     max_rotation_deg: float = 15.0
     scale: tuple[float, float] = (0.85, 1.15)
     max_shear: float = 0.25
+    max_aspect: float = 0.1  # aspect ratio within 1 +- this
     max_translate: float = 0.12  # in grid units: 2.0 spans the whole image
     elastic_alpha: float = 0.06  # displacement std, grid units, on a coarse 5x5 field
     max_thickness: float = 1.0  # blend weight towards a 3x3 dilation or erosion
     erase_prob: float = 0.3
     erase_max: int = 8  # pixels
+
+    def scaled(self, strength: float) -> AugmentConfig:
+        """Every deformation's magnitude times ``strength``: 0 leaves images as they are."""
+        low, high = self.scale
+        return AugmentConfig(
+            max_rotation_deg=self.max_rotation_deg * strength,
+            scale=(1 - (1 - low) * strength, 1 + (high - 1) * strength),
+            max_shear=self.max_shear * strength,
+            max_aspect=min(0.5, self.max_aspect * strength),
+            max_translate=self.max_translate * strength,
+            elastic_alpha=self.elastic_alpha * strength,
+            max_thickness=min(1.0, self.max_thickness * strength),
+            erase_prob=min(1.0, self.erase_prob * strength),
+            erase_max=self.erase_max,
+        )
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -38,7 +54,7 @@ def augment_batch(
     device = images.device
     angle = _uniform(n, -1, 1, generator, device) * math.radians(config.max_rotation_deg)
     scale = _uniform(n, *config.scale, generator, device)
-    aspect = _uniform(n, 0.9, 1.1, generator, device)
+    aspect = _uniform(n, 1 - config.max_aspect, 1 + config.max_aspect, generator, device)
     shear = _uniform(n, -config.max_shear, config.max_shear, generator, device)
     shift = _uniform(2 * n, -config.max_translate, config.max_translate, generator, device).view(n, 2)
     cos, sin = torch.cos(angle), torch.sin(angle)

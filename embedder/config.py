@@ -18,6 +18,7 @@ METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedde
 MAX_WAYS = 8  # classes per batch when batch_size is not given
 DEFAULT_EPOCHS = 30
 MIN_STEPS = 60  # a small dataset's default epochs give at least this many steps (the bundled digits' 2 x 30)
+DEFAULT_CENTROIDS = 32  # per class in a run's default index (embedder.supports; torch-free, so kept here)
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8")  # faiss index types (embedder.index.SupportIndex)
 
 
@@ -47,12 +48,20 @@ class TrainConfig:
     m_per_class: int = _option(64, "Images of each class in a batch (fewer where a class has fewer).")
     lr: float = _option(2e-3, "Peak learning rate (one-cycle schedule, AdamW).")
     weight_decay: float = _option(1e-4, "AdamW weight decay.")
-    margin: float = _option(0.2, "Triplet margin.")
+    margin: float = _option(0.4, "Triplet margin.")
     class_weight: float = _option(0.3, "Weight of class triplets next to instance triplets.")
+    augment: float = _option(1.0, "Strength of the augmentation: 0 none, 1 the default, 2 twice as strong.")
     embedding_dim: int = _option(1024, "Embedding size: a 4x4 grid of dim/16 channels.")
     width: int = _option(32, "Channels of the first convolution (the network's width).")
     seed: int = _option(0, "Seed of the weights, batches, augmentation and support draws.")
-    shots: int = _option(1, "Support examples per class put into the run's index.")
+    shots: int | None = _option(
+        None,
+        "Index N random train-split images of each class [default: k-means centroids of all of them, see --centroids].",
+        type=int,
+    )
+    centroids: int = _option(
+        DEFAULT_CENTROIDS, "Centroids per class in the default index (k-means of the class's train-split embeddings)."
+    )
     method: str = _option("nn", "Nearest support (nn), or nearest class mean (prototype).", choices=METHODS)
     device: str = _option("auto", "auto (CUDA if available), cpu, cuda or cuda:N.")
     index: str = _option("flat", "faiss index of the supports: exact (flat) or approximate.", choices=INDEX_KINDS)
@@ -76,10 +85,10 @@ class TrainConfig:
         if all(isinstance(c, int) for c in classes):
             classes = sorted(classes)
         object.__setattr__(self, "classes", classes)  # frozen: the one sanctioned write
-        for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots"):
+        for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots", "centroids"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "margin", "class_weight", "weight_decay"):
+        for name in ("lr", "margin", "class_weight", "weight_decay", "augment"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 kind = "positive" if name == "lr" else "non-negative"

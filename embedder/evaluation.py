@@ -24,6 +24,7 @@ from .pml_metrics import grouped_accuracy_calculator
 from .progress import progress_bar
 from .run import Run
 from .sampling import sample_supports
+from .supports import describe_rule
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ def evaluate_run_in_detail(
         "all": _macro_mean(per_class),
         "averaging": "macro: the mean of per-class accuracies",
         "index_shots": run.metadata["index"]["shots"],
+        "index_rule": run.metadata["index"].get("rule") or describe_rule(run.metadata["index"]["shots"], None),
         "method": method,
     }
     support = (run.embedder.embed(dataset.train_images, progress), train_labels)

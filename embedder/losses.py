@@ -28,7 +28,7 @@ class InstanceAndClassTripletLoss(nn.Module):
     labels and instance ids ``[0..B-1, 0..B-1]``.
     """
 
-    def __init__(self, margin: float = 0.2, class_weight: float = 0.3) -> None:
+    def __init__(self, margin: float = 0.4, class_weight: float = 0.3) -> None:
         super().__init__()
         self.class_weight = class_weight
         self.instance_loss = TripletMarginLoss(margin=margin, reducer=NonZeroMeanReducer())

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from . import __version__, distributed
-from .augment import augment_batch
+from .augment import AugmentConfig, augment_batch
 from .calibration import calibrate_index
 from .checkpoint import EpochProgress, TrainingState, config_from_checkpoint
 from .classes import resolve_classes
-from .config import DEFAULT_EPOCHS, MIN_STEPS, IndexSpec, TrainConfig
+from .config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
 from .data import Dataset, load_dataset
 from .devices import resolve_device
 from .embedding import Embedder
@@ -39,6 +39,7 @@ from .progress import duration, progress_bar, progress_line
 from .run import run_files
 from .sampling import BalancedBatchSampler, batch_shape, sample_supports, split_validation
 from .store import RunDir, prepare_run_dir, tensors_to_bytes
+from .supports import centroid_supports, describe_rule
 
 EpochHook = Callable[[int, Embedder], None]
 
@@ -50,11 +51,13 @@ def views_loss(
     labels: torch.Tensor,
     generator: torch.Generator,
     normalization: tuple[float, float],
+    augment: AugmentConfig = AugmentConfig(),
 ) -> torch.Tensor:
     """Loss on two augmented views of each uint8 image: instance positives plus class triplets."""
     mean, std = normalization
     x = images.unsqueeze(1).float().div_(255.0)
-    views = torch.cat([augment_batch(x, generator), augment_batch(x, generator)]).sub_(mean).div_(std)
+    views = torch.cat([augment_batch(x, generator, augment), augment_batch(x, generator, augment)])
+    views = views.sub_(mean).div_(std)
     with torch.autocast(views.device.type, torch.bfloat16, enabled=views.device.type == "cuda"):
         outputs = model.training_outputs(views)
     instance_ids = torch.arange(len(images), device=images.device).repeat(2)
@@ -79,6 +82,7 @@ def train_one_epoch(
     progress: bool = True,
     state: EpochProgress | None = None,
     stop: Callable[[], bool] | None = None,
+    augment: AugmentConfig = AugmentConfig(),
 ) -> float:
     """Run the epoch's ``steps`` optimizer steps; return the mean training loss (the epoch's one host sync).
 
@@ -92,7 +96,7 @@ def train_one_epoch(
     with progress_bar(steps, description, progress, initial=state.step, unit="step") as bar:
         while state.step < steps:
             indices, labels = sampler.sample()
-            loss = views_loss(model, criterion, images[indices], labels, generator, normalization)
+            loss = views_loss(model, criterion, images[indices], labels, generator, normalization, augment)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -113,6 +117,7 @@ def validation_loss(
     normalization: tuple[float, float],
     seed: int = 0,
     batch_size: int = 512,
+    augment: AugmentConfig = AugmentConfig(),
 ) -> float:
     """Mean loss on held-out images, with augmentation drawn from a fixed seed so epochs compare."""
     if len(images) == 0:
@@ -125,7 +130,7 @@ def validation_loss(
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             chunk = order[start : start + batch_size]
-            total += views_loss(model, criterion, images[chunk], labels[chunk], generator, normalization)
+            total += views_loss(model, criterion, images[chunk], labels[chunk], generator, normalization, augment)
             batches += 1
     return float(total / batches)
 
@@ -133,28 +138,40 @@ def validation_loss(
 def build_support_index(
     embedder: Embedder,
     dataset: Dataset,
-    shots: int,
-    seed: int,
-    spec: IndexSpec | None = None,
+    config: TrainConfig,
     training_images: torch.Tensor | None = None,
+    held_out: np.ndarray | None = None,
 ) -> tuple[SupportIndex, np.ndarray]:
-    """``shots`` seeded train-split examples of *every* class of the dataset, embedded and indexed.
+    """The index of *every* class of the dataset, and the train-split rows of the images behind it.
 
-    An index that learns (a quantiser, a PCA) trains on the supports when they are at least as many as
-    ``training_images`` (the training classes' images), else on those images' embeddings.
+    With ``config.shots`` unset, up to ``config.centroids`` k-means centroids of each class's train-split
+    embeddings (:mod:`embedder.supports`), leaving out the ``held_out`` rows the open-set threshold is
+    calibrated on; the rows returned are the images nearest each centroid. Else ``shots`` seeded random
+    images of each class. An index that learns (a quantiser, a PCA) trains on the supports when they
+    are at least as many as ``training_images`` (the training classes' images), else on those images'.
     """
     labels = dataset.train_labels.numpy()
-    chosen = sample_supports(labels, dataset.classes, shots, np.random.default_rng(seed))
-    index = SupportIndex(embedder.dim, spec)
-    supports = embedder.embed(dataset.train_images[chosen])
+    if config.shots is None:
+        rows = np.setdiff1d(np.flatnonzero(np.isin(labels, dataset.classes)), held_out if held_out is not None else [])
+        supports, support_labels, nearest = centroid_supports(
+            embedder.embed(dataset.train_images[rows]), labels[rows], dataset.classes, config.centroids, config.seed
+        )
+        chosen = rows[nearest]
+    else:
+        chosen = sample_supports(labels, dataset.classes, config.shots, np.random.default_rng(config.seed))
+        supports, support_labels = embedder.embed(dataset.train_images[chosen]), labels[chosen]
+    index = SupportIndex(embedder.dim, config.index_spec)
     if not index.is_trained and training_images is not None:
-        index.train(supports if len(supports) >= len(training_images) else embedder.embed(training_images), seed)
-    index.add(supports, labels[chosen])
+        sample = supports if len(supports) >= len(training_images) else embedder.embed(training_images)
+        index.train(sample, config.seed)
+    index.add(supports, support_labels)
     return index, chosen
 
 
-def check_shots(dataset: Dataset, shots: int) -> None:
+def check_shots(dataset: Dataset, shots: int | None) -> None:
     """Every class must have ``shots`` train-split images to put in the index: check before training."""
+    if shots is None:
+        return
     counts = np.bincount(dataset.train_labels.numpy(), minlength=max(dataset.classes) + 1)
     short = [c for c in dataset.classes if counts[c] < shots]
     if short:
@@ -179,7 +196,7 @@ def train(
     dataset: Dataset | None = None,
     on_epoch_end: EpochHook | None = None,
 ) -> TrainResult:
-    """Train an embedder on ``config.classes``, index ``config.shots`` supports of every class, save the run.
+    """Train an embedder on ``config.classes``, index every class (:func:`build_support_index`), save the run.
 
     The run dir is locked for the whole training. A checkpoint is committed after every epoch, and after
     the current step when SIGINT or SIGTERM arrives; that raises :class:`Interrupted`. ``on_epoch_end(epoch,
@@ -269,11 +286,15 @@ class _Training:
         torch.manual_seed(config.seed)
         pixels = dataset.train_images.float() / 255.0
         self.normalization = (float(pixels.mean()), float(pixels.std()))
-        train_rows, val_rows = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+        train_rows, self.val_rows = split_validation(
+            dataset.train_labels, config.classes, config.val_fraction, config.seed
+        )
+        val_rows = self.val_rows
         everything = (dataset.train_images, dataset.train_labels)
         self.images, self.labels = (t[train_rows].to(device) for t in everything)
         self.val_images, self.val_labels = (t[val_rows].to(device) for t in everything)
         self.criterion = InstanceAndClassTripletLoss(config.margin, config.class_weight)
+        self.augment = AugmentConfig().scaled(config.augment)
         counts = np.bincount(dataset.train_labels[train_rows].numpy(), minlength=len(dataset.class_names))
         self.ways, self.m = batch_shape([int(counts[c]) for c in config.classes], config.m_per_class, config.batch_size)
         per_epoch = max(1, math.ceil(len(train_rows) / (self.ways * self.m)))
@@ -373,6 +394,7 @@ class _Training:
                 self.net, self.loss, state.optimizer, state.scheduler, self.sampler, self.images, self.steps,
                 self.augment_generator, self.normalization, description=f"epoch {epoch}/{self.epochs}",
                 progress=self.progress, state=state.progress, stop=lambda: self.world.any(bool(stop), self.device),
+                augment=self.augment,
             )  # fmt: skip
             seconds_in_steps = time.perf_counter() - began
         except TrainingStopped:
@@ -381,8 +403,9 @@ class _Training:
             raise Interrupted(f"interrupted by {stop.name} {where}: {_resume_hint(self.store.path)}") from None
         self.world.share_buffers(state.model)
         val_loss = validation_loss(
-            state.model, self.criterion, self.val_images, self.val_labels, self.normalization, seed=self.config.seed
-        )
+            state.model, self.criterion, self.val_images, self.val_labels, self.normalization, seed=self.config.seed,
+            augment=self.augment,
+        )  # fmt: skip
         seconds = time.perf_counter() - self.started
         state.curve.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
         state.epoch, state.progress = epoch, EpochProgress()
@@ -409,9 +432,7 @@ class _Training:
             return TrainResult(self.store.path, {}, written=False)
         config, dataset = self.config, self.dataset
         embedder = self.embedder().fit_centering(self.images)
-        index, support_rows = build_support_index(
-            embedder, dataset, config.shots, config.seed, config.index_spec, self.images
-        )
+        index, support_rows = build_support_index(embedder, dataset, config, self.images, self.val_rows)
         metadata = {
             "tripletshot_version": __version__,
             "torch_version": torch.__version__,
@@ -432,6 +453,8 @@ class _Training:
             "train_seconds": train_seconds,
             "index": {
                 "shots": config.shots,
+                "centroids": None if config.shots else config.centroids,
+                "rule": describe_rule(config.shots, config.centroids),
                 "method": config.method,
                 "support_rows": support_rows.tolist(),
                 "faiss": index.describe(),  # the spec itself is in the index file and in options

@@ -161,6 +161,8 @@ CASES = [
     ("lr-negative", embed, [*TRAIN, "--lr", "-0.1"], None, 2, "--lr must be a finite positive"),
     ("margin-negative", embed, [*TRAIN, "--margin", "-1"], None, 2, "--margin must be"),
     ("train-shots-zero", embed, [*TRAIN, "--shots", "0"], None, 2, "--shots must be at least 1"),
+    ("train-centroids-zero", embed, [*TRAIN, "--centroids", "0"], None, 2, "--centroids must be at least 1"),
+    ("augment-negative", embed, [*TRAIN, "--augment", "-0.5"], None, 2, "--augment must be a finite non-negative"),
     ("train-shots-too-many", embed, [*TRAIN, "--shots", "5000"], None, 2, "--shots 5000 is more than class"),
     ("index-dim-too-big", embed, [*TRAIN, "--index-dim", "1024"], None, 2, "--index-dim must be below"),
     ("index-unknown", embed, [*TRAIN, "--index", "lsh"], None, 2, "'lsh' is not one of"),

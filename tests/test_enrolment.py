@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from cli.embed import main as embed
 from embedder.calibration import recalibrate
+from embedder.images import to_mnist
 from embedder.openset import genuine_and_impostor
 from embedder.run import Run
 from tests.runfiles import manifest
@@ -66,7 +68,7 @@ def test_enrol_predict_more_shots_and_forget_as_real_processes(tmp_path, run):
     listing = json.loads(run_cli("embed", "index", "--json", "--run-dir", run, cwd=tmp_path).stdout)
     rows = {row["name"]: row for row in listing}
     assert rows["ring"]["shots"] == 2 and rows["ring"]["origin"] == "enrolled" and rows["ring"]["added"]
-    assert rows["0"]["origin"] == "training" and rows["0"]["shots"] == 1 and len(rows) == 11
+    assert rows["0"]["origin"] == "training" and rows["0"]["shots"] >= 1 and len(rows) == 11  # centroids
 
     forgot = run_cli("embed", "forget", "ring", "--run-dir", run, cwd=tmp_path)
     assert "forgot ring (label 10, 2 shot(s), enrolled)" in forgot.stdout, forgot.stderr
@@ -93,8 +95,13 @@ def test_enrol_a_folder_of_classes_skipping_a_corrupt_file(tmp_path, run):
 
 def test_unknown_beyond_the_threshold_and_the_overrides(tmp_path, run, digits):
     hash_image = draw(tmp_path / "hash.png", "hash")
-    support = tmp_path / "support.png"  # an image the index holds: as known as it gets
-    Image.fromarray(digits.train_images[manifest(run)["run"]["index"]["support_rows"][3]].numpy()).save(support)
+    # The training 3 nearest the index's class-3 centroids once read back from a file (which re-centres
+    # it, MNIST-style): as known as an image gets.
+    support, loaded = tmp_path / "support.png", Run.load(run)
+    threes = digits.train_images[digits.train_labels == 3]
+    as_read = torch.stack([to_mnist(image.numpy() / 255.0) for image in threes])
+    similarity = loaded.embedder.embed(as_read) @ loaded.index.vectors()[loaded.index.labels == 3].T
+    Image.fromarray(threes[similarity.max(axis=1).argmax()].numpy()).save(support)
     runner = CliRunner()
 
     def predict(*options: str) -> list[dict]:

@@ -22,9 +22,35 @@ def test_run_holds_weights_metadata_and_an_index_of_every_class(digits_run, digi
     assert meta["dataset_classes"] == list(range(10))
     assert meta["curve"][-1]["train_loss"] < meta["curve"][0]["train_loss"]
     run = Run.load(digits_run)
-    assert sorted(run.index.classes) == list(range(10)) and len(run.index) == 10
+    assert sorted(run.index.classes) == list(range(10))
+    # The default index: k-means centroids of each class, a few per class from ~180 digits (39 images a centroid).
+    per_class = np.bincount(run.index.labels, minlength=10)
+    assert per_class.min() >= 1 and per_class.max() <= 4 and per_class.sum() > 10
+    assert meta["index"]["shots"] is None and meta["index"]["centroids"] == 32
+    # Each centroid keeps the row of its nearest image, of its own class, never a held-out one.
     support_rows = np.array(meta["index"]["support_rows"])
     assert digits.train_labels.numpy()[support_rows].tolist() == run.index.labels.tolist()
+    assert np.allclose(np.linalg.norm(run.index.vectors(), axis=1), 1, atol=1e-5)
+
+
+def test_centroids_beat_one_random_shot_on_unseen_classes(digits_run, digits):
+    """The default index summarises each class; one random shot of it scores lower on the same queries."""
+    from embedder.fewshot import NearestNeighbor
+    from embedder.index import SupportIndex
+
+    run = Run.load(digits_run)
+    queries = run.embedder.embed(digits.test_images)
+    unseen = digits.test_labels.numpy() >= 5
+    truth = digits.test_labels.numpy()[unseen]
+    default = (run.classifier("nn").predict_embeddings(queries[unseen])[0] == truth).mean()
+    rng = np.random.default_rng(0)
+    one_shot = []
+    for _ in range(10):
+        rows = [rng.choice(np.flatnonzero(digits.train_labels.numpy() == c)) for c in range(10)]
+        classifier = NearestNeighbor(run.embedder, SupportIndex(run.embedder.dim))
+        classifier.process_support_set(digits.train_images[rows], digits.train_labels[rows])
+        one_shot.append((classifier.predict_embeddings(queries[unseen])[0] == truth).mean())
+    assert default > np.mean(one_shot) + 0.05, (default, np.mean(one_shot))
 
 
 def test_trained_run_beats_chance_by_far_on_seen_classes(digits_run, digits):

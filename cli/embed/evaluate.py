@@ -31,7 +31,7 @@ def format_report(report: dict, per_class: bool) -> str:
             )
         lines.append("")
     lines.append(
-        f"saved index ({summary['index_shots']}-shot, {summary['method']}): seen {_pct(summary['seen'])}, "
+        f"saved index ({summary['index_rule']}, {summary['method']}): seen {_pct(summary['seen'])}, "
         f"unseen {_pct(summary['unseen'])}, all {_pct(summary['all'])} (macro: mean of per-class accuracies)"
     )
     parts = [

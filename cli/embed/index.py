@@ -29,9 +29,9 @@ def index_command(run_dir: str, as_json: bool) -> None:
         click.echo(json.dumps([c.as_dict() for c in classes], indent=2))
         return
     width = max([len(c.name) for c in classes] + [5])
-    click.echo(f"{'label':>5}  {'name':<{width}}  {'shots':>5}  {'origin':<8}  {'added':<25}  updated")
+    click.echo(f"{'label':>5}  {'name':<{width}}  {'vectors':>7}  {'origin':<8}  {'added':<25}  updated")
     for c in classes:
         click.echo(
-            f"{c.label:>5}  {c.name:<{width}}  {c.shots:>5}  {c.origin:<8}  {c.added or '-':<25}  {c.updated or '-'}"
+            f"{c.label:>5}  {c.name:<{width}}  {c.shots:>7}  {c.origin:<8}  {c.added or '-':<25}  {c.updated or '-'}"
         )
-    click.echo(f"{len(classes)} classes, {sum(c.shots for c in classes)} supports in {run_dir}")
+    click.echo(f"{len(classes)} classes, {sum(c.shots for c in classes)} vectors in {run_dir}")

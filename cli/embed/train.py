@@ -11,9 +11,13 @@ from ..errors import notes
 from ..options import DatasetChoice, config_option, config_options, data_dir_option, given, quiet_option
 from .group import main
 
-HOW = ("epochs", "batch_size", "m_per_class", "lr", "weight_decay", "margin", "class_weight", "embedding_dim", "width")
+HOW = (
+    "epochs", "batch_size", "m_per_class", "lr", "weight_decay", "margin", "class_weight", "augment", "embedding_dim",
+    "width",
+)  # fmt: skip
 INDEX = (
     "shots",
+    "centroids",
     "method",
     "index",
     "index_dim",
@@ -73,6 +77,5 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
     click.echo(
         f"saved run to {result.run_dir}: {meta['dataset']} classes {names}, "
         f"{last['epoch']} epochs in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
-        f"index ({meta['index']['faiss']}) holds {meta['index']['shots']} shot(s) of each of "
-        f"{len(meta['dataset_classes'])} classes"
+        f"index ({meta['index']['faiss']}) of {len(meta['dataset_classes'])} classes: {meta['index']['rule']}"
     )

@@ -1,0 +1,58 @@
+"""The run's index rule (k-means centroids of each class) and the augmentation strength option."""
+
+import numpy as np
+import torch
+
+from embedder.augment import AugmentConfig, augment_batch
+from embedder.run import Run, read_metadata
+from embedder.sampling import split_validation
+from embedder.supports import centroid_count, centroid_supports, class_centroids
+from tests.conftest import DIGITS_TRAIN
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_centroids_find_the_modes_of_a_class():
+    rng = np.random.default_rng(0)
+    modes = _unit(rng.normal(size=(2, 16)))
+    points = _unit(np.repeat(modes, 100, axis=0) + 0.05 * rng.normal(size=(200, 16)))
+    centroids = class_centroids(points, 2)
+    assert np.allclose(np.linalg.norm(centroids, axis=1), 1, atol=1e-5)
+    assert sorted(np.argmax(centroids @ modes.T, axis=1).tolist()) == [0, 1]  # one centroid per mode
+    assert (centroids @ modes.T).max(axis=1).min() > 0.99
+    mean = class_centroids(points, 1)  # one centroid: the normalised mean, which lies between the two modes
+    similarity = (mean @ modes.T)[0]
+    assert abs(similarity[0] - similarity[1]) < 0.05
+
+
+def test_centroid_count_needs_39_images_each_and_caps():
+    assert [centroid_count(n) for n in (1, 38, 78, 117, 100_000)] == [1, 1, 2, 3, 32]
+    assert centroid_count(10_000, most=4) == 4
+
+
+def test_centroid_supports_label_each_centroid_and_point_to_an_image_of_its_class():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([3, 7], 120)
+    embeddings = _unit(rng.normal(size=(240, 8)) + 4 * (labels[:, None] == 7))
+    vectors, vector_labels, nearest = centroid_supports(embeddings, labels, [3, 7], most=2)
+    assert vector_labels.tolist() == [3, 3, 7, 7] and len(vectors) == 4
+    assert labels[nearest].tolist() == vector_labels.tolist()
+
+
+def test_the_default_index_leaves_out_the_images_the_threshold_is_calibrated_on(digits_run, digits):
+    meta = read_metadata(digits_run)
+    _, held_out = split_validation(digits.train_labels, DIGITS_TRAIN["classes"], 0.1, 0)
+    assert not np.isin(meta["index"]["support_rows"], held_out).any()
+    assert meta["index"]["rule"] == "up to 32 k-means centroids of each class"
+    assert Run.load(digits_run).metadata["open_set"]["genuine"] == len(held_out)
+
+
+def test_augmentation_strength_zero_leaves_images_as_they_are(digits):
+    images = digits.train_images[:16].unsqueeze(1).float() / 255
+    same = augment_batch(images, torch.Generator().manual_seed(0), AugmentConfig().scaled(0))
+    assert torch.allclose(same, images, atol=1e-5)
+    moved = augment_batch(images, torch.Generator().manual_seed(0), AugmentConfig().scaled(1))
+    stronger = augment_batch(images, torch.Generator().manual_seed(0), AugmentConfig().scaled(2))
+    assert (moved - images).abs().mean() < (stronger - images).abs().mean()  # same draws, larger magnitudes
