@@ -74,7 +74,7 @@ class TrainingState:
 
 
 # Options newer than the first checkpoints of this run format: a checkpoint without one had its default.
-ADDED_LATER = {"far", "test_fraction", "strict", "augment", *(f.name for f in fields(IndexSpec))}
+ADDED_LATER = {"far", "test_fraction", "strict", "augment", "centroids", *(f.name for f in fields(IndexSpec))}
 
 
 def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: Any) -> TrainConfig:

@@ -155,3 +155,15 @@ def test_interrupted_training_resumes_to_bit_identical_weights(tmp_path, digits)
         for n in ("straight", "resumed")
     ]
     assert losses[0] == losses[1]
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default():
+    """A v0.2 checkpoint has no augment nor centroids: it resumes as trained then (augment 1, its own shots)."""
+    from dataclasses import asdict
+
+    from embedder.checkpoint import config_from_checkpoint
+
+    stored = asdict(TrainConfig(margin=0.2, shots=1))
+    del stored["augment"], stored["centroids"]
+    config = config_from_checkpoint({"config": stored}, "old-run")
+    assert config.augment == 1.0 and config.shots == 1 and config.margin == 0.2
