@@ -6,7 +6,8 @@ Each round trains MNIST classes 0,1,2 with the default batch (3 classes x 64 ima
 as a plain ``embed train`` and once under ``torchrun --nproc-per-node N`` (gloo), alternating, into scratch
 folders. Images/s = optimizer steps x batch images / the run's ``train_seconds`` (the steps and the
 per-epoch checkpoints; validation is off with ``--val-fraction 0``; start-up and the final indexing are not
-counted). torchrun gives each process one OpenMP thread; the single process uses every core.
+counted). The cores are shared out explicitly (``OMP_NUM_THREADS``): the single process gets every core,
+each of N processes ``cores // N``, so a thread setting inherited from the shell cannot skew the ratio.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def images_per_second(processes: int, data_dir: str | None, epochs: int, scratch
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes)]
         command += ["-m", "cli.embed", *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    threads = str(max(1, (os.cpu_count() or 1) // processes))  # not left to the shell, nor to torchrun (1 each)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": threads}
     subprocess.run(command, check=True, env=env, capture_output=True, text=True)
     meta = json.loads((run_dir / "run.json").read_text())["run"]
     options = meta["options"]
@@ -49,6 +51,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the start")
+    cores = os.cpu_count() or 1
+    print(f"OpenMP threads: 1 process x {cores}, {args.processes} processes x {max(1, cores // args.processes)} each")
     rows: dict[int, list[float]] = {1: [], args.processes: []}
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(args.rounds):

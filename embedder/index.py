@@ -29,7 +29,7 @@ from .config import IndexSpec
 from .errors import EmptyIndexError
 
 log = logging.getLogger(__name__)
-MAX_TRAINING = 100_000  # vectors a quantiser or PCA trains on at most (a seeded sample beyond that)
+MAX_TRAINING = 100_000  # vectors a default quantiser or PCA trains on at most (a seeded sample beyond that)
 NEEDS_TRAINING = ("ivf", "ivfpq", "sq8")
 
 
@@ -126,13 +126,15 @@ class SupportIndex:
         return self.index is not None and bool(self.index.is_trained)
 
     def train(self, vectors: np.ndarray, seed: int = 0) -> None:
-        """Train the quantiser and PCA on these vectors (a seeded sample of at most :data:`MAX_TRAINING`).
+        """Train the quantiser and PCA on these vectors: a seeded sample of at most :data:`MAX_TRAINING`, or of
+        the 39 per list that a larger ``nlist`` given in the spec needs.
 
         Retraining re-encodes the supports already held. A flat or hnsw index without PCA has nothing to learn.
         """
         vectors = _as_matrix(vectors, self.dim)
-        if len(vectors) > MAX_TRAINING:
-            vectors = vectors[np.random.default_rng(seed).choice(len(vectors), MAX_TRAINING, replace=False)]
+        most = max(MAX_TRAINING, minimum_training(self.spec, self.dim))  # --nlist 40000 trains on 1.56M
+        if len(vectors) > most:
+            vectors = vectors[np.random.default_rng(seed).choice(len(vectors), most, replace=False)]
         nlist = self.spec.nlist or default_nlist(len(vectors))
         needed = minimum_training(replace(self.spec, nlist=nlist), self.dim)
         if len(vectors) < needed:

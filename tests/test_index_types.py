@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 
+from embedder import index as index_module
 from embedder.config import IndexSpec, TrainConfig
 from embedder.errors import ConfigError, RunError
 from embedder.index import SupportIndex
@@ -91,6 +92,20 @@ def test_too_few_vectors_to_train_and_bad_options_are_clear_errors():
         TrainConfig(index="ivfpq", code_size=7)
     with pytest.raises(ConfigError, match="nprobe must be at least 1"):
         TrainConfig(index="ivf", nprobe=0)
+
+
+def test_a_given_nlist_trains_on_the_39_vectors_per_list_it_needs_beyond_the_default_cap(monkeypatch):
+    monkeypatch.setattr(index_module, "MAX_TRAINING", 500)  # the 100k cap, scaled down
+    vectors = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    default = SupportIndex(16, IndexSpec(index="ivf"))
+    default.train(vectors)
+    assert default.describe() == "IVF12,Flat"  # default_nlist of the 500-vector sample: 500 // 39
+    given = SupportIndex(16, IndexSpec(index="ivf", nlist=40))  # needs 1560 > 500
+    given.train(vectors)
+    given.add(vectors[:50], np.arange(50))
+    assert given.describe() == "IVF40,Flat"
+    assert (given.search(vectors[:50], 1)[0][:, 0] == np.arange(50)).all()
 
 
 def test_a_cuda_device_without_faiss_gpu_says_the_index_stays_on_the_cpu(caplog):
