@@ -31,7 +31,7 @@ from .devices import resolve_device
 from .embedding import Embedder
 from .enrolment import training_records
 from .errors import ConfigError, RunError
-from .index import SupportIndex
+from .index import SupportIndex, minimum_training
 from .interrupt import Interrupted, StopRequest
 from .losses import InstanceAndClassTripletLoss
 from .model import EmbeddingNet
@@ -39,7 +39,7 @@ from .progress import duration, progress_bar, progress_line
 from .run import run_files
 from .sampling import BalancedBatchSampler, batch_shape, sample_supports, split_validation
 from .store import RunDir, prepare_run_dir, tensors_to_bytes
-from .supports import centroid_supports, describe_rule
+from .supports import centroid_count, centroid_supports, describe_rule
 
 EpochHook = Callable[[int, Embedder], None]
 
@@ -180,6 +180,31 @@ def check_shots(dataset: Dataset, shots: int | None) -> None:
         )
 
 
+def check_index_training(dataset: Dataset, config: TrainConfig) -> None:
+    """The run's index must find enough vectors to train on (:func:`build_support_index` trains it on the
+    supports or on the training images, whichever are more): check before training, not after."""
+    train_rows, held_out = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+    spec = config.index_spec
+    needed = minimum_training(spec, config.embedding_dim)
+    counts = np.bincount(np.delete(dataset.train_labels.numpy(), held_out), minlength=len(dataset.class_names))
+    if config.shots is None:
+        supports = sum(centroid_count(int(counts[c]), config.centroids) for c in dataset.classes)
+    else:
+        supports = config.shots * len(dataset.classes)
+    available = max(len(train_rows), supports)
+    if needed <= available:
+        return
+    param = (
+        "index_dim" if needed == spec.index_dim else "nlist" if spec.nlist and needed == 39 * spec.nlist else "index"
+    )
+    value = {"index_dim": spec.index_dim, "nlist": spec.nlist, "index": spec.index}[param]
+    raise ConfigError(
+        param,
+        f"{{{param}}} {value} needs {needed} vectors to train the index on, but this run has {available} "
+        "(its training images, or its supports if more)",
+    )
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -257,8 +282,10 @@ def _dataset_for(
         names = ", ".join(dataset.class_names[c] for c in small[:5]) + (", ..." if len(small) > 5 else "")
         log(f"warning: {len(small)} class(es) with under 2 training images are indexed, not trained on: {names}")
         labels = [c for c in labels if c not in small]
+    config = replace(config, classes=labels, dataset=dataset.name)
     check_shots(dataset, config.shots)
-    return replace(config, classes=labels, dataset=dataset.name), dataset
+    check_index_training(dataset, config)
+    return config, dataset
 
 
 def _resume_hint(run_dir: Path) -> str:
