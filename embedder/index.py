@@ -247,8 +247,11 @@ class SupportIndex:
     def _searcher(self) -> faiss.Index:
         if self._gpu is None and self._device.startswith("cuda") and hasattr(faiss, "StandardGpuResources"):
             gpu = int(self._device.partition(":")[2] or 0)
+            options = faiss.GpuClonerOptions()
+            # PQ codes of 56 bytes or more (ivfpq's default is 64) fit a GPU only with half-precision lookup tables.
+            options.useFloat16 = self.spec.index == "ivfpq"
             try:
-                self._gpu = faiss.index_cpu_to_gpu(_gpu_resources(), gpu, self.index)
+                self._gpu = faiss.index_cpu_to_gpu(_gpu_resources(), gpu, self.index, options)
             except RuntimeError as exc:  # e.g. hnsw has no GPU version
                 log.warning("faiss index on the CPU: %s", str(exc).strip().splitlines()[-1])
                 self._device = "cpu"

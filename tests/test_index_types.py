@@ -121,6 +121,33 @@ def test_a_cuda_device_without_faiss_gpu_says_the_index_stays_on_the_cpu(caplog)
     assert index.place("cpu") == "cpu"
 
 
+def test_on_a_gpu_ivfpq_asks_faiss_for_half_precision_lookup_tables(monkeypatch):
+    """faiss-gpu holds ivfpq's 64-byte codes only with float16 lookup tables (faiss issue #1178). No GPU here:
+    faiss's cloner is stood in for, to check what ``place`` asks of it and that searches then go through the copy."""
+    import faiss
+
+    asked = []
+
+    def to_gpu(resources, device, index, options):
+        asked.append((device, options.useFloat16))
+        return faiss.clone_index(index)  # a CPU copy standing in for the GPU one
+
+    monkeypatch.setattr(faiss, "StandardGpuResources", object, raising=False)
+    monkeypatch.setattr(faiss, "GpuClonerOptions", type("Options", (), {"useFloat16": False}), raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", to_gpu, raising=False)
+    monkeypatch.setattr(index_module, "_RESOURCES", [])
+    vectors = np.random.default_rng(0).standard_normal((400, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for kind, half in (("ivfpq", True), ("flat", False)):
+        index = SupportIndex(16, IndexSpec(index=kind))
+        index.add(vectors, np.arange(400) % 4)
+        assert index.place("cuda:1") == "cuda"
+        on_gpu = index.search(vectors[:50], 3)
+        assert asked[-1] == (1, half)
+        assert index.place("cpu") == "cpu"
+        np.testing.assert_array_equal(on_gpu[0], index.search(vectors[:50], 3)[0])
+
+
 def test_a_checkpoint_from_before_the_index_options_resumes_with_the_defaults():
     from dataclasses import asdict, fields
 
