@@ -31,6 +31,7 @@ from .errors import EmptyIndexError
 log = logging.getLogger(__name__)
 MAX_TRAINING = 100_000  # vectors a default quantiser or PCA trains on at most (a seeded sample beyond that)
 NEEDS_TRAINING = ("ivf", "ivfpq", "sq8")
+COARSE_CODES = 39 * 256  # faiss's k-means asks for 39 points per centroid; a PQ code has 256 centroids
 
 
 def _as_matrix(x: np.ndarray, dim: int) -> np.ndarray:
@@ -139,6 +140,13 @@ class SupportIndex:
         needed = minimum_training(replace(self.spec, nlist=nlist), self.dim)
         if len(vectors) < needed:
             raise ValueError(f"a {self.describe()} index needs {needed} vectors to train on, got {len(vectors)}")
+        if self.spec.index == "ivfpq" and len(vectors) < COARSE_CODES:
+            log.warning(
+                "ivfpq learns its codes from %d vectors, under the %d faiss asks for: they will be coarse; "
+                "at this size a flat index is exact and fast",
+                len(vectors),
+                COARSE_CODES,
+            )
         held = self.vectors()
         self.index = self._build(nlist)
         if not self.index.is_trained:

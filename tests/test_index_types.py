@@ -108,6 +108,17 @@ def test_a_given_nlist_trains_on_the_39_vectors_per_list_it_needs_beyond_the_def
     assert (given.search(vectors[:50], 1)[0][:, 0] == np.arange(50)).all()
 
 
+def test_ivfpq_trained_on_few_vectors_says_its_codes_are_coarse(caplog):
+    vectors = np.random.default_rng(0).standard_normal((600, 16)).astype(np.float32)
+    with caplog.at_level(logging.WARNING, logger="embedder.index"):
+        SupportIndex(16, IndexSpec(index="ivf")).add(vectors, np.zeros(600))
+        assert caplog.records == []
+        SupportIndex(16, IndexSpec(index="ivfpq")).add(vectors, np.zeros(600))
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "ivfpq learns its codes from 600 vectors, under the 9984 faiss asks for"
+    ]
+
+
 def test_a_cuda_device_without_faiss_gpu_says_the_index_stays_on_the_cpu(caplog):
     pytest.importorskip("faiss")
     import faiss
