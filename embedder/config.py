@@ -155,10 +155,12 @@ class IndexSpec:
         if self.index_dim is not None and self.index_dim >= dim:
             raise ConfigError("index_dim", f"{{index_dim}} must be below the embedding's {dim} dimensions")
         stored, pq = self.stored_dim(dim), self.pq_bytes(dim)
-        if self.index == "ivfpq" and stored % pq and self.code_size is not None:
-            raise ConfigError("code_size", f"{{code_size}} {self.code_size} does not divide the {stored} dimensions")
-        if self.index == "ivfpq" and stored % pq:  # only a PCA's dimension can miss the default
-            raise ConfigError(
+        if self.index == "ivfpq" and stored % pq:
+            if self.code_size is not None:
+                raise ConfigError(
+                    "code_size", f"{{code_size}} {self.code_size} does not divide the {stored} dimensions"
+                )
+            raise ConfigError(  # only a PCA's dimension can miss the default
                 "index_dim",
                 f"{{index_dim}} {stored} is not a multiple of the default code size, {pq} bytes: "
                 f"give a {{code_size}} that divides {stored}",

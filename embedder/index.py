@@ -31,7 +31,8 @@ from .errors import EmptyIndexError
 log = logging.getLogger(__name__)
 MAX_TRAINING = 100_000  # vectors a default quantiser or PCA trains on at most (a seeded sample beyond that)
 NEEDS_TRAINING = ("ivf", "ivfpq", "sq8")
-COARSE_CODES = 39 * 256  # faiss's k-means asks for 39 points per centroid; a PQ code has 256 centroids
+POINTS_PER_CENTROID = 39  # faiss's k-means rule: fewer training points per centroid and it warns
+COARSE_CODES = POINTS_PER_CENTROID * 256  # a PQ sub-quantiser has 256 centroids
 
 
 def _as_matrix(x: np.ndarray, dim: int) -> np.ndarray:
@@ -49,14 +50,14 @@ def similarity_to_distance(similarity: np.ndarray) -> np.ndarray:
 def default_nlist(n: int) -> int:
     """Lists of an IVF index trained on ``n`` vectors: ~4 sqrt(n), with at least 39 training vectors per list
     (faiss's own rule of thumb for k-means)."""
-    return max(1, min(int(4 * math.sqrt(n)), n // 39))
+    return max(1, min(int(4 * math.sqrt(n)), n // POINTS_PER_CENTROID))
 
 
 def minimum_training(spec: IndexSpec, dim: int) -> int:
     """How many vectors ``spec`` needs to train on (0: nothing to train)."""
     needed = spec.index_dim or 0  # a PCA to D dimensions needs D vectors at least
     if spec.index in ("ivf", "ivfpq"):
-        needed = max(needed, 39 * (spec.nlist or 1))
+        needed = max(needed, POINTS_PER_CENTROID * (spec.nlist or 1))
     if spec.index == "ivfpq":
         needed = max(needed, 256)  # 8-bit codes: 256 centroids per sub-quantiser
     return max(needed, 1) if spec.index == "sq8" else needed

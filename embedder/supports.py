@@ -16,8 +16,7 @@ import faiss
 import numpy as np
 
 from .config import DEFAULT_CENTROIDS
-
-POINTS_PER_CENTROID = 39  # faiss's own minimum: fewer images per centroid and k-means warns
+from .index import POINTS_PER_CENTROID
 
 
 def describe_rule(shots: int | None, centroids: int | None) -> str:

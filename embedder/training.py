@@ -31,7 +31,7 @@ from .devices import resolve_device
 from .embedding import Embedder
 from .enrolment import training_records
 from .errors import ConfigError, RunError
-from .index import SupportIndex, minimum_training
+from .index import POINTS_PER_CENTROID, SupportIndex, minimum_training
 from .interrupt import Interrupted, StopRequest
 from .losses import InstanceAndClassTripletLoss
 from .model import EmbeddingNet
@@ -195,7 +195,11 @@ def check_index_training(dataset: Dataset, config: TrainConfig) -> None:
     if needed <= available:
         return
     param = (
-        "index_dim" if needed == spec.index_dim else "nlist" if spec.nlist and needed == 39 * spec.nlist else "index"
+        "index_dim"
+        if needed == spec.index_dim
+        else "nlist"
+        if spec.nlist and needed == POINTS_PER_CENTROID * spec.nlist
+        else "index"
     )
     value = {"index_dim": spec.index_dim, "nlist": spec.nlist, "index": spec.index}[param]
     raise ConfigError(
