@@ -17,10 +17,10 @@ import torch
 
 from embedder.config import PredictConfig
 from embedder.errors import ConfigError, RunError, UnknownImageError, quote
-from embedder.prediction import Prediction as ClassPrediction
-from embedder.prediction import predict
-from embedder.run import Run
-from embedder.store import RunDir, tensors_to_bytes
+from embedder.runs.prediction import Prediction as ClassPrediction
+from embedder.runs.prediction import predict
+from embedder.runs.run import Run
+from embedder.runs.store import RunDir, tensors_to_bytes
 
 from .config import AdderConfig, AdderOptionError
 from .model import LinearAdder
@@ -110,7 +110,7 @@ class Prediction:
 
 
 def _digit(answer: ClassPrediction) -> int:
-    """The number an answer of :func:`embedder.prediction.predict` names; refused if unknown or not a number."""
+    """The number an answer of :func:`embedder.runs.prediction.predict` names; refused if unknown or not a number."""
     if not answer.known:
         raise UnknownImageError(
             f"{answer.image}: no digit this run knows (nearest {answer.distance:.2f}, threshold {answer.threshold:.2f})"
@@ -129,7 +129,7 @@ def predict_sums(
     reject: bool = True,
     log: Callable[[str], None] = print,
 ) -> list[Prediction]:
-    """Label each uint8 28x28 image as :func:`embedder.prediction.predict` does, then add ``number`` to it.
+    """Label each uint8 28x28 image as :func:`embedder.runs.prediction.predict` does, then add ``number`` to it.
 
     An image the run calls unknown is refused with :class:`UnknownImageError`, unless ``reject`` is False.
     """

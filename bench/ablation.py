@@ -17,7 +17,7 @@ L2-normalised) and with plain L2 normalisation (``l2``). ``test`` trains each va
 its full schedule and reports the benchmark protocol of ``bench/oneshot.py`` (test queries, train-split
 supports, 200 episodes). Runs are kept in ``--runs-dir`` and reused when they exist.
 
-``index`` compares rules for the index a run saves (:mod:`embedder.supports`) on a trained run: K random
+``index`` compares rules for the index a run saves (:mod:`embedder.index.supports`) on a trained run: K random
 images of each class, the K images nearest the class's k-means centroids, or the centroids themselves.
 Every class's train split is halved: the rule draws from one half, and up to 1000 images of each class
 from the other half are the queries (1-NN, 3 seeds).
@@ -34,12 +34,13 @@ import numpy as np
 import torch.nn.functional as F
 
 from embedder.config import TrainConfig
-from embedder.data import Dataset, load_dataset
+from embedder.data.dataset import Dataset
+from embedder.data.datasets import load_dataset
 from embedder.errors import RunError
-from embedder.evaluation import evaluate_episodes
-from embedder.run import Run
-from embedder.supports import class_centroids, nearest_rows
-from embedder.training import train
+from embedder.evaluation.episodes import evaluate_episodes
+from embedder.index.supports import class_centroids, nearest_rows
+from embedder.runs.run import Run
+from embedder.training.trainer import train
 
 # Each variant: the TrainConfig options it changes from the defaults.
 # Each variant: the TrainConfig options it changes. The screening changed one thing at a time from v0.2's
@@ -156,7 +157,7 @@ def main() -> None:
 
 def all_classes(names: list[str], mnist: Dataset, args: argparse.Namespace) -> None:
     """Each variant trained on all ten digits: 1-NN of the test set against the whole train split."""
-    from embedder.fewshot import NearestNeighbor
+    from embedder.fewshot.classifiers import NearestNeighbor
 
     print("MNIST, trained on every class: 1-NN accuracy of the test set against the full train split")
     for name in names:

@@ -48,7 +48,7 @@ def make_run(workdir: Path) -> tuple[Path, Path]:
     )
     from PIL import Image
 
-    from embedder.data import load_dataset
+    from embedder.data.datasets import load_dataset
 
     image = workdir / "digit.png"
     Image.fromarray(load_dataset("digits").test_images[0].numpy()).save(image)

@@ -19,11 +19,11 @@ import torch
 from common import machine, median_seconds, sync
 from torch.utils.flop_counter import FlopCounterMode
 
-from embedder.data import load_dataset
-from embedder.devices import resolve_device
-from embedder.embedding import Embedder
-from embedder.model import EmbeddingNet
-from embedder.run import Run
+from embedder.data.datasets import load_dataset
+from embedder.models.embedder import Embedder
+from embedder.models.network import EmbeddingNet
+from embedder.runs.run import Run
+from embedder.training.devices import resolve_device
 
 
 def flops_per_image(embedder: Embedder, images: torch.Tensor) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.common import machine
-from embedder.data import load_dataset
+from embedder.data.datasets import load_dataset
 
 
 def write_pngs(root: Path, images: int, classes: int, size: int, seed: int = 0) -> None:

@@ -20,13 +20,13 @@ import time
 import faiss
 import numpy as np
 
-from embedder.baselines import hog_features, raw_pixel_features
+from bench.baselines import hog_features, raw_pixel_features
 from embedder.config import TrainConfig
-from embedder.data import load_dataset
-from embedder.evaluation import evaluate_episodes
-from embedder.fewshot import NearestNeighbor
-from embedder.run import Run
-from embedder.training import train
+from embedder.data.datasets import load_dataset
+from embedder.evaluation.episodes import evaluate_episodes
+from embedder.fewshot.classifiers import NearestNeighbor
+from embedder.runs.run import Run
+from embedder.training.trainer import train
 
 TRAINED = [0, 1, 2]
 
@@ -60,7 +60,7 @@ def report(name: str, train_x: np.ndarray, test_x: np.ndarray, dataset, episodes
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="mnist", help="a name of embedder.data.DATASETS or folder:PATH")
+    parser.add_argument("--dataset", default="mnist", help="a name of embedder.data.datasets.DATASETS or folder:PATH")
     parser.add_argument("--data-dir")
     parser.add_argument("--run-dir", default="runs/bench")
     parser.add_argument("--episodes", type=int, default=200)

@@ -39,11 +39,11 @@ from common import machine
 from sklearn.neighbors import NearestNeighbors
 
 from embedder.config import IndexSpec
-from embedder.data import load_dataset
-from embedder.embedding import Embedder
-from embedder.index import SupportIndex
-from embedder.model import EmbeddingNet
-from embedder.run import Run
+from embedder.data.datasets import load_dataset
+from embedder.index.support_index import SupportIndex
+from embedder.models.embedder import Embedder
+from embedder.models.network import EmbeddingNet
+from embedder.runs.run import Run
 
 
 def clock(fn):

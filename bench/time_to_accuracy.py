@@ -21,12 +21,13 @@ import numpy as np
 from common import machine
 
 from embedder.config import TrainConfig
-from embedder.data import Dataset, load_dataset
-from embedder.embedding import Embedder
-from embedder.evaluation import evaluate_episodes
-from embedder.run import Run
-from embedder.sampling import split_validation
-from embedder.training import train
+from embedder.data.dataset import Dataset
+from embedder.data.datasets import load_dataset
+from embedder.data.sampling import split_validation
+from embedder.evaluation.episodes import evaluate_episodes
+from embedder.models.embedder import Embedder
+from embedder.runs.run import Run
+from embedder.training.trainer import train
 
 UNSEEN = list(range(3, 10))
 BAR = 0.60

@@ -6,7 +6,7 @@ Both loops train the same ``EmbeddingNet`` with the same ``InstanceAndClassTripl
 views per image, all instance triplets + batch-hard class triplets), the same AdamW, on MNIST classes
 0,1,2 with batches of 3 classes x 64 images (384 views):
 
-* **project**: ``embedder.training.train_one_epoch``: the data is one uint8 tensor on the device, batches are
+* **project**: ``embedder.training.trainer.train_one_epoch``: the data is one uint8 tensor on the device, batches are
   drawn by index there, the two views come from one batched ``augment_batch`` call each.
 * **textbook**: torchvision's ``MNIST`` dataset whose transform returns two views per image, made per
   sample (PIL ``RandomAffine``, ``ToTensor``, ``ElasticTransform``, ``Normalize``, ``RandomErasing``), a
@@ -33,13 +33,13 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from embedder.augment import augment_batch
-from embedder.data import default_data_root, load_dataset
-from embedder.devices import resolve_device
-from embedder.losses import InstanceAndClassTripletLoss
-from embedder.model import EmbeddingNet
-from embedder.sampling import BalancedBatchSampler, split_validation
-from embedder.training import train_one_epoch
+from embedder.data.datasets import default_data_root, load_dataset
+from embedder.data.sampling import BalancedBatchSampler, split_validation
+from embedder.losses.triplet import InstanceAndClassTripletLoss
+from embedder.models.network import EmbeddingNet
+from embedder.training.augment import augment_batch
+from embedder.training.devices import resolve_device
+from embedder.training.trainer import train_one_epoch
 
 CLASSES = [0, 1, 2]
 M_PER_CLASS = 64

@@ -61,8 +61,8 @@ def train_command(run_dir: str, device: str, as_json: bool, quiet: bool, **optio
 
     config = adder_config(**options)
     from adder.training import train_adder
-    from embedder.devices import resolve_device
-    from embedder.run import read_metadata
+    from embedder.runs.run import read_metadata
+    from embedder.training.devices import resolve_device
 
     read_metadata(run_dir)  # the adder lives beside an embedder run
     model, report = train_adder(config, resolve_device(device))
@@ -72,8 +72,8 @@ def train_command(run_dir: str, device: str, as_json: bool, quiet: bool, **optio
 
 def _load_run_and_adder(run_dir: str, device: str, say: Callable[[str], None]):
     from adder.pipeline import adder_for
-    from embedder.devices import resolve_device
-    from embedder.run import Run
+    from embedder.runs.run import Run
+    from embedder.training.devices import resolve_device
 
     run = Run.load(run_dir, resolve_device(device))
     adder, report, saved = adder_for(run)
@@ -117,7 +117,7 @@ def predict_command(
     import torch
 
     from adder.pipeline import predict_sums
-    from embedder.images import load_image
+    from embedder.data.images import load_image
 
     tensors = torch.stack([load_image(path) for path in images])  # every file checked before any work
     run, adder, report = _load_run_and_adder(run_dir, device, notes(quiet))

@@ -31,7 +31,7 @@ def flag(ctx: click.Context, param: str) -> str:
 
 
 def exit_code(exc: TripletshotError) -> int:
-    from embedder.interrupt import Interrupted  # cheap: signal and threading only
+    from embedder.training.interrupt import Interrupted  # cheap: signal and threading only
 
     if isinstance(exc, Interrupted):
         return 130

@@ -10,16 +10,16 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .classes import ALL, ClassList, check_class_list, parse_classes
-from .errors import ConfigError
+from embedder.data.classes import ALL, ClassList, check_class_list, parse_classes
+from embedder.errors import ConfigError
 
 DEFAULT_RUN_DIR = "runs/latest"
-METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedder.fewshot.CLASSIFIERS)
+METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedder.fewshot.classifiers.CLASSIFIERS)
 MAX_WAYS = 8  # classes per batch when batch_size is not given
 DEFAULT_EPOCHS = 30
 MIN_STEPS = 60  # a small dataset's default epochs give at least this many steps (the bundled digits' 2 x 30)
-DEFAULT_CENTROIDS = 32  # per class in a run's default index (embedder.supports; torch-free, so kept here)
-INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8")  # faiss index types (embedder.index.SupportIndex)
+DEFAULT_CENTROIDS = 32  # per class in a run's default index (embedder.index.supports; torch-free, so kept here)
+INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8")  # faiss index types (embedder.index.support_index.SupportIndex)
 
 
 def _option(default: Any, help: str, **extra: Any) -> Any:

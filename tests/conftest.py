@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from embedder.config import TrainConfig
-from embedder.data import Dataset, default_data_root, find_raw, load_dataset
-from embedder.training import train
+from embedder.data.dataset import Dataset
+from embedder.data.datasets import default_data_root, find_raw, load_dataset
+from embedder.training.trainer import train
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from embedder.store import MANIFEST_FILE, SUFFIXES
+from embedder.runs.store import MANIFEST_FILE, SUFFIXES
 
 
 def manifest(run_dir: Path) -> dict:

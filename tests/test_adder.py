@@ -16,10 +16,10 @@ from adder.config import AdderConfig
 from adder.model import LinearAdder
 from adder.pipeline import MAX_NUMBER, add, adder_config, evaluate_adder, load_adder, parse_number, save_adder
 from adder.training import exact_fraction, train_adder
+from embedder.data.images import load_image
 from embedder.errors import ConfigError, RunError
-from embedder.images import load_image
-from embedder.run import Run
-from embedder.store import RunDir
+from embedder.runs.run import Run
+from embedder.runs.store import RunDir
 from tests.runfiles import run_file
 from tests.test_cli import script
 from tests.test_images import bad_files, forms

@@ -18,9 +18,9 @@ from PIL import Image
 
 from cli.adder import main as adder
 from cli.embed import main as embed
-from embedder.index import SupportIndex
-from embedder.model import EmbeddingNet
-from embedder.store import tensors_to_bytes
+from embedder.index.support_index import SupportIndex
+from embedder.models.network import EmbeddingNet
+from embedder.runs.store import tensors_to_bytes
 from tests.runfiles import manifest, replace_and_resign, run_file, snapshot
 
 TRAIN = ["train", "--dataset", "digits", "--device", "cpu", "--run-dir", "{run}"]
@@ -394,8 +394,8 @@ def test_the_matrix_is_big_enough():
 def test_loading_refuses_a_pickle_that_runs_code(tmp_path, digits_run):
     """Even with a matching checksum (someone hand-signed it), the model file is never unpickled."""
     from embedder.errors import RunError
-    from embedder.run import Run
-    from embedder.store import load_tensors
+    from embedder.runs.run import Run
+    from embedder.runs.store import load_tensors
 
     marker = tmp_path / "pwned"
     run = tmp_path / "run"

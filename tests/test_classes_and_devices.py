@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from embedder.classes import parse_classes, resolve_classes
 from embedder.config import TrainConfig
-from embedder.devices import resolve_device
+from embedder.data.classes import parse_classes, resolve_classes
 from embedder.errors import ConfigError, DeviceError
+from embedder.training.devices import resolve_device
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.embed import main as embed
-from embedder.run import read_metadata
+from embedder.runs.run import read_metadata
 
 TRAIN = ["train", "--dataset", "digits", "--classes", "0-4", "--epochs", "10", "--m-per-class", "32", "--device", "cpu"]
 

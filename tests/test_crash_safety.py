@@ -18,8 +18,8 @@ import torch
 from click.testing import CliRunner
 
 from cli.embed import main as embed
-from embedder.run import Run
-from embedder.store import RunDir
+from embedder.runs.run import Run
+from embedder.runs.store import RunDir
 from tests.test_cli import script
 
 # Tiny and fast, so that checkpoints (each a commit: files, fsync, manifest) come every fraction of a second.
@@ -71,7 +71,7 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_free(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom embedder.store import RunDir\n"
+        [sys.executable, "-c", "import sys, time\nfrom embedder.runs.store import RunDir\n"
          "with RunDir(sys.argv[1]).lock():\n    print('locked', flush=True)\n    time.sleep(300)", str(run)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -91,8 +91,8 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_free(tmp_path):
 
 def _train(run_dir: str, resume: bool) -> None:  # runs in a forked child; the test kills it
     from embedder.config import TrainConfig
-    from embedder.training import resume as resume_training
-    from embedder.training import train
+    from embedder.training.trainer import resume as resume_training
+    from embedder.training.trainer import train
 
     if resume:
         resume_training(run_dir, progress=False, log=lambda _: None)
@@ -147,7 +147,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_run(tmp_path):
     training replaces a complete run, which must stay loadable throughout.
     """
     context = multiprocessing.get_context("forkserver")  # children start with torch imported: kills are cheap
-    context.set_forkserver_preload(["embedder.training"])
+    context.set_forkserver_preload(["embedder.training.trainer"])
     run = tmp_path / "run"
     run.mkdir()
     rng = random.Random(0)
@@ -185,7 +185,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_run(tmp_path):
 
 def test_a_reader_overtaken_by_a_save_reads_again(tmp_path, digits_run, monkeypatch):
     """eval reads run.json, a training commits and deletes the old model, eval then opens the old name."""
-    from embedder.store import StaleManifest, tensors_to_bytes
+    from embedder.runs.store import StaleManifest, tensors_to_bytes
 
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)

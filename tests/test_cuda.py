@@ -6,10 +6,10 @@ The CPU tests run the very same code: the trainer has one path, parameterised by
 import pytest
 import torch
 
-from embedder.losses import InstanceAndClassTripletLoss
-from embedder.model import EmbeddingNet
-from embedder.sampling import BalancedBatchSampler
-from embedder.training import views_loss
+from embedder.data.sampling import BalancedBatchSampler
+from embedder.losses.triplet import InstanceAndClassTripletLoss
+from embedder.models.network import EmbeddingNet
+from embedder.training.trainer import views_loss
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

@@ -9,9 +9,9 @@ import socket
 import numpy as np
 import pytest
 
-from embedder.classes import parse_classes, resolve_classes
 from embedder.config import TrainConfig
-from embedder.data import IDX_DATASETS, default_data_root, find_raw, load_dataset
+from embedder.data.classes import parse_classes, resolve_classes
+from embedder.data.datasets import IDX_DATASETS, default_data_root, find_raw, load_dataset
 from embedder.errors import ConfigError, DataError, DataNotFoundError
 
 

@@ -17,12 +17,12 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from embedder.config import TrainConfig
-from embedder.distributed import DistributedNet, GatheredLoss, World, gather_views
-from embedder.losses import InstanceAndClassTripletLoss
-from embedder.model import EmbeddingNet
-from embedder.run import Run
-from embedder.store import RunDir
-from embedder.training import train
+from embedder.losses.triplet import InstanceAndClassTripletLoss
+from embedder.models.network import EmbeddingNet
+from embedder.runs.run import Run
+from embedder.runs.store import RunDir
+from embedder.training.distributed import DistributedNet, GatheredLoss, World, gather_views
+from embedder.training.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = 24  # the whole batch: 3 classes x 8 images, two views each
@@ -171,9 +171,9 @@ def test_sigterm_to_a_two_process_training_checkpoints_and_it_resumes(tmp_path):
 
 @pytest.mark.parametrize("processes", [5])
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(processes):
-    from embedder.distributed import ShardedSampler
+    from embedder.data.sampling import BalancedBatchSampler
     from embedder.errors import ConfigError
-    from embedder.sampling import BalancedBatchSampler
+    from embedder.training.distributed import ShardedSampler
 
     labels = torch.arange(3).repeat_interleave(10)
     sampler = BalancedBatchSampler(labels, [0, 1, 2], 8, 3, torch.Generator().manual_seed(0))

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from cli.embed import main as embed
-from embedder.calibration import recalibrate
-from embedder.images import to_mnist
-from embedder.openset import genuine_and_impostor
-from embedder.run import Run
+from embedder.data.images import to_mnist
+from embedder.fewshot.openset import genuine_and_impostor
+from embedder.runs.calibration import recalibrate
+from embedder.runs.run import Run
 from tests.runfiles import manifest
 from tests.test_cli import script
 
@@ -196,7 +196,7 @@ def test_eval_reports_the_accuracy_calculator_and_the_open_set(run):
 def test_chunked_accuracy_calculator_equals_pml_in_one_call(run, digits, monkeypatch):
     from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
-    import embedder.pml_metrics as pml_metrics
+    import embedder.evaluation.pml_metrics as pml_metrics
 
     loaded = Run.load(run)
     query, reference = loaded.embedder.embed(digits.test_images), loaded.embedder.embed(digits.train_images)
@@ -213,7 +213,7 @@ def test_chunked_accuracy_calculator_equals_pml_in_one_call(run, digits, monkeyp
 def test_index_vectors_stay_numpy_after_pml_patches_faiss():
     import pytorch_metric_learning.utils.inference  # noqa: F401  (imports faiss.contrib.torch_utils)
 
-    from embedder.index import SupportIndex
+    from embedder.index.support_index import SupportIndex
 
     index = SupportIndex(4)
     index.add(np.eye(3, 4, dtype=np.float32), [0, 1, 2])

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from embedder.data.sampling import sample_supports
 from embedder.errors import ConfigError
-from embedder.evaluation import evaluate_episodes, mean_ci95
-from embedder.sampling import sample_supports
+from embedder.evaluation.episodes import evaluate_episodes, mean_ci95
 
 
 def test_supports_are_k_per_class_and_avoid_excluded_rows():

@@ -10,7 +10,7 @@ import onnxruntime
 from click.testing import CliRunner
 
 from cli.embed import main as embed
-from embedder.run import Run
+from embedder.runs.run import Run
 
 
 def test_onnx_export_embeds_like_pytorch_and_serves_with_the_faiss_file(digits_run, digits, tmp_path):

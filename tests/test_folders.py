@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from embedder.data import load_dataset
+from embedder.data.datasets import load_dataset
+from embedder.data.folders import class_folders, load_images
+from embedder.data.sampling import BalancedBatchSampler, batch_shape
 from embedder.errors import ImageError
-from embedder.folders import class_folders, load_images
-from embedder.sampling import BalancedBatchSampler, batch_shape
 
 
 def stroke(path, size=(40, 60), mode="L"):

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from embedder.data.images import ImageError, load_image, to_mnist
 from embedder.errors import ConfigError
-from embedder.images import ImageError, load_image, to_mnist
 
 
 def mnist_like_digit() -> torch.Tensor:

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from embedder.errors import ConfigError, EmptyIndexError
-from embedder.fewshot import NearestNeighbor, Prototype, make_classifier
-from embedder.index import SupportIndex
+from embedder.fewshot.classifiers import NearestNeighbor, Prototype, make_classifier
+from embedder.index.support_index import SupportIndex
 
 
 def unit(rows):

@@ -11,10 +11,10 @@ import pytest
 from embedder import index as index_module
 from embedder.config import IndexSpec, TrainConfig
 from embedder.errors import ConfigError, RunError
-from embedder.index import SupportIndex
-from embedder.run import Run
-from embedder.store import RunDir
-from embedder.training import train
+from embedder.index.support_index import SupportIndex
+from embedder.runs.run import Run
+from embedder.runs.store import RunDir
+from embedder.training.trainer import train
 from tests.runfiles import run_file
 
 TYPES = [
@@ -110,7 +110,7 @@ def test_a_given_nlist_trains_on_the_39_vectors_per_list_it_needs_beyond_the_def
 
 def test_ivfpq_trained_on_few_vectors_says_its_codes_are_coarse(caplog):
     vectors = np.random.default_rng(0).standard_normal((600, 16)).astype(np.float32)
-    with caplog.at_level(logging.WARNING, logger="embedder.index"):
+    with caplog.at_level(logging.WARNING, logger="embedder.index.support_index"):
         SupportIndex(16, IndexSpec(index="ivf")).add(vectors, np.zeros(600))
         assert caplog.records == []
         SupportIndex(16, IndexSpec(index="ivfpq")).add(vectors, np.zeros(600))
@@ -126,7 +126,7 @@ def test_a_cuda_device_without_faiss_gpu_says_the_index_stays_on_the_cpu(caplog)
     if hasattr(faiss, "StandardGpuResources"):
         pytest.skip("faiss-gpu is installed here")
     index = SupportIndex(4)
-    with caplog.at_level(logging.WARNING, logger="embedder.index"):
+    with caplog.at_level(logging.WARNING, logger="embedder.index.support_index"):
         assert index.place("cuda:0") == "cpu"
     assert [r.getMessage() for r in caplog.records] == ["faiss index on the CPU: faiss-gpu is not installed"]
     assert index.place("cpu") == "cpu"
@@ -162,7 +162,7 @@ def test_on_a_gpu_ivfpq_asks_faiss_for_half_precision_lookup_tables(monkeypatch)
 def test_a_checkpoint_from_before_the_index_options_resumes_with_the_defaults():
     from dataclasses import asdict, fields
 
-    from embedder.checkpoint import config_from_checkpoint
+    from embedder.training.checkpoint import config_from_checkpoint
 
     older = {k: v for k, v in asdict(TrainConfig()).items() if k not in {f.name for f in fields(IndexSpec)}}
     assert config_from_checkpoint({"config": older}, "old").index_spec == IndexSpec()

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from pytorch_metric_learning.losses import TripletMarginLoss
 from pytorch_metric_learning.miners import BatchHardMiner
 
-from embedder.losses import InstanceAndClassTripletLoss
-from embedder.mining import HardestTripletMiner, NonZeroMeanReducer, TwoViewTripletMiner
+from embedder.losses.miners import HardestTripletMiner, NonZeroMeanReducer, TwoViewTripletMiner
+from embedder.losses.triplet import InstanceAndClassTripletLoss
 
 
 def two_view_batch(b=12, classes=3, dim=16, seed=0):

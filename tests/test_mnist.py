@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from embedder.baselines import raw_pixel_features
+from bench.baselines import raw_pixel_features
 from embedder.config import EvalConfig, TrainConfig
-from embedder.data import Dataset, load_dataset
+from embedder.data.dataset import Dataset
+from embedder.data.datasets import load_dataset
 from embedder.errors import DataNotFoundError
-from embedder.evaluation import evaluate_run
-from embedder.run import Run
-from embedder.training import train
+from embedder.evaluation.episodes import evaluate_run
+from embedder.runs.run import Run
+from embedder.training.trainer import train
 
 
 def subset(data: Dataset, train_per_class: int, test_per_class: int) -> Dataset:
@@ -50,7 +51,7 @@ def test_mnist_subset_trains_and_transfers_to_unseen_classes(mnist_run, small_mn
     unseen = report["episodes"]["unseen"]["mean"]
     assert unseen > 0.3  # 7-way: chance is 0.14
     # and it does not lose to raw pixels on the very same episodes
-    from embedder.evaluation import evaluate_episodes
+    from embedder.evaluation.episodes import evaluate_episodes
 
     pixels = evaluate_episodes(
         raw_pixel_features(small_mnist.train_images),
@@ -81,7 +82,7 @@ def test_missing_mnist_offline_names_the_folder_and_files(tmp_path, monkeypatch)
     "form", ["png_white_on_black", "png_black_on_white", "rgba_transparent", "large_offcentre", "jpeg"]
 )
 def test_mnist_digits_saved_as_files_are_predicted_as_their_tensors(tmp_path, mnist, mnist_run, form):
-    from embedder.images import load_image
+    from embedder.data.images import load_image
     from tests.test_images import forms
 
     digits = mnist.test_images[:12]

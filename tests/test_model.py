@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from embedder.augment import augment_batch
-from embedder.embedding import Centering, Embedder
-from embedder.model import EmbeddingNet
+from embedder.models.embedder import Centering, Embedder
+from embedder.models.network import EmbeddingNet
+from embedder.training.augment import augment_batch
 
 
 @pytest.mark.parametrize("dim", [256, 1024])
@@ -56,7 +56,7 @@ def test_augmentation_keeps_shape_range_and_is_seeded():
 
 def test_inference_copy_with_folded_batch_norm_embeds_the_same(digits_run):
     """``for_inference()`` (batch norm folded, ReLU after max-pool) on a trained model: same embeddings."""
-    from embedder.run import Run
+    from embedder.runs.run import Run
 
     model = Run.load(digits_run).embedder.model
     fused = model.for_inference()

@@ -24,10 +24,10 @@ from PIL import Image
 
 from cli.embed import main as embed
 from embedder.config import EvalConfig
-from embedder.figures import area_under, roc_points
-from embedder.report import OPEN_SET_KEY, write_report
-from embedder.run import Run
-from embedder.store import RunDir
+from embedder.evaluation.figures import area_under, roc_points
+from embedder.evaluation.report import OPEN_SET_KEY, write_report
+from embedder.runs.run import Run
+from embedder.runs.store import RunDir
 from tests.test_cli import script
 
 FIGURES = [

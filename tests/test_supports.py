@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from embedder.augment import AugmentConfig, augment_batch
-from embedder.run import Run, read_metadata
-from embedder.sampling import split_validation
-from embedder.supports import centroid_count, centroid_supports, class_centroids
+from embedder.data.sampling import split_validation
+from embedder.index.supports import centroid_count, centroid_supports, class_centroids
+from embedder.runs.run import Run, read_metadata
+from embedder.training.augment import AugmentConfig, augment_batch
 from tests.conftest import DIGITS_TRAIN
 
 

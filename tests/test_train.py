@@ -9,11 +9,11 @@ import torch
 
 from embedder.config import EvalConfig, TrainConfig
 from embedder.errors import ConfigError, RunError
-from embedder.evaluation import evaluate_run
-from embedder.interrupt import Interrupted
-from embedder.run import Run, read_metadata
-from embedder.store import RunDir
-from embedder.training import resume, train
+from embedder.evaluation.episodes import evaluate_run
+from embedder.runs.run import Run, read_metadata
+from embedder.runs.store import RunDir
+from embedder.training.interrupt import Interrupted
+from embedder.training.trainer import resume, train
 
 
 def test_run_holds_weights_metadata_and_an_index_of_every_class(digits_run, digits):
@@ -35,8 +35,8 @@ def test_run_holds_weights_metadata_and_an_index_of_every_class(digits_run, digi
 
 def test_centroids_beat_one_random_shot_on_unseen_classes(digits_run, digits):
     """The default index summarises each class; one random shot of it scores lower on the same queries."""
-    from embedder.fewshot import NearestNeighbor
-    from embedder.index import SupportIndex
+    from embedder.fewshot.classifiers import NearestNeighbor
+    from embedder.index.support_index import SupportIndex
 
     run = Run.load(digits_run)
     queries = run.embedder.embed(digits.test_images)
@@ -161,7 +161,7 @@ def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default():
     """A v0.2 checkpoint has no augment nor centroids: it resumes as trained then (augment 1, its own shots)."""
     from dataclasses import asdict
 
-    from embedder.checkpoint import config_from_checkpoint
+    from embedder.training.checkpoint import config_from_checkpoint
 
     stored = asdict(TrainConfig(margin=0.2, shots=1))
     del stored["augment"], stored["centroids"]

@@ -1,4 +1,4 @@
-"""``embed calibrate``: fit a run's open-set threshold again (:func:`embedder.calibration.recalibrate`)."""
+"""``embed calibrate``: fit a run's open-set threshold again (:func:`embedder.runs.calibration.recalibrate`)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def calibrate_command(far: float, run_dir: str, data_dir: str | None, device: st
     from embedder.config import check_far
 
     check_far(far)  # before torch is imported
-    from embedder.calibration import recalibrate
-    from embedder.devices import resolve_device
+    from embedder.runs.calibration import recalibrate
+    from embedder.training.devices import resolve_device
 
     result = recalibrate(run_dir, far, data_dir, resolve_device(device), log=info)
     click.echo(

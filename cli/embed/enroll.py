@@ -1,4 +1,4 @@
-"""``embed enroll``: add images to a run's index under a class name (:func:`embedder.enrolment.enrol`)."""
+"""``embed enroll``: add images to a run's index under a class name (:func:`embedder.runs.enrolment.enrol`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _images_by_label(label: str | None, images: tuple[str, ...], folder: str | N
     if folder is not None:
         if images:
             raise click.UsageError("--folder takes no IMAGE arguments: its sub-folders are the classes")
-        from embedder.enrolment import read_class_folders
+        from embedder.runs.enrolment import read_class_folders
 
         classes, skipped = read_class_folders(folder)
         if skipped:
@@ -27,12 +27,12 @@ def _images_by_label(label: str | None, images: tuple[str, ...], folder: str | N
         return classes
     if not images:
         raise click.UsageError("give the IMAGE files to enrol under --label")
-    from embedder.labels import check_label
+    from embedder.data.labels import check_label
 
     check_label(label)  # before torch is imported
     import torch
 
-    from embedder.images import load_image
+    from embedder.data.images import load_image
 
     return {label: torch.stack([load_image(path) for path in images])}  # every file read before any model loads
 
@@ -58,8 +58,8 @@ def enroll_command(
       embed enroll --folder my_symbols/                 # each sub-folder a class
     """
     classes = _images_by_label(label, images, folder)
-    from embedder.devices import resolve_device
-    from embedder.enrolment import enrol
+    from embedder.runs.enrolment import enrol
+    from embedder.training.devices import resolve_device
 
     enrolled = enrol(run_dir, classes, resolve_device(device))
     if as_json:

@@ -1,4 +1,4 @@
-"""``embed eval``: :func:`embedder.evaluation.evaluate_run` on a run, printed as a table or JSON."""
+"""``embed eval``: :func:`embedder.evaluation.episodes.evaluate_run` on a run, printed as a table or JSON."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _pct(value: float | None) -> str:
 
 
 def format_report(report: dict, per_class: bool) -> str:
-    """The human-readable form of an :func:`~embedder.evaluation.evaluate_run` report."""
+    """The human-readable form of an :func:`~embedder.evaluation.episodes.evaluate_run` report."""
     lines = [f"run {report['run']} ({report['dataset']}, trained on {','.join(report['trained_class_names'])})"]
     summary, episodes = report["summary"], report["episodes"]
     if per_class:
@@ -96,9 +96,9 @@ def eval_command(
       embed eval --open-set
     """
     config = EvalConfig(**options)  # checked here, before torch is imported
-    from embedder.devices import resolve_device
-    from embedder.evaluation import evaluate_run
-    from embedder.run import Run
+    from embedder.evaluation.episodes import evaluate_run
+    from embedder.runs.run import Run
+    from embedder.training.devices import resolve_device
 
     run = Run.load(run_dir, resolve_device(device))
     dataset = run.load_dataset(data_dir)

@@ -25,8 +25,8 @@ def export_command(run_dir: str, format: str, out: str) -> None:
     Example:
       embed export --format onnx --out model.onnx    # also model.faiss, model.labels.json
     """
-    from embedder.export import export_run
-    from embedder.run import Run
+    from embedder.runs.export import export_run
+    from embedder.runs.run import Run
 
     for path in export_run(Run.load(run_dir), out, format):
         click.echo(f"wrote {path}")

@@ -1,4 +1,4 @@
-"""``embed forget``: remove a class from a run's index (:func:`embedder.enrolment.forget`)."""
+"""``embed forget``: remove a class from a run's index (:func:`embedder.runs.enrolment.forget`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def forget_command(name: str, run_dir: str) -> None:
       embed forget star
       embed forget 8 && embed enroll --label 8 better_eight.png
     """
-    from embedder.enrolment import forget
+    from embedder.runs.enrolment import forget
 
     gone = forget(run_dir, name)
     click.echo(f"forgot {gone.name} (label {gone.label}, {gone.shots} shot(s), {gone.origin}) from {run_dir}")

@@ -1,4 +1,4 @@
-"""``embed index``: the classes in a run's index (:func:`embedder.enrolment.indexed_classes`)."""
+"""``embed index``: the classes in a run's index (:func:`embedder.runs.enrolment.indexed_classes`)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def index_command(run_dir: str, as_json: bool) -> None:
       embed index
       embed index --run-dir runs/mnist --json
     """
-    from embedder.enrolment import indexed_classes
-    from embedder.run import Run
+    from embedder.runs.enrolment import indexed_classes
+    from embedder.runs.run import Run
 
     classes = indexed_classes(Run.load(run_dir))
     if as_json:

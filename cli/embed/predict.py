@@ -1,4 +1,4 @@
-"""``embed predict``: what is in each image, or ``unknown`` (:func:`embedder.prediction.predict`)."""
+"""``embed predict``: what is in each image, or ``unknown`` (:func:`embedder.runs.prediction.predict`)."""
 
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ def predict_command(images: tuple[str, ...], run_dir: str, device: str, as_json:
     config = PredictConfig(**options)  # checked before torch is imported
     import torch
 
-    from embedder.devices import resolve_device
-    from embedder.images import load_image
-    from embedder.prediction import predict
-    from embedder.run import Run
+    from embedder.data.images import load_image
+    from embedder.runs.prediction import predict
+    from embedder.runs.run import Run
+    from embedder.training.devices import resolve_device
 
     tensors = torch.stack([load_image(path) for path in images])  # every file read before any model loads
     predictions = predict(Run.load(run_dir, resolve_device(device)), tensors, list(images), config, log=info)

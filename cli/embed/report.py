@@ -1,4 +1,4 @@
-"""``embed report``: :func:`embedder.report.write_report` on a run: figures and ``report.html``, their paths out."""
+"""``embed report``: :func:`embedder.evaluation.report.write_report`: figures and ``report.html``, their paths out."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ def report_command(run_dir: str, out: str | None, data_dir: str | None, device: 
       embed report --run-dir runs/mnist --out figures/
     """
     config = EvalConfig(**options)  # checked here, before torch is imported
-    from embedder.devices import resolve_device
-    from embedder.report import write_report
-    from embedder.run import Run
+    from embedder.evaluation.report import write_report
+    from embedder.runs.run import Run
+    from embedder.training.devices import resolve_device
 
     run = Run.load(run_dir, resolve_device(device))
     files = write_report(run, run.load_dataset(data_dir), out, config, progress=not quiet)

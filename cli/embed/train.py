@@ -1,11 +1,11 @@
-"""``embed train``: options in, :func:`embedder.training.train` (or ``resume``), a one-line summary out."""
+"""``embed train``: options in, :func:`embedder.training.trainer.train` (or ``resume``), a one-line summary out."""
 
 from __future__ import annotations
 
 import click
 
 from embedder.config import TrainConfig
-from embedder.data import DATASETS, FOLDER
+from embedder.data.datasets import DATASETS, FOLDER
 
 from ..errors import notes
 from ..options import DatasetChoice, config_option, config_options, data_dir_option, given, quiet_option
@@ -57,17 +57,17 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
       embed train --classes 0,1,2 > train.log 2>&1    # one line per epoch in the log, no bars
       torchrun --nproc-per-node 2 -m cli.embed train  # DDP: one process per device
     """
-    from embedder.classes import parse_classes
+    from embedder.data.classes import parse_classes
 
     options["classes"] = parse_classes(options["classes"])
     if resume:
-        from embedder.training import resume as resume_training
+        from embedder.training.trainer import resume as resume_training
 
         changes = given(ctx, *(name for name in options if name != "run_dir"))
         result = resume_training(options["run_dir"], progress=not quiet, log=notes(quiet), **changes)
     else:
         config = TrainConfig(**options)  # every option is checked here, before torch is imported
-        from embedder.training import train
+        from embedder.training.trainer import train
 
         result = train(config, force=force, progress=not quiet, log=notes(quiet))
     if not result.written:  # a rank other than 0 of a torchrun training: rank 0 reports

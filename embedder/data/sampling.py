@@ -1,0 +1,90 @@
+"""Which images go where: balanced training batches, the validation split, and support draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from embedder.config import MAX_WAYS
+from embedder.errors import ConfigError
+
+# Classes of at least this many times m images are drawn with replacement, as tripletshot 0.2 did, so MNIST
+# trains bit-identically; there a repeat is rare (about one image per batch of 192 on MNIST). Smaller classes
+# are drawn without replacement: the instance loss would take an image's own copy for a negative.
+WITH_REPLACEMENT_FROM = 32
+
+
+def batch_shape(counts: list[int], m_per_class: int, batch_size: int | None) -> tuple[int, int]:
+    """``(ways, m)``: classes per batch and images of each, for training classes of ``counts`` images.
+
+    ``m`` is at most the smallest class, so no image need appear twice; with a smaller ``m``, a batch holds
+    more classes, up to all of them, to keep its size (``batch_size``, else ``m_per_class`` x up to 8 classes).
+    """
+    m = min(m_per_class, min(counts))
+    batch = batch_size or m_per_class * min(len(counts), MAX_WAYS)
+    return min(len(counts), max(2, batch // m)), m
+
+
+class BalancedBatchSampler:
+    """Draws ``ways`` random classes and ``m`` random images of each, entirely on the device.
+
+    A class smaller than ``WITH_REPLACEMENT_FROM * m`` images never gives one image twice to a batch.
+    """
+
+    def __init__(self, labels: torch.Tensor, classes: list[int], m: int, ways: int, generator: torch.Generator) -> None:
+        device = labels.device
+        rows = [torch.nonzero(labels == c).flatten() for c in classes]
+        self.counts = torch.tensor([len(r) for r in rows], device=device)
+        self.table = torch.zeros(len(classes), max(len(r) for r in rows), dtype=torch.long, device=device)
+        for i, r in enumerate(rows):
+            self.table[i, : len(r)] = r
+        self.class_of_row = torch.tensor(classes, device=device)
+        self.m, self.ways, self.generator = m, ways, generator
+        self.distinct = int(self.counts.min()) < WITH_REPLACEMENT_FROM * m
+        self.positions = torch.arange(self.table.shape[1], device=device)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices into the labels given at construction, and their class labels."""
+        g, device = self.generator, self.table.device
+        rows = torch.randperm(len(self.counts), generator=g, device=device)[: self.ways]
+        if self.distinct:  # the m smallest of random keys, past each class's end never chosen: m distinct images
+            keys = torch.rand(self.ways, len(self.positions), generator=g, device=device)
+            keys.masked_fill_(self.positions >= self.counts[rows, None], 2.0)
+            offsets = keys.topk(self.m, dim=1, largest=False).indices
+        else:
+            offsets = (torch.rand(self.ways, self.m, generator=g, device=device) * self.counts[rows, None]).long()
+        indices = self.table[rows[:, None], offsets].flatten()
+        return indices, self.class_of_row[rows].repeat_interleave(self.m)
+
+
+def split_validation(
+    labels: torch.Tensor, classes: list[int], fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training classes' train-split images, split into train and validation.
+
+    A class keeps at least two training images (one triplet's worth) where it has two.
+    """
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in classes:
+        rows = rng.permutation(np.flatnonzero(labels.numpy() == c))
+        n_val = min(int(round(len(rows) * fraction)), max(0, len(rows) - 2))
+        val.append(rows[:n_val])
+        train.append(rows[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def sample_supports(
+    labels: np.ndarray, classes: list[int], shots: int, rng: np.random.Generator, exclude: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices into ``labels``: ``shots`` distinct examples of each class, none of them in ``exclude``."""
+    allowed = np.ones(len(labels), dtype=bool)
+    if exclude is not None:
+        allowed[exclude] = False
+    chosen = []
+    for c in classes:
+        pool = np.flatnonzero((labels == c) & allowed)
+        if len(pool) < shots:
+            raise ConfigError("shots", f"class {c} has {len(pool)} support candidates, fewer than {{shots}} {shots}")
+        chosen.append(rng.choice(pool, size=shots, replace=False))
+    return np.concatenate(chosen)

@@ -1,0 +1,253 @@
+"""A run's report: its evaluation as PNG figures and one self-contained ``report.html``.
+
+:func:`write_report` evaluates the run once (:func:`~embedder.evaluation.episodes.evaluate_run_in_detail`: the
+numbers ``embed eval`` prints), draws the figures of :mod:`embedder.evaluation.figures` from what that evaluation
+computed, and writes them with a page that embeds them as data URIs: no network, no JavaScript.
+
+The open-set figure is drawn only for a run whose metadata holds ``open_set`` with a ``threshold``: the
+distance to the nearest support at or under which a query is accepted as a known class
+(:data:`OPEN_SET_KEY`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedder.config import EvalConfig
+from embedder.data.dataset import Dataset
+from embedder.evaluation import figures
+from embedder.evaluation.episodes import RunEvaluation, evaluate_run_in_detail
+from embedder.evaluation.figures import Classes, Mistake
+from embedder.index.support_index import similarity_to_distance
+from embedder.runs.run import Run
+from embedder.utils.files import write_bytes_atomic
+from embedder.utils.progress import progress_bar
+
+OPEN_SET_KEY = "open_set"  # run metadata: {"threshold": float, ...}; other keys are shown, not read
+TITLES = {
+    "embedding_map": "Embedding map (t-SNE of test embeddings)",
+    "confusion_matrix": "Confusion matrix of the saved index",
+    "per_class_accuracy": "Per-class accuracy with 95% intervals",
+    "training_curve": "Training curve",
+    "hardest_mistakes": "Hardest mistakes",
+    "open_set": "Open set: genuine and impostor distances, ROC",
+}
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    figures: dict[str, Path]  # name: PNG path, in :data:`TITLES` order
+    evaluation: dict[str, Any]  # the numbers, as ``embed eval --json`` prints them
+
+
+@dataclass(frozen=True)
+class Supports:
+    """The saved index's supports: vectors and labels, and the train-split images of those it has rows for."""
+
+    vectors: np.ndarray
+    labels: np.ndarray
+    images: np.ndarray  # uint8 (len(support_rows), 28, 28): index rows 0.. are the training's support rows
+
+    @classmethod
+    def of(cls, run: Run, dataset: Dataset) -> Supports:
+        rows = np.asarray(run.metadata["index"]["support_rows"], dtype=np.int64)
+        return cls(run.index.vectors(), run.index.labels, dataset.train_images[rows].numpy())
+
+    def distances(self, embeddings: np.ndarray) -> np.ndarray:
+        return similarity_to_distance(embeddings @ self.vectors.T)
+
+
+def write_report(
+    run: Run,
+    dataset: Dataset,
+    out_dir: str | os.PathLike | None = None,
+    config: EvalConfig = EvalConfig(),
+    progress: bool = False,
+    per_class_sample: int = 200,
+) -> ReportFiles:
+    """Evaluate ``run`` on ``dataset`` and write the figures and ``report.html`` into ``out_dir``
+    (default: ``report/`` in the run folder). ``per_class_sample`` test images of each class go into the map."""
+    out = Path(out_dir) if out_dir is not None else run.path / "report"
+    out.mkdir(parents=True, exist_ok=True)  # before the work: a folder that cannot be made fails at once
+    evaluation = evaluate_run_in_detail(run, dataset, config, progress)
+    pngs = draw_figures(run, dataset, evaluation, config.seed, per_class_sample, progress)
+    page = render_html(run, evaluation.report, pngs)
+    paths = {name: out / f"{name}.png" for name in pngs}
+    for name, data in pngs.items():
+        write_bytes_atomic(paths[name], data)
+    write_bytes_atomic(out / "report.html", page.encode())
+    return ReportFiles(out / "report.html", paths, evaluation.report)
+
+
+def draw_figures(
+    run: Run, dataset: Dataset, evaluation: RunEvaluation, seed: int, per_class_sample: int, progress: bool
+) -> dict[str, bytes]:
+    """Every figure the run has data for, as PNG bytes by name."""
+    meta, report = run.metadata, evaluation.report
+    classes = Classes(dataset.classes, list(meta.get("class_names") or []), run.trained_classes)
+    truth = dataset.test_labels.numpy()
+    supports = Supports.of(run, dataset)
+    stages = {
+        "embedding_map": lambda: _embedding_map(evaluation.test_embeddings, truth, classes, seed, per_class_sample),
+        "confusion_matrix": lambda: figures.confusion_matrix(truth, evaluation.predicted, classes),
+        "per_class_accuracy": lambda: figures.per_class_accuracy(report["per_class"], report["episodes"], classes),
+        "training_curve": lambda: figures.training_curve(meta["curve"], classes),
+        "hardest_mistakes": lambda: figures.hardest_mistakes(
+            find_mistakes(evaluation, truth, dataset.test_images.numpy(), supports), classes
+        ),
+    }
+    threshold = (meta.get(OPEN_SET_KEY) or {}).get("threshold")
+    if threshold is not None:
+        stages["open_set"] = lambda: _open_set(evaluation.test_embeddings, truth, supports, float(threshold), classes)
+    pngs = {}
+    with progress_bar(len(stages), "report", progress, unit="figure") as bar:
+        for name, draw in stages.items():
+            bar.set_description_str(TITLES[name])  # which stage runs: t-SNE is the long one
+            pngs[name] = draw()
+            bar.update()
+    return pngs
+
+
+def stratified_sample(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Up to ``per_class`` seeded random indices of each label, sorted."""
+    rng = np.random.default_rng(seed)
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]
+    return np.sort(np.concatenate(chosen))
+
+
+def _embedding_map(
+    embeddings: np.ndarray, labels: np.ndarray, classes: Classes, seed: int, per_class: int
+) -> bytes:  # fmt: skip
+    from sklearn.manifold import TSNE
+
+    rows = stratified_sample(labels, per_class, seed)
+    perplexity = min(30.0, (len(rows) - 1) / 3)  # t-SNE needs more points than 3 x perplexity
+    points = TSNE(perplexity=perplexity, init="pca", random_state=seed).fit_transform(embeddings[rows])
+    return figures.embedding_map(points, labels[rows], classes)
+
+
+def find_mistakes(
+    evaluation: RunEvaluation, truth: np.ndarray, images: np.ndarray, supports: Supports, limit: int = 12
+) -> list[Mistake]:
+    """The test queries the saved index got most confidently wrong: the largest gap between the distance to
+    their true class's nearest support and to the wrong one they matched; at most two per (true, matched) pair."""
+    wrong = np.flatnonzero(evaluation.predicted != truth)
+    pictured = len(supports.images)  # supports with an image: the training's rows
+    distances = supports.distances(evaluation.test_embeddings[wrong])[:, :pictured]
+    labels = supports.labels[:pictured]
+    found: list[tuple[float, Mistake]] = []
+    for k, q in enumerate(wrong):
+        matched, true = (
+            _nearest(distances[k], labels, evaluation.predicted[q]),
+            _nearest(distances[k], labels, truth[q]),
+        )
+        if matched is None or true is None:
+            continue
+        mistake = Mistake(images[q], int(truth[q]), int(evaluation.predicted[q]), supports.images[matched],
+                          float(distances[k, matched]), supports.images[true], float(distances[k, true]))  # fmt: skip
+        found.append((mistake.true_distance - mistake.matched_distance, mistake))
+    chosen, per_pair = [], {}
+    for _, m in sorted(found, key=lambda item: -item[0]):
+        pair = (m.truth, m.predicted)
+        if per_pair.get(pair, 0) < 2 and len(chosen) < limit:
+            chosen.append(m)
+            per_pair[pair] = per_pair.get(pair, 0) + 1
+    return chosen
+
+
+def _nearest(distances: np.ndarray, labels: np.ndarray, label: int) -> int | None:
+    candidates = np.flatnonzero(labels == label)
+    return int(candidates[np.argmin(distances[candidates])]) if len(candidates) else None
+
+
+def genuine_and_impostor(
+    embeddings: np.ndarray, truth: np.ndarray, supports: Supports
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each query whose class has a support: the distance to its class's nearest support, to the nearest
+    support of any other class, and which queries those are."""
+    distances = supports.distances(embeddings)
+    own = supports.labels[None, :] == truth[:, None]
+    has_own = own.any(axis=1) & (~own).any(axis=1)
+    genuine = np.where(own, distances, np.inf).min(axis=1)
+    impostor = np.where(own, np.inf, distances).min(axis=1)
+    return genuine[has_own], impostor[has_own], has_own
+
+
+def _open_set(
+    embeddings: np.ndarray, truth: np.ndarray, supports: Supports, threshold: float, classes: Classes
+) -> bytes:  # fmt: skip
+    genuine, impostor, kept = genuine_and_impostor(embeddings, truth, supports)
+    return figures.open_set(genuine, impostor, np.isin(truth[kept], classes.seen), threshold, classes)
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _pct(value: float | None, ci: float | None = None) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return f"{100 * value:.1f}%" + (f" ± {100 * ci:.1f}" if ci is not None and ci == ci else "")
+
+
+def _numbers(report: dict[str, Any], classes: Classes) -> str:
+    summary, episodes = report["summary"], report["episodes"]
+    lines = [
+        ["saved index: seen classes", _pct(summary["seen"])],
+        ["saved index: unseen classes", _pct(summary["unseen"])],
+        ["saved index: all classes (macro)", _pct(summary["all"])],
+    ]
+    for group in ("all", "unseen"):
+        if group in episodes:
+            e = episodes[group]
+            what = f"{e['ways']}-way {episodes['shots']}-shot episodes ({group}, {episodes['count']} draws, 95% CI)"
+            lines.append([what, _pct(e["mean"], e["ci95"])])
+    per_class = [
+        [classes.name(r["class"]), "seen" if r["seen"] else "unseen", r["queries"], _pct(r["accuracy"]),
+         _pct(r["episodes"]["mean"], r["episodes"]["ci95"])]
+        for r in report["per_class"]
+    ]  # fmt: skip
+    header = ["class", "", "test queries", "saved index", f"episodes ({episodes['all']['ways']}-way)"]
+    return _table(lines, ["measure", "accuracy"]) + _table(per_class, header)
+
+
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+img{max-width:100%;border:1px solid #eee}code{background:#f4f4f4;padding:1px 3px}"""
+
+
+def render_html(run: Run, report: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """One page: the run, its numbers and options, and every figure embedded as a data URI."""
+    meta = run.metadata
+    labels = [r["class"] for r in report["per_class"]]
+    classes = Classes(labels, list(meta.get("class_names") or []), run.trained_classes)
+    trained = ", ".join(classes.name(c) for c in run.trained_classes)
+    options = [[k, json.dumps(v)] for k, v in sorted(meta.get("options", {}).items())]
+    if OPEN_SET_KEY in meta:
+        options.append([OPEN_SET_KEY, json.dumps(meta[OPEN_SET_KEY])])
+    images = "".join(
+        f'<h2>{html.escape(TITLES[name])}</h2><img alt="{html.escape(TITLES[name])}" '
+        f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
+        for name, data in pngs.items()
+    )
+    title = f"tripletshot report: {run.path}"
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>{html.escape(report['dataset'])}, trained on classes {html.escape(trained)}; "
+        f"{len(meta.get('curve', []))} epochs in {meta.get('train_seconds', 0):.0f} s on "
+        f"{html.escape(str(meta.get('device')))}; tripletshot {html.escape(str(meta.get('tripletshot_version')))}.</p>"
+        f"<h2>Numbers</h2>{_numbers(report, classes)}<h2>Options</h2>{_table(options, ['option', 'value'])}"
+        f"{images}</body></html>\n"
+    )

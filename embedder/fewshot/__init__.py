@@ -1,0 +1,20 @@
+"""Few-shot: ``FewShotClassifier(nn.Module)`` and its methods (``NearestNeighbor``, ``Prototype``), and the open-
+set rule (``Calibration``).
+"""
+
+from __future__ import annotations
+
+from embedder.utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "FewShotClassifier": ".classifiers",
+    "NearestNeighbor": ".classifiers",
+    "Prototype": ".classifiers",
+    "CLASSIFIERS": ".classifiers",
+    "make_classifier": ".classifiers",
+    "Calibration": ".openset",
+    "calibrate": ".openset",
+    "auroc": ".openset",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,0 +1,306 @@
+"""A faiss index of labelled support embeddings: the one-shot memory of the system.
+
+Embeddings are L2-normalised, so an inner-product index ranks by cosine similarity. Class
+labels live beside faiss's row ids, so a search answers with labels. Adding a labelled
+example enrols its class at once, without retraining the network. How queries are labelled
+from it (nearest support, nearest prototype) is :mod:`embedder.fewshot.classifiers`'s business; how it is
+kept in a run is :mod:`embedder.runs.store`'s.
+
+The index is flat (exact) by default; :class:`~embedder.config.IndexSpec` picks an approximate one
+(``ivf``, ``hnsw``, ``ivfpq``, ``sq8``) and an optional PCA (``index_dim``, renormalised after the
+projection, so scores stay cosines). Those that learn something (quantisers, the PCA) are trained
+with :meth:`SupportIndex.train`; an untrained one trains on the first vectors added to it.
+:meth:`SupportIndex.vectors` is exact for flat, ivf and hnsw; for sq8, ivfpq or with a PCA it is
+what the index can reconstruct (the decoded codes, mapped back through the PCA): approximate.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from dataclasses import asdict, replace
+
+import faiss
+import numpy as np
+
+from embedder.config import IndexSpec
+from embedder.errors import EmptyIndexError
+
+log = logging.getLogger(__name__)
+MAX_TRAINING = 100_000  # vectors a default quantiser or PCA trains on at most (a seeded sample beyond that)
+NEEDS_TRAINING = ("ivf", "ivfpq", "sq8")
+POINTS_PER_CENTROID = 39  # faiss's k-means rule: fewer training points per centroid and it warns
+COARSE_CODES = POINTS_PER_CENTROID * 256  # a PQ sub-quantiser has 256 centroids
+
+
+def _as_matrix(x: np.ndarray, dim: int) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"expected embeddings of shape (n, {dim}), got {x.shape}")
+    return x
+
+
+def similarity_to_distance(similarity: np.ndarray) -> np.ndarray:
+    """Euclidean distance between unit vectors from their cosine similarity: ``|a - b|^2 = 2 - 2 cos``."""
+    return np.sqrt(np.clip(2.0 - 2.0 * similarity, 0.0, None))
+
+
+def default_nlist(n: int) -> int:
+    """Lists of an IVF index trained on ``n`` vectors: ~4 sqrt(n), with at least 39 training vectors per list
+    (faiss's own rule of thumb for k-means)."""
+    return max(1, min(int(4 * math.sqrt(n)), n // POINTS_PER_CENTROID))
+
+
+def minimum_training(spec: IndexSpec, dim: int) -> int:
+    """How many vectors ``spec`` needs to train on (0: nothing to train)."""
+    needed = spec.index_dim or 0  # a PCA to D dimensions needs D vectors at least
+    if spec.index in ("ivf", "ivfpq"):
+        needed = max(needed, POINTS_PER_CENTROID * (spec.nlist or 1))
+    if spec.index == "ivfpq":
+        needed = max(needed, 256)  # 8-bit codes: 256 centroids per sub-quantiser
+    return max(needed, 1) if spec.index == "sq8" else needed
+
+
+def _factory_string(spec: IndexSpec, dim: int, nlist: int) -> str:
+    d = spec.stored_dim(dim)
+    body = {
+        "flat": "Flat",
+        "ivf": f"IVF{nlist},Flat",
+        "hnsw": f"HNSW{spec.hnsw_m},Flat",
+        "ivfpq": f"IVF{nlist},PQ{spec.pq_bytes(dim)}",
+        "sq8": "SQ8",
+    }[spec.index]
+    return (f"PCA{d},L2norm," if spec.index_dim else "") + body
+
+
+def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:  # not an IVF index
+        return None
+
+
+class SupportIndex:
+    """Labelled support embeddings in a faiss inner-product index (flat unless ``spec`` says otherwise)."""
+
+    def __init__(self, dim: int, spec: IndexSpec | None = None) -> None:
+        self.dim = dim
+        self.spec = spec or IndexSpec()
+        self.spec.check(dim)
+        self.labels = np.empty(0, dtype=np.int64)
+        self._gpu: faiss.Index | None = None  # a GPU copy for searching, when placed on one (see place)
+        self._device = "cpu"
+        # An index whose size depends on its training data (nlist) is built when it is trained.
+        needs_data = self.spec.index in ("ivf", "ivfpq") and self.spec.nlist is None
+        self.index: faiss.Index | None = None if needs_data else self._build(self.spec.nlist or 1)
+
+    def _build(self, nlist: int) -> faiss.Index:
+        index = faiss.index_factory(self.dim, _factory_string(self.spec, self.dim, nlist), faiss.METRIC_INNER_PRODUCT)
+        ivf = _ivf(index)
+        if ivf is not None:
+            ivf.set_direct_map_type(faiss.DirectMap.Array)  # reconstruct(): vectors(), remove()
+            ivf.cp.min_points_per_centroid = 1  # default_nlist keeps 39 per list; a given nlist is the user's call
+        if self.spec.index == "ivfpq":
+            ivfpq = faiss.downcast_index(ivf)
+            ivfpq.do_polysemous_training = False  # the factory's default; only Hamming-filtered search uses it
+            ivfpq.pq.cp.min_points_per_centroid = 1  # fewer than 39 x 256 vectors: coarser codes, no warning
+        self._set_search_parameters(index)
+        return index
+
+    def _set_search_parameters(self, index: faiss.Index) -> None:
+        ivf = _ivf(index)
+        if ivf is not None:
+            ivf.nprobe = min(self.spec.nprobe, ivf.nlist)
+        if self.spec.index == "hnsw":
+            faiss.ParameterSpace().set_index_parameter(index, "efSearch", self.spec.ef_search)
+
+    def __len__(self) -> int:
+        return 0 if self.index is None else int(self.index.ntotal)
+
+    @property
+    def classes(self) -> list[int]:
+        return sorted(np.unique(self.labels).tolist())
+
+    @property
+    def is_trained(self) -> bool:
+        return self.index is not None and bool(self.index.is_trained)
+
+    def train(self, vectors: np.ndarray, seed: int = 0) -> None:
+        """Train the quantiser and PCA on these vectors: a seeded sample of at most :data:`MAX_TRAINING`, or of
+        the 39 per list that a larger ``nlist`` given in the spec needs.
+
+        Retraining re-encodes the supports already held. A flat or hnsw index without PCA has nothing to learn.
+        """
+        vectors = _as_matrix(vectors, self.dim)
+        most = max(MAX_TRAINING, minimum_training(self.spec, self.dim))  # --nlist 40000 trains on 1.56M
+        if len(vectors) > most:
+            vectors = vectors[np.random.default_rng(seed).choice(len(vectors), most, replace=False)]
+        nlist = self.spec.nlist or default_nlist(len(vectors))
+        needed = minimum_training(replace(self.spec, nlist=nlist), self.dim)
+        if len(vectors) < needed:
+            raise ValueError(f"a {self.describe()} index needs {needed} vectors to train on, got {len(vectors)}")
+        if self.spec.index == "ivfpq" and len(vectors) < COARSE_CODES:
+            log.warning(
+                "ivfpq learns its codes from %d vectors, under the %d faiss asks for: they will be coarse; "
+                "at this size a flat index is exact and fast",
+                len(vectors),
+                COARSE_CODES,
+            )
+        held = self.vectors()
+        self.index = self._build(nlist)
+        if not self.index.is_trained:
+            self.index.train(vectors)
+        self.index.add(held)
+        self._gpu = None
+
+    def add(self, embeddings: np.ndarray, labels: np.ndarray | list[int]) -> None:
+        """Enrol labelled examples; a label never seen before adds a new class.
+
+        An index not trained yet trains on these embeddings first (``ValueError`` if they are too few).
+        """
+        embeddings = _as_matrix(embeddings, self.dim)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(labels) != len(embeddings):
+            raise ValueError(f"{len(embeddings)} embeddings but {len(labels)} labels")
+        if not self.is_trained:
+            self.train(embeddings)
+        self.index.add(embeddings)
+        self.labels = np.concatenate([self.labels, labels])
+        self._gpu = None
+
+    def remove(self, label: int) -> int:
+        """Forget a class: drop every support with this label. Returns how many were dropped.
+
+        The others are put back from :meth:`vectors`: on compressed types, re-encoded from their decoding.
+        """
+        keep = self.labels != label
+        removed = int((~keep).sum())
+        if removed:
+            vectors = self.vectors()[keep]
+            self.index.reset()
+            self.index.add(vectors)
+            self.labels = self.labels[keep]
+            self._gpu = None
+        return removed
+
+    def check_not_empty(self) -> None:
+        if len(self) == 0:
+            raise EmptyIndexError("the support index is empty: enrol labelled examples first")
+
+    def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The labels and cosine similarities of each query's ``k`` nearest supports."""
+        self.check_not_empty()
+        queries, k = _as_matrix(queries, self.dim), min(k, len(self))
+        scores, ids = self._searcher().search(queries, k)
+        short = (ids < 0).any(axis=1)  # the probed lists (or graph) held fewer than k supports
+        if short.any():
+            self._search_everything(self.index)
+            scores[short], ids[short] = self.index.search(queries[short], k)
+            self._set_search_parameters(self.index)
+        return self.labels[ids], scores
+
+    def _search_everything(self, index: faiss.Index) -> None:
+        ivf = _ivf(index)
+        if ivf is not None:
+            ivf.nprobe = ivf.nlist
+        if self.spec.index == "hnsw":
+            faiss.ParameterSpace().set_index_parameter(index, "efSearch", max(self.spec.ef_search, len(self)))
+
+    def vectors(self) -> np.ndarray:
+        """Every support embedding, in insertion order (row ``i`` has label ``labels[i]``); see the module doc."""
+        if not len(self):
+            return np.empty((0, self.dim), np.float32)
+        # asarray: once faiss.contrib.torch_utils is imported (PML's AccuracyCalculator does), this is a tensor.
+        return np.asarray(self.index.reconstruct_n(0, len(self)))
+
+    def prototypes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each class's mean support embedding, renormalised, with the class labels."""
+        self.check_not_empty()
+        vectors = self.vectors()
+        classes = np.array(self.classes, dtype=np.int64)
+        means = np.stack([vectors[self.labels == c].mean(axis=0) for c in classes])
+        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        return means.astype(np.float32), classes
+
+    def empty_copy(self) -> SupportIndex:
+        """An index of the same kind, with the same training, holding nothing."""
+        copy = SupportIndex.from_bytes(self.to_bytes())
+        if copy.index is not None:
+            copy.index.reset()
+        copy.labels = np.empty(0, dtype=np.int64)
+        return copy
+
+    def describe(self) -> str:
+        """The faiss index in words: ``"IVF256,PQ64"``, with its PCA if any (``"PCA128,L2norm,Flat"``)."""
+        ivf = _ivf(self.index) if self.index is not None else None
+        return _factory_string(self.spec, self.dim, ivf.nlist if ivf is not None else (self.spec.nlist or 0))
+
+    # --- where searches run ---
+
+    def place(self, device: str) -> str:
+        """Search on ``device``: a GPU copy where faiss-gpu can make one, else the CPU. Returns where.
+
+        Asked for a CUDA device without faiss-gpu (or for a type faiss cannot put on the GPU), it logs one
+        line saying that the index stays on the CPU.
+        """
+        self._device, self._gpu = str(device), None
+        if not self._device.startswith("cuda"):
+            return "cpu"
+        if not hasattr(faiss, "StandardGpuResources"):
+            log.warning("faiss index on the CPU: faiss-gpu is not installed")
+            return "cpu"
+        return "cuda" if self._searcher() is not self.index else "cpu"
+
+    def _searcher(self) -> faiss.Index:
+        if self._gpu is None and self._device.startswith("cuda") and hasattr(faiss, "StandardGpuResources"):
+            gpu = int(self._device.partition(":")[2] or 0)
+            options = faiss.GpuClonerOptions()
+            # PQ codes of 56 bytes or more (ivfpq's default is 64) fit a GPU only with half-precision lookup tables.
+            options.useFloat16 = self.spec.index == "ivfpq"
+            try:
+                self._gpu = faiss.index_cpu_to_gpu(_gpu_resources(), gpu, self.index, options)
+            except RuntimeError as exc:  # e.g. hnsw has no GPU version
+                log.warning("faiss index on the CPU: %s", str(exc).strip().splitlines()[-1])
+                self._device = "cpu"
+        return self._gpu if self._gpu is not None else self.index
+
+    # --- serialisation: one .npz holding faiss's own serialisation, the labels and the spec, no pickle ---
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        raw = faiss.serialize_index(self.index) if self.index is not None else np.empty(0, np.uint8)
+        spec = np.array(json.dumps(asdict(self.spec)))
+        np.savez(buffer, faiss_index=raw, labels=self.labels, dim=np.int64(self.dim), spec=spec)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "index") -> SupportIndex:
+        """Read :meth:`to_bytes` output; ``ValueError`` naming ``source`` if it is not one."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                dim = int(arrays["dim"])
+                raw, labels = arrays["faiss_index"], arrays["labels"].astype(np.int64)
+                spec = IndexSpec(**json.loads(str(arrays["spec"]))) if "spec" in arrays else IndexSpec()
+            index = faiss.deserialize_index(np.ascontiguousarray(raw, dtype=np.uint8)) if len(raw) else None
+        except Exception as exc:
+            raise ValueError(f"{source} is damaged or not a tripletshot index ({type(exc).__name__})") from None
+        ntotal = 0 if index is None else index.ntotal
+        if (index is not None and index.d != dim) or ntotal != len(labels):
+            raise ValueError(f"{source} is inconsistent: {ntotal} vectors of dim {dim}, {len(labels)} labels")
+        result = cls(dim, spec)
+        result.index, result.labels = index, labels
+        if index is not None:
+            result._set_search_parameters(index)
+        return result
+
+
+_RESOURCES: list = []
+
+
+def _gpu_resources() -> faiss.StandardGpuResources:
+    """One set of faiss GPU resources per process (its scratch memory), made on first use."""
+    if not _RESOURCES:
+        _RESOURCES.append(faiss.StandardGpuResources())
+    return _RESOURCES[0]

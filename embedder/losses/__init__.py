@@ -1,0 +1,16 @@
+"""Losses: the instance + class triplet loss built from pytorch-metric-learning parts, with sync-free miners and
+reducer.
+"""
+
+from __future__ import annotations
+
+from embedder.utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "InstanceAndClassTripletLoss": ".triplet",
+    "HardestTripletMiner": ".miners",
+    "TwoViewTripletMiner": ".miners",
+    "NonZeroMeanReducer": ".miners",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

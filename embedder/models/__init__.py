@@ -1,0 +1,15 @@
+"""Models: ``EmbeddingNet`` (the CNN and its loss-only projection head) and ``Embedder`` (pixels to unit vectors,
+with the saved ``Centering``).
+"""
+
+from __future__ import annotations
+
+from embedder.utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "EmbeddingNet": ".network",
+    "Embedder": ".embedder",
+    "Centering": ".embedder",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,0 +1,85 @@
+"""A run's open-set threshold: fitted at the end of training, or again later for another false-accept rate.
+
+The held-out images are the validation split of the training classes (:func:`embedder.data.sampling.split_validation`,
+reproducible from the run's options), less any image that is itself a support. They are scored against the
+run's index as it is: :mod:`embedder.fewshot.openset` turns their genuine and impostor distances into the threshold.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from dataclasses import fields
+
+import numpy as np
+import torch
+
+from embedder.config import TrainConfig, check_far
+from embedder.data.dataset import Dataset
+from embedder.data.sampling import split_validation
+from embedder.errors import RunError
+from embedder.fewshot.classifiers import make_classifier
+from embedder.fewshot.openset import Calibration, calibrate, genuine_and_impostor
+from embedder.index.support_index import SupportIndex
+from embedder.models.embedder import Embedder
+from embedder.runs.run import Run, run_for_change
+
+
+def run_calibration(run: Run) -> Calibration | None:
+    """The run's open-set calibration; None for a run trained without one."""
+    stored = run.metadata.get("open_set")
+    if stored is None:
+        return None
+    try:
+        return Calibration.from_dict(stored)
+    except TypeError:
+        raise RunError(f"{run.path}/run.json is damaged: its open_set entry is malformed") from None
+
+
+def calibrate_index(
+    embedder: Embedder,
+    index: SupportIndex,
+    dataset: Dataset,
+    config: TrainConfig,
+    support_rows: np.ndarray,
+    log: Callable[[str], None] = print,
+) -> Calibration | None:
+    """The threshold for ``config.far`` from the held-out images; None (and a note) when there are none."""
+    _, val_rows = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+    held_out = val_rows[~np.isin(val_rows, support_rows)]
+    if len(held_out) == 0:
+        log("no held-out images (val_fraction 0): the run has no open-set threshold")
+        return None
+    classifier = make_classifier(config.method, index=index)
+    embeddings = embedder.embed(dataset.train_images[held_out])
+    genuine, impostor = genuine_and_impostor(classifier, embeddings, dataset.train_labels[held_out].numpy())
+    calibration = calibrate(genuine, impostor, config.far)
+    log(
+        f"open set: threshold {calibration.threshold:.3f} for a {config.far:.1%} false-accept rate, from "
+        f"{calibration.impostors} held-out images ({calibration.true_accept_rate:.1%} of them accepted as their class)"
+    )
+    return calibration
+
+
+def recalibrate(
+    run_dir: str | os.PathLike,
+    far: float = TrainConfig.far,
+    data_dir: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
+    log: Callable[[str], None] = print,
+) -> Calibration:
+    """Fit the run's threshold again, for ``far``, on its index as it is now (enrolled classes included)."""
+    check_far(far)
+    with run_for_change(run_dir, device) as (store, run):
+        known = {f.name for f in fields(TrainConfig)}
+        options = {k: v for k, v in run.metadata.get("options", {}).items() if k in known}
+        config = TrainConfig(**{**options, "far": far, "method": run.metadata["index"]["method"]})
+        support_rows = np.asarray(run.metadata["index"].get("support_rows", []), dtype=np.int64)
+        calibration = calibrate_index(run.embedder, run.index, run.load_dataset(data_dir), config, support_rows, log)
+        if calibration is None:
+            raise RunError(f"{run_dir} was trained with no held-out images (val_fraction 0): nothing to calibrate on")
+        metadata = copy.deepcopy(run.metadata)
+        metadata["open_set"] = calibration.as_dict()
+        store.commit({}, run=metadata)
+    return calibration

@@ -1,0 +1,90 @@
+"""A run as files any runtime can serve: the whole embedding path as ONNX, the support index as faiss's own file.
+
+The ONNX graph is :class:`~embedder.models.embedder.Embedder`'s path in one piece: uint8 images ``(N, 28, 28)``
+(ink bright, as :func:`~embedder.data.images.load_image` gives them) in, unit vectors ``(N, dim)`` out. It holds
+the pixel normalisation, the inference copy of the network (batch norms folded into their convolutions),
+the :class:`~embedder.models.embedder.Centering` mean and the L2 normalisation, so a server needs onnxruntime,
+faiss and numpy, not tripletshot or torch. The index file is ``faiss.write_index``'s format (a PCA, if the
+run has one, inside it), and the labels of its rows go beside it as JSON.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import faiss
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from embedder.models.embedder import Embedder
+from embedder.runs.run import Run
+from embedder.utils.files import write_bytes_atomic
+
+FORMATS = ("onnx",)
+OPSET = 17
+
+
+class _ExportedEmbedder(nn.Module):
+    """uint8 ``(N, 28, 28)`` to unit vectors, with every constant of the embedder folded in."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        super().__init__()
+        self.network = embedder.model.for_inference().cpu()
+        self.register_buffer("centre", embedder.centering.mean.detach().float().cpu().clone())
+        self.scale, self.shift = 1.0 / (255.0 * embedder.std), embedder.mean / embedder.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.unsqueeze(1).float() * self.scale - self.shift  # == (images / 255 - mean) / std
+        return F.normalize(self.network(x) - self.centre, dim=1)
+
+
+def onnx_bytes(embedder: Embedder) -> bytes:
+    """The ONNX model of ``embedder``: input ``images`` uint8 ``(N, 28, 28)``, output ``embeddings`` float32."""
+    module = _ExportedEmbedder(embedder).eval()
+    example = torch.zeros(2, 28, 28, dtype=torch.uint8)
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter announces its successor
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,  # the TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency
+            input_names=["images"],
+            output_names=["embeddings"],
+            dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
+            opset_version=OPSET,
+        )
+    return buffer.getvalue()
+
+
+def export_paths(out: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """Where :func:`export_run` writes: ``out``, and the index and labels beside it (``model.faiss``,
+    ``model.labels.json`` for ``model.onnx``)."""
+    out = Path(out)
+    return out, out.with_suffix(".faiss"), out.with_suffix(".labels.json")
+
+
+def export_run(run: Run, out: str | os.PathLike, format: str = "onnx") -> tuple[Path, Path, Path]:
+    """Write the run's embedder as ONNX to ``out``, its support index and labels beside it; return the paths."""
+    from embedder.errors import ConfigError, quote
+
+    if format not in FORMATS:
+        raise ConfigError("format", f"{{format}} must be one of {', '.join(FORMATS)}, got {quote(format)}")
+    model_path, index_path, labels_path = export_paths(out)
+    if not model_path.parent.is_dir():
+        raise ConfigError("out", f"{{out}}: the folder {model_path.parent} does not exist")
+    labels = {
+        "labels": run.index.labels.tolist(),  # row i of the faiss index has label labels[i]
+        "class_names": run.metadata.get("class_names"),
+        "index": run.index.describe(),  # faiss's name for it: "Flat", "PCA128,L2norm,IVF256,PQ32"...
+    }
+    write_bytes_atomic(model_path, onnx_bytes(run.embedder))
+    write_bytes_atomic(index_path, faiss.serialize_index(run.index.index).tobytes())
+    write_bytes_atomic(labels_path, json.dumps(labels, indent=1).encode())
+    return model_path, index_path, labels_path

@@ -1,0 +1,110 @@
+"""What is this? Each image's class by name, or ``unknown`` from the run's open-set threshold on.
+
+The run's classifier (nearest support, or nearest class mean) decides the class and the distance; the run's
+calibration (:mod:`embedder.fewshot.openset`) gives the threshold and the confidence; the index gives the ``k``
+nearest supports to show. A run trained before calibration existed has no threshold: it answers the nearest
+class for every image, and says so through ``log``, unless a threshold is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from embedder.config import PredictConfig
+from embedder.data.labels import UNKNOWN
+from embedder.index.support_index import similarity_to_distance
+from embedder.runs.calibration import run_calibration
+from embedder.runs.run import Run
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    name: str
+    label: int
+    distance: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: str
+    name: str  # the class's name, or "unknown"
+    label: int | None  # None when unknown
+    nearest: str  # the nearest class, even when the answer is unknown
+    distance: float  # to the support (or class mean) that decided
+    threshold: float | None  # None: nothing is rejected
+    confidence: float | None  # 1 - the calibrated false-accept rate at this distance; None without calibration
+    neighbours: list[Neighbour]  # the k nearest supports
+
+    @property
+    def known(self) -> bool:
+        return self.label is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        if self.known:
+            confidence = "" if self.confidence is None else f", confidence {100 * self.confidence:.1f}%"
+            head = f"{self.image}: {self.name} ({self.distance:.2f} from its nearest support{confidence})"
+        else:
+            head = (
+                f"{self.image}: unknown (nearest {self.nearest} at {self.distance:.2f}, threshold {self.threshold:.2f})"
+            )
+        return head + "; nearest supports: " + ", ".join(f"{n.name} {n.distance:.2f}" for n in self.neighbours)
+
+
+def threshold(run: Run, config: PredictConfig, log: Callable[[str], None] = print) -> float | None:
+    """The distance from which ``config`` rejects on this run: given, calibrated, or None (never)."""
+    if not config.reject:
+        return None
+    if config.threshold is not None:
+        return config.threshold
+    calibrated = run_calibration(run)
+    if calibrated is None:
+        log(
+            f"note: {run.path} has no open-set threshold (trained before tripletshot calibrated one, or with "
+            "val_fraction 0), so every image gets its nearest class; give a threshold to reject beyond it"
+        )
+        return None
+    return calibrated.threshold
+
+
+def predict(
+    run: Run,
+    images: torch.Tensor,
+    names: list[str],
+    config: PredictConfig = PredictConfig(),
+    log: Callable[[str], None] = print,
+) -> list[Prediction]:
+    """Label each uint8 28x28 image (``names`` name them in the answers) by the run's index, or call it unknown."""
+    limit, calibrated = threshold(run, config, log), run_calibration(run)
+    embeddings = run.embedder.embed(images)
+    labels, distances = run.classifier().predict_embeddings(embeddings)
+    near_labels, near_similarity = run.index.search(embeddings, config.k)
+    near_distances = similarity_to_distance(near_similarity)
+    confidences = calibrated.confidence(distances) if calibrated else [None] * len(labels)
+    predictions = []
+    for i, (label, distance) in enumerate(zip(labels.tolist(), distances.tolist(), strict=True)):
+        known = limit is None or distance < limit
+        neighbours = [
+            Neighbour(run.class_name(c), c, d)
+            for c, d in zip(near_labels[i].tolist(), near_distances[i].tolist(), strict=True)
+        ]
+        confidence = None if confidences[i] is None else float(confidences[i])
+        predictions.append(
+            Prediction(
+                names[i],
+                run.class_name(label) if known else UNKNOWN,
+                label if known else None,
+                run.class_name(label),
+                distance,
+                limit,
+                confidence,
+                neighbours,
+            )  # fmt: skip
+        )
+    return predictions

@@ -1,0 +1,100 @@
+"""What ``resume`` needs to continue a training exactly where it stopped, and the rules for resuming.
+
+A checkpoint is a dict of tensors and plain values (no pickled objects): the model, optimizer and
+scheduler states, the device generator and CPU RNG states, how far training got (epochs done, steps
+into the next one, the running loss sum), the time spent, the loss curve so far, and the options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+
+from embedder.config import RESUMABLE_CHANGES, IndexSpec, TrainConfig
+from embedder.errors import ConfigError, RunError
+
+
+@dataclass
+class EpochProgress:
+    """Where an epoch stands: steps done, and the sum of their losses (on the device: no host sync)."""
+
+    step: int = 0
+    loss_sum: torch.Tensor | None = None
+
+
+@dataclass
+class TrainingState:
+    """Everything that changes while training runs."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator
+    epoch: int = 0  # epochs completed
+    progress: EpochProgress | None = None
+    curve: list[dict[str, float]] | None = None
+    seconds: float = 0.0
+
+    def snapshot(self, config: TrainConfig) -> dict[str, Any]:
+        """The checkpoint dict of this state."""
+        progress = self.progress or EpochProgress()
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "step": progress.step,  # steps done in the next epoch
+            "loss_sum": progress.loss_sum if progress.loss_sum is not None else torch.zeros(()),
+            "seconds": self.seconds,
+            "curve": list(self.curve or []),
+            "config": asdict(config),
+        }
+
+    def restore(self, checkpoint: dict[str, Any], seed: int, device: torch.device) -> str | None:
+        """Put a checkpoint's state back; return a warning if it cannot continue bit-identically."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        warning = None
+        try:
+            self.generator.set_state(checkpoint["generator"])
+        except RuntimeError:  # written on another device type: its random stream cannot continue here
+            self.generator.manual_seed(seed + int(checkpoint["epoch"]) * 1_000_003 + int(checkpoint["step"]))
+            warning = "the checkpoint comes from another device type: training resumes, but not bit-identically"
+        torch.set_rng_state(checkpoint["torch_rng"])
+        self.epoch = int(checkpoint["epoch"])
+        self.progress = EpochProgress(int(checkpoint["step"]), checkpoint["loss_sum"].to(device))
+        self.curve = list(checkpoint["curve"])
+        self.seconds = float(checkpoint["seconds"])
+        return warning
+
+
+# Options newer than the first checkpoints of this run format: a checkpoint without one had its default.
+ADDED_LATER = {"far", "test_fraction", "strict", "augment", "centroids", *(f.name for f in fields(IndexSpec))}
+
+
+def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: Any) -> TrainConfig:
+    """The checkpoint's options, with ``changes`` applied where a resumed training may change them.
+
+    Any other change that differs from the checkpoint is a :class:`ConfigError` naming the parameter:
+    a resumed training keeps what it trains on and how.
+    """
+    try:
+        stored = checkpoint["config"]
+        saved = {f.name: stored[f.name] for f in fields(TrainConfig) if f.name in stored or f.name not in ADDED_LATER}
+        config = TrainConfig(**saved)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"the checkpoint in {source} is not one this tripletshot can resume ({exc})") from None
+    wanted = TrainConfig(**{**saved, **changes})
+    for name in changes:
+        if name not in RESUMABLE_CHANGES and getattr(wanted, name) != getattr(config, name):
+            raise ConfigError(
+                name,
+                f"{{{name}}} {getattr(wanted, name)} conflicts with the checkpoint's {getattr(config, name)}: "
+                "a resumed training keeps its options (start a new run to change them)",
+            )
+    return TrainConfig(**{**saved, **{k: v for k, v in changes.items() if k in RESUMABLE_CHANGES}})

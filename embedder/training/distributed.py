@@ -1,0 +1,179 @@
+"""Training on several processes: PyTorch DistributedDataParallel, launched by ``torchrun``.
+
+``torchrun --nproc-per-node N -m cli.embed train ...`` starts one process per device; :func:`session`
+joins them (NCCL on CUDA, gloo on the CPU). A single process, without ``torchrun``, is a world of one
+and nothing here changes what it does. Under ``torchrun``:
+
+- **Batches.** Every rank draws the whole balanced batch from the same seeded sampling stream and keeps
+  its share (:class:`ShardedSampler`), so the union is exactly the batch one process would draw. Each
+  rank augments its share from its own stream (seeded by rank).
+- **Triplets across ranks.** :class:`GatheredLoss` all-gathers the embeddings, labels and instance ids
+  (ids offset by rank, so they stay unique) into the order one process would have them, and computes the
+  whole batch's loss on every rank. As in pytorch-metric-learning's ``DistributedLossWrapper`` (which
+  takes a single label per embedding, where this loss takes a class and an instance), the other ranks'
+  embeddings are constants there: each rank's gradient flows back through its own embeddings only, and
+  DDP *sums* the ranks' gradients (:func:`_sum_gradients`) to the gradient of the whole batch's loss.
+- **Batch norm** uses each rank's own images (DDP's default), and rank 0's running statistics are
+  broadcast at each forward and after each epoch, so the weights stay identical on every rank.
+- **Stopping.** :meth:`World.any` tells every rank whether any rank got SIGINT/SIGTERM, after every step,
+  so all stop at the same step; rank 0 alone writes the run folder, under its lock.
+"""
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from embedder.data.sampling import BalancedBatchSampler
+from embedder.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes: a world of one without ``torchrun``."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that logs and writes the run."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """Whether ``flag`` is true on any rank (a collective: every rank must call it)."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([int(flag)], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def share_buffers(self, module: nn.Module) -> None:
+        """Rank 0's buffers (batch-norm running statistics) on every rank. DDP broadcasts them before each
+        forward, so after the last step of an epoch each rank still holds its own update: validation and the
+        checkpoint want rank 0's, on every rank."""
+        if self.distributed:
+            for buffer in module.buffers():
+                dist.broadcast(buffer, src=0)
+
+    def gather_states(self, generator: torch.Generator) -> torch.Tensor:
+        """Every rank's ``generator`` state, stacked in rank order, on every rank (for the checkpoint)."""
+        states: list[Any] = [None] * self.size
+        dist.all_gather_object(states, generator.get_state().tolist())  # plain ints: no tensor storage to share
+        return torch.tensor(states, dtype=torch.uint8)
+
+
+def launched_as_main() -> bool:
+    """Whether this process is rank 0 of its ``torchrun`` launch (or was not launched by ``torchrun``), before
+    the process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def session(device: torch.device) -> Iterator[tuple[World, torch.device]]:
+    """Join ``torchrun``'s process group for the duration; yield the world and this rank's device.
+
+    On CUDA each rank takes the GPU of its local rank. Without ``torchrun`` (no ``WORLD_SIZE`` above 1):
+    a world of one, on ``device``.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        yield (World(dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else World()), device
+        return
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield World(dist.get_rank(), dist.get_world_size()), device
+    finally:
+        dist.destroy_process_group()
+
+
+class ShardedSampler:
+    """This rank's share of the batch that ``sampler`` draws: every rank draws the same, keeps its slice."""
+
+    def __init__(self, sampler: BalancedBatchSampler, world: World) -> None:
+        batch = sampler.m * sampler.ways
+        if batch % world.size:
+            raise ConfigError(
+                "batch_size", f"{{batch_size}} {batch} does not split evenly over {world.size} training processes"
+            )
+        self.sampler, self.world, self.share = sampler, world, batch // world.size
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        indices, labels = self.sampler.sample()
+        mine = slice(self.world.rank * self.share, (self.world.rank + 1) * self.share)
+        return indices[mine], labels[mine]
+
+
+def gather_views(x: torch.Tensor, world: World) -> torch.Tensor:
+    """Every rank's ``[view one; view two]`` rows of ``x`` as one process would order them: all first views
+    (rank 0's, rank 1's...), then all second views. This rank's rows keep their gradient; the others' are
+    constants."""
+    parts = [torch.empty_like(x) for _ in range(world.size)]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[world.rank] = x
+    rest = x.shape[1:]
+    return torch.stack([p.reshape(2, -1, *rest) for p in parts], dim=1).reshape(-1, *rest)
+
+
+class GatheredLoss(nn.Module):
+    """``criterion`` (called as ``criterion(embeddings, class_labels, instance_ids)`` on the two views of a
+    batch) on the whole batch, gathered from every rank."""
+
+    def __init__(self, criterion: nn.Module, world: World) -> None:
+        super().__init__()
+        self.criterion, self.world = criterion, world
+
+    def forward(self, embeddings: torch.Tensor, class_labels: torch.Tensor, instance_ids: torch.Tensor) -> torch.Tensor:
+        images_here = len(embeddings) // 2
+        unique_ids = instance_ids + self.world.rank * images_here  # ranks hold equal shares
+        return self.criterion(
+            gather_views(embeddings, self.world),
+            gather_views(class_labels, self.world),
+            gather_views(unique_ids, self.world),
+        )
+
+
+def _sum_gradients(process_group: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+    """DDP's all-reduce without its division by the world size (see the module doc). DDP checks these
+    annotations as objects, which is why this module does not postpone annotations."""
+    future = dist.all_reduce(bucket.buffer(), group=process_group, async_op=True).get_future()
+    return future.then(lambda done: done.value()[0])
+
+
+class _TrainingOutputs(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.training_outputs(x)
+
+
+class DistributedNet(nn.Module):
+    """The training loop's view of an :class:`~embedder.models.network.EmbeddingNet` under DDP: ``training_outputs``
+    runs through DDP's forward, so the backward pass sums the gradients over the ranks."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        device_ids = [device.index] if device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(_TrainingOutputs(model), device_ids=device_ids)
+        self.ddp.register_comm_hook(None, _sum_gradients)
+
+    def training_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ddp(x)

@@ -1,0 +1,502 @@
+"""Training: ``train_one_epoch`` and ``validation_loss``, tied into a run by ``train`` (or ``resume``).
+
+The dataset stays on the training device as one uint8 tensor. Each step draws a balanced batch
+(``ways`` classes x ``m_per_class`` images) by index on the device, makes two augmented views of
+every image on the device, and takes one optimizer step on the instance + class triplet loss.
+The step loop never reads a value back to the host; the epoch's mean loss is read once at its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedder.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
+from embedder.data.classes import resolve_classes
+from embedder.data.dataset import Dataset
+from embedder.data.datasets import load_dataset
+from embedder.data.sampling import BalancedBatchSampler, batch_shape, sample_supports, split_validation
+from embedder.errors import ConfigError, RunError
+from embedder.index.support_index import POINTS_PER_CENTROID, SupportIndex, minimum_training
+from embedder.index.supports import centroid_count, centroid_supports, describe_rule
+from embedder.losses.triplet import InstanceAndClassTripletLoss
+from embedder.models.embedder import Embedder
+from embedder.models.network import EmbeddingNet
+from embedder.runs.calibration import calibrate_index
+from embedder.runs.enrolment import training_records
+from embedder.runs.run import run_files
+from embedder.runs.store import RunDir, prepare_run_dir, tensors_to_bytes
+from embedder.training import distributed
+from embedder.training.augment import AugmentConfig, augment_batch
+from embedder.training.checkpoint import EpochProgress, TrainingState, config_from_checkpoint
+from embedder.training.devices import resolve_device
+from embedder.training.interrupt import Interrupted, StopRequest
+from embedder.utils.progress import duration, progress_bar, progress_line
+from embedder.version import __version__
+
+EpochHook = Callable[[int, Embedder], None]
+
+
+def views_loss(
+    model: EmbeddingNet,
+    criterion: InstanceAndClassTripletLoss,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    normalization: tuple[float, float],
+    augment: AugmentConfig = AugmentConfig(),
+) -> torch.Tensor:
+    """Loss on two augmented views of each uint8 image: instance positives plus class triplets."""
+    mean, std = normalization
+    x = images.unsqueeze(1).float().div_(255.0)
+    views = torch.cat([augment_batch(x, generator, augment), augment_batch(x, generator, augment)])
+    views = views.sub_(mean).div_(std)
+    with torch.autocast(views.device.type, torch.bfloat16, enabled=views.device.type == "cuda"):
+        outputs = model.training_outputs(views)
+    instance_ids = torch.arange(len(images), device=images.device).repeat(2)
+    return criterion(outputs.float(), labels.repeat(2), instance_ids)
+
+
+class TrainingStopped(Exception):
+    """Raised by :func:`train_one_epoch` after the step during which a stop was requested."""
+
+
+def train_one_epoch(
+    model: EmbeddingNet,
+    criterion: InstanceAndClassTripletLoss,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    sampler: BalancedBatchSampler,
+    images: torch.Tensor,
+    steps: int,
+    generator: torch.Generator,
+    normalization: tuple[float, float],
+    description: str = "",
+    progress: bool = True,
+    state: EpochProgress | None = None,
+    stop: Callable[[], bool] | None = None,
+    augment: AugmentConfig = AugmentConfig(),
+) -> float:
+    """Run the epoch's ``steps`` optimizer steps; return the mean training loss (the epoch's one host sync).
+
+    ``state`` lets an epoch start part-way (resume) and records how far it got. If ``stop()`` turns true,
+    the current step completes and :class:`TrainingStopped` is raised, with ``state`` up to date.
+    """
+    model.train()
+    state = state if state is not None else EpochProgress()
+    if state.loss_sum is None:
+        state.loss_sum = torch.zeros((), device=images.device)
+    with progress_bar(steps, description, progress, initial=state.step, unit="step") as bar:
+        while state.step < steps:
+            indices, labels = sampler.sample()
+            loss = views_loss(model, criterion, images[indices], labels, generator, normalization, augment)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            state.loss_sum += loss.detach()
+            state.step += 1
+            bar.update()
+            if stop is not None and stop():
+                raise TrainingStopped
+    return float(state.loss_sum / steps)
+
+
+def validation_loss(
+    model: EmbeddingNet,
+    criterion: InstanceAndClassTripletLoss,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    normalization: tuple[float, float],
+    seed: int = 0,
+    batch_size: int = 512,
+    augment: AugmentConfig = AugmentConfig(),
+) -> float:
+    """Mean loss on held-out images, with augmentation drawn from a fixed seed so epochs compare."""
+    if len(images) == 0:
+        return float("nan")
+    model.eval()
+    generator = torch.Generator(images.device).manual_seed(seed)
+    total = torch.zeros((), device=images.device)
+    order = torch.randperm(len(images), generator=generator, device=images.device)  # mix classes
+    batches = 0
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            chunk = order[start : start + batch_size]
+            total += views_loss(model, criterion, images[chunk], labels[chunk], generator, normalization, augment)
+            batches += 1
+    return float(total / batches)
+
+
+def build_support_index(
+    embedder: Embedder,
+    dataset: Dataset,
+    config: TrainConfig,
+    training_images: torch.Tensor | None = None,
+    held_out: np.ndarray | None = None,
+) -> tuple[SupportIndex, np.ndarray]:
+    """The index of *every* class of the dataset, and the train-split rows of the images behind it.
+
+    With ``config.shots`` unset, up to ``config.centroids`` k-means centroids of each class's train-split
+    embeddings (:mod:`embedder.index.supports`), leaving out the ``held_out`` rows the open-set threshold is
+    calibrated on; the rows returned are the images nearest each centroid. Else ``shots`` seeded random
+    images of each class. An index that learns (a quantiser, a PCA) trains on the supports when they
+    are at least as many as ``training_images`` (the training classes' images), else on those images'.
+    """
+    labels = dataset.train_labels.numpy()
+    if config.shots is None:
+        rows = np.setdiff1d(np.flatnonzero(np.isin(labels, dataset.classes)), held_out if held_out is not None else [])
+        supports, support_labels, nearest = centroid_supports(
+            embedder.embed(dataset.train_images[rows]), labels[rows], dataset.classes, config.centroids, config.seed
+        )
+        chosen = rows[nearest]
+    else:
+        chosen = sample_supports(labels, dataset.classes, config.shots, np.random.default_rng(config.seed))
+        supports, support_labels = embedder.embed(dataset.train_images[chosen]), labels[chosen]
+    index = SupportIndex(embedder.dim, config.index_spec)
+    if not index.is_trained and training_images is not None:
+        sample = supports if len(supports) >= len(training_images) else embedder.embed(training_images)
+        index.train(sample, config.seed)
+    index.add(supports, support_labels)
+    return index, chosen
+
+
+def check_shots(dataset: Dataset, shots: int | None) -> None:
+    """Every class must have ``shots`` train-split images to put in the index: check before training."""
+    if shots is None:
+        return
+    counts = np.bincount(dataset.train_labels.numpy(), minlength=max(dataset.classes) + 1)
+    short = [c for c in dataset.classes if counts[c] < shots]
+    if short:
+        raise ConfigError(
+            "shots", f"{{shots}} {shots} is more than class {short[0]} has training images ({counts[short[0]]})"
+        )
+
+
+def check_index_training(dataset: Dataset, config: TrainConfig) -> None:
+    """The run's index must find enough vectors to train on (:func:`build_support_index` trains it on the
+    supports or on the training images, whichever are more): check before training, not after."""
+    train_rows, held_out = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+    spec = config.index_spec
+    needed = minimum_training(spec, config.embedding_dim)
+    counts = np.bincount(np.delete(dataset.train_labels.numpy(), held_out), minlength=len(dataset.class_names))
+    if config.shots is None:
+        supports = sum(centroid_count(int(counts[c]), config.centroids) for c in dataset.classes)
+    else:
+        supports = config.shots * len(dataset.classes)
+    available = max(len(train_rows), supports)
+    if needed <= available:
+        return
+    param = (
+        "index_dim"
+        if needed == spec.index_dim
+        else "nlist"
+        if spec.nlist and needed == POINTS_PER_CENTROID * spec.nlist
+        else "index"
+    )
+    value = {"index_dim": spec.index_dim, "nlist": spec.nlist, "index": spec.index}[param]
+    raise ConfigError(
+        param,
+        f"{{{param}}} {value} needs {needed} vectors to train the index on, but this run has {available} "
+        "(its training images, or its supports if more)",
+    )
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metadata: dict[str, Any]
+    written: bool = True  # False on the ranks other than 0 of a distributed training: they write nothing
+
+
+def train(
+    config: TrainConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    dataset: Dataset | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> TrainResult:
+    """Train an embedder on ``config.classes``, index every class (:func:`build_support_index`), save the run.
+
+    The run dir is locked for the whole training. A checkpoint is committed after every epoch, and after
+    the current step when SIGINT or SIGTERM arrives; that raises :class:`Interrupted`. ``on_epoch_end(epoch,
+    embedder)``, if given, runs after each epoch's checkpoint with the model as it is, uncentred (benchmarks
+    score it); it must leave the model's weights and mode as it found them. Under ``torchrun``, every rank
+    trains (:mod:`embedder.training.distributed`) and calls ``on_epoch_end``; rank 0 alone logs, locks and writes.
+    """
+    device = resolve_device(config.device)
+    config, dataset = _dataset_for(config, dataset, log)
+    store = RunDir(config.run_dir)
+    with distributed.session(device) as (world, device):
+        fresh = prepare_run_dir(store.path, force) if world.is_main else False
+        with store.lock() if world.is_main else contextlib.nullcontext():
+            return _Training(config, store, device, dataset, progress, log, fresh, world).run(on_epoch_end)
+
+
+def resume(
+    run_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    dataset: Dataset | None = None,
+    on_epoch_end: EpochHook | None = None,
+    **changes: Any,
+) -> TrainResult:
+    """Continue the interrupted training in ``run_dir`` with the options its checkpoint holds.
+
+    ``device`` and ``data_dir`` may change; any other option in ``changes`` must equal the checkpoint's,
+    else :class:`ConfigError` names it. Under ``torchrun`` every rank reads the checkpoint (on several
+    machines, the run folder must be on a filesystem they share); rank 0 alone locks and writes.
+    """
+    store = RunDir(run_dir)
+    if not store.exists() or not store.has("checkpoint"):
+        raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
+    # Locked before reading: no other process may write it meanwhile (rank 0's lock stands for every rank).
+    with store.lock() if distributed.launched_as_main() else contextlib.nullcontext():
+        checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
+        config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
+        config, dataset = _dataset_for(config, dataset, log)
+        with distributed.session(resolve_device(config.device)) as (world, device):
+            training = _Training(config, store, device, dataset, progress, log, False, world)
+            training.restore(checkpoint)
+            return training.run(on_epoch_end)
+
+
+def _dataset_for(
+    config: TrainConfig, dataset: Dataset | None, log: Callable[[str], None]
+) -> tuple[TrainConfig, Dataset]:
+    """The dataset, and the config with its classes as labels: the one place class names are resolved."""
+    if dataset is None or dataset.name != config.dataset:
+        dataset = load_dataset(config.dataset, config.data_dir, config.test_fraction, config.strict)
+    for warning in dataset.warnings:
+        log(f"warning: {warning}")
+    labels = resolve_classes(config.classes, dataset.class_names, dataset.classes, dataset.name)
+    counts = np.bincount(dataset.train_labels.numpy(), minlength=len(dataset.class_names))
+    small = [c for c in labels if counts[c] < 2]
+    if small:
+        names = ", ".join(dataset.class_names[c] for c in small[:5]) + (", ..." if len(small) > 5 else "")
+        log(f"warning: {len(small)} class(es) with under 2 training images are indexed, not trained on: {names}")
+        labels = [c for c in labels if c not in small]
+    config = replace(config, classes=labels, dataset=dataset.name)
+    check_shots(dataset, config.shots)
+    check_index_training(dataset, config)
+    return config, dataset
+
+
+def _resume_hint(run_dir: Path) -> str:
+    return f"checkpointed in {run_dir}; continue with `embed train --resume --run-dir {run_dir}`"
+
+
+class _Training:
+    """One training of one run: set up, (restore,) run the epochs, then centre, index and commit."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        store: RunDir,
+        device: torch.device,
+        dataset: Dataset,
+        progress: bool,
+        log: Callable[[str], None],
+        fresh: bool,
+        world: distributed.World | None = None,
+    ) -> None:
+        self.config, self.store, self.device, self.dataset = config, store, device, dataset
+        self.world = world or distributed.World()
+        self.progress, self.fresh = progress and self.world.is_main, fresh
+        self.log = log if self.world.is_main else lambda _: None
+        torch.manual_seed(config.seed)
+        pixels = dataset.train_images.float() / 255.0
+        self.normalization = (float(pixels.mean()), float(pixels.std()))
+        train_rows, self.val_rows = split_validation(
+            dataset.train_labels, config.classes, config.val_fraction, config.seed
+        )
+        val_rows = self.val_rows
+        everything = (dataset.train_images, dataset.train_labels)
+        self.images, self.labels = (t[train_rows].to(device) for t in everything)
+        self.val_images, self.val_labels = (t[val_rows].to(device) for t in everything)
+        self.criterion = InstanceAndClassTripletLoss(config.margin, config.class_weight)
+        self.augment = AugmentConfig().scaled(config.augment)
+        counts = np.bincount(dataset.train_labels[train_rows].numpy(), minlength=len(dataset.class_names))
+        self.ways, self.m = batch_shape([int(counts[c]) for c in config.classes], config.m_per_class, config.batch_size)
+        per_epoch = max(1, math.ceil(len(train_rows) / (self.ways * self.m)))
+        if config.epochs is None:  # resolved here, where the steps are known, and saved with the options
+            self.config = config = replace(config, epochs=max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
+        self.steps = 2 if config.dry_run else per_epoch
+        self.epochs = 1 if config.dry_run else config.epochs
+        self.state = self._initial_state()
+        self.sampler = BalancedBatchSampler(self.labels, config.classes, self.m, self.ways, self.state.generator)
+        # What the steps run: the model, loss and augmentation stream themselves, or their distributed forms.
+        self.net, self.loss, self.augment_generator = self.state.model, self.criterion, self.state.generator
+        if self.world.distributed:
+            self.sampler = distributed.ShardedSampler(self.sampler, self.world)
+            self.net = distributed.DistributedNet(self.state.model, device)
+            self.loss = distributed.GatheredLoss(self.criterion, self.world)
+            self.augment_generator = torch.Generator(device).manual_seed(
+                config.seed + 1_000_003 * (self.world.rank + 1)
+            )
+
+    def _initial_state(self) -> TrainingState:
+        config = self.config
+        model = EmbeddingNet(config.embedding_dim, config.width).to(self.device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=self.epochs * self.steps, pct_start=0.15
+        )
+        generator = torch.Generator(self.device).manual_seed(config.seed)
+        return TrainingState(model, optimizer, scheduler, generator, progress=EpochProgress(), curve=[])
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        try:
+            warning = self.state.restore(checkpoint, self.config.seed, self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RunError(f"the checkpoint in {self.store.path} does not fit this training: {first}") from None
+        if warning:
+            self.log(warning)
+        self._restore_augmentation(checkpoint.get("augment_generators"))
+        self.log(
+            f"resuming {self.store.path} at epoch {self.state.epoch + 1} of {self.epochs}, "
+            f"step {self.state.progress.step} of {self.steps}"
+        )
+
+    def _restore_augmentation(self, states: torch.Tensor | None) -> None:
+        """Each rank's augmentation stream as the checkpoint has it, if it was written by as many ranks."""
+        if not self.world.distributed:
+            return
+        try:
+            if states is None or len(states) != self.world.size:
+                raise RuntimeError("written by another number of processes")
+            self.augment_generator.set_state(states[self.world.rank].clone())  # set_state ignores a view's offset
+        except RuntimeError:  # another world size or device type: a fresh stream per rank and position
+            position = self.state.epoch * 1_000_003 + self.state.progress.step
+            self.augment_generator.manual_seed(self.config.seed + 7919 * (self.world.rank + 1) + position)
+            self.log("the checkpoint comes from another number of processes or device: resuming, not bit-identically")
+
+    def save_checkpoint(self) -> None:
+        self.state.seconds = time.perf_counter() - self.started
+        snapshot = self.state.snapshot(self.config)
+        if self.world.distributed:  # a collective: every rank takes part, rank 0 writes
+            snapshot["augment_generators"] = self.world.gather_states(self.augment_generator)
+        if self.world.is_main:
+            self.store.commit({"checkpoint": tensors_to_bytes(snapshot)}, fresh=self.fresh)
+        self.world.barrier()  # nobody exits (on SIGTERM) or moves on while rank 0 writes
+        self.fresh = False
+
+    def embedder(self) -> Embedder:
+        """The model as it is now, with the pixel normalisation; not centred."""
+        return Embedder(self.state.model, *self.normalization, device=self.device)
+
+    def run(self, on_epoch_end: EpochHook | None) -> TrainResult:
+        config = self.config
+        self.log(
+            f"training on {config.dataset} classes {','.join(self.dataset.class_names[c] for c in config.classes)} "
+            f"on {self.device}: "
+            f"{len(self.images)} images ({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} "
+            f"steps of {self.ways} classes x {self.m}"
+        )
+        self.started = time.perf_counter() - self.state.seconds
+        try:
+            with StopRequest() as stop:
+                while self.state.epoch < self.epochs:
+                    self._one_epoch(stop)
+                    if on_epoch_end is not None:
+                        on_epoch_end(self.state.epoch, self.embedder())
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread's handler
+            if self.state.curve:
+                self.log(f"interrupted: epoch {self.state.curve[-1]['epoch']} is {_resume_hint(self.store.path)}")
+            raise
+        return self._finish(time.perf_counter() - self.started)
+
+    def _one_epoch(self, stop: StopRequest) -> None:
+        state, epoch = self.state, self.state.epoch + 1
+        began, first_step = time.perf_counter(), state.progress.step
+        try:
+            train_loss = train_one_epoch(
+                self.net, self.loss, state.optimizer, state.scheduler, self.sampler, self.images, self.steps,
+                self.augment_generator, self.normalization, description=f"epoch {epoch}/{self.epochs}",
+                progress=self.progress, state=state.progress, stop=lambda: self.world.any(bool(stop), self.device),
+                augment=self.augment,
+            )  # fmt: skip
+            seconds_in_steps = time.perf_counter() - began
+        except TrainingStopped:
+            self.save_checkpoint()
+            where = f"at epoch {epoch}, step {state.progress.step} of {self.steps}"
+            raise Interrupted(f"interrupted by {stop.name} {where}: {_resume_hint(self.store.path)}") from None
+        self.world.share_buffers(state.model)
+        val_loss = validation_loss(
+            state.model, self.criterion, self.val_images, self.val_labels, self.normalization, seed=self.config.seed,
+            augment=self.augment,
+        )  # fmt: skip
+        seconds = time.perf_counter() - self.started
+        state.curve.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
+        state.epoch, state.progress = epoch, EpochProgress()
+        self.save_checkpoint()
+        self._report_epoch(self.steps - first_step, seconds_in_steps, time.perf_counter() - began)
+        if self.world.any(bool(stop), self.device):  # during validation or the save: the epoch is complete, saved
+            raise Interrupted(f"interrupted by {stop.name} after epoch {epoch}: {_resume_hint(self.store.path)}")
+
+    def _report_epoch(self, steps_done: int, step_seconds: float, epoch_seconds: float) -> None:
+        """The epoch's line: losses, source images per second of stepping, and the time left at this pace."""
+        last = self.state.curve[-1]
+        images_per_s = steps_done * self.ways * self.m / max(step_seconds, 1e-9)
+        left = (self.epochs - last["epoch"]) * epoch_seconds * self.steps / max(steps_done, 1)  # resumed: a part
+        progress_line(
+            f"epoch {last['epoch']}/{self.epochs}: train loss {last['train_loss']:.4f}, "
+            f"val loss {last['val_loss']:.4f}, {images_per_s:.0f} images/s, {duration(left)} left",
+            self.progress,
+        )
+
+    def _finish(self, train_seconds: float) -> TrainResult:
+        """Centre on the training classes' mean feature, index the supports, commit the run in one step."""
+        if not self.world.is_main:
+            self.world.barrier()  # rank 0 writes the run meanwhile
+            return TrainResult(self.store.path, {}, written=False)
+        config, dataset = self.config, self.dataset
+        embedder = self.embedder().fit_centering(self.images)
+        index, support_rows = build_support_index(embedder, dataset, config, self.images, self.val_rows)
+        metadata = {
+            "tripletshot_version": __version__,
+            "torch_version": torch.__version__,
+            "dataset": config.dataset,
+            "data_root": str(dataset.root.resolve()) if dataset.root else None,
+            "dataset_classes": dataset.classes,
+            "class_names": list(dataset.class_names),
+            "classes": config.classes,
+            "embedding_dim": config.embedding_dim,
+            "width": config.width,
+            "normalization": {"mean": self.normalization[0], "std": self.normalization[1]},
+            "seed": config.seed,
+            "device": str(self.device),
+            "processes": self.world.size,
+            "steps_per_epoch": self.steps,
+            "options": asdict(config),
+            "curve": self.state.curve,
+            "train_seconds": train_seconds,
+            "index": {
+                "shots": config.shots,
+                "centroids": None if config.shots else config.centroids,
+                "rule": describe_rule(config.shots, config.centroids),
+                "method": config.method,
+                "support_rows": support_rows.tolist(),
+                "faiss": index.describe(),  # the spec itself is in the index file and in options
+            },
+        }
+        metadata["index"]["classes"] = training_records(index, dataset.class_names)
+        calibration = calibrate_index(embedder, index, dataset, config, support_rows, self.log)
+        metadata["open_set"] = calibration.as_dict() if calibration else None
+        # One commit: model, centring, index and metadata replace the previous run's together, or not at all.
+        self.store.commit(run_files(embedder, index), run=metadata, fresh=self.fresh)
+        self.world.barrier()
+        return TrainResult(self.store.path, metadata)

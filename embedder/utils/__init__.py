@@ -1,0 +1,1 @@
+"""Utilities below every package: progress output, atomic file writes, lazy exports."""
