@@ -1,0 +1,77 @@
+"""The FastAPI app that serves one run: :func:`create_app` (in process, tests) or :func:`app_from_env` (workers).
+
+Each route reads the request, calls the library function the CLI calls for the same job, and answers the
+CLI's ``--json`` for it: ``POST /predict`` is ``embed predict --json``, ``GET /classes`` ``embed index --json``,
+``POST /classes/{name}/images`` ``embed enroll --json``, ``DELETE /classes/{name}`` ``embed forget``,
+``POST /sum`` ``adder predict --json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.formparsers import MultiPartParser
+
+from embedder import __version__
+
+from . import errors, routes
+from .guard import BodyLimit, check_origin, check_token
+from .settings import ServeSettings
+from .state import RunState
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("tripletshot.serve")
+
+
+def create_app(
+    run_dir: str | os.PathLike,
+    token: str | None = None,
+    private: bool = False,
+    host: str = "127.0.0.1",
+    **limits,
+) -> FastAPI:
+    """The app serving the run in ``run_dir``; ``limits`` are :class:`ServeSettings` fields (max_bytes...)."""
+    return build(ServeSettings(str(run_dir), host=host, token=token, private=private, **limits))
+
+
+def app_from_env() -> FastAPI:
+    """The app of the settings ``embed serve`` put in the environment: what each uvicorn worker builds."""
+    return build(ServeSettings.from_env())
+
+
+def build(settings: ServeSettings) -> FastAPI:
+    from PIL import Image
+
+    from embedder.runs.store import RunDir
+
+    RunDir(settings.run_dir).manifest()  # no run, or not a run: said once, at start, not on every request
+    # Pillow's bomb guard (which load_image turns into an error) at this server's own pixel limit.
+    Image.MAX_IMAGE_PIXELS = settings.max_pixels
+    MultiPartParser.spool_max_size = settings.max_bytes  # uploads stay in memory: no temp file outside the run
+
+    def guard(request: Request) -> None:
+        check_origin(request, settings)
+        check_token(request, settings)
+
+    app = FastAPI(
+        title="tripletshot",
+        version=__version__,
+        description="One run of a triplet-loss embedder: ask what an image is, enrol a class, forget one.",
+        dependencies=[Depends(guard)],
+    )
+    app.state.run = RunState(settings)
+    errors.install(app)
+    app.include_router(routes.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
+    return app

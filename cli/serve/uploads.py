@@ -1,0 +1,84 @@
+"""Uploaded images to the embedder's uint8 28x28 tensors, through :func:`embedder.load_image` and its guards.
+
+The bytes never touch the disk: each upload goes into an anonymous in-memory file (``memfd``) that
+``load_image`` opens by its ``/proc/self/fd`` name, so the decompression-bomb guard and every decoding rule
+are the CLI's own. Before that, the image's header is read for its size, so an image over the pixel limit
+is refused without being decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+
+from starlette.datastructures import UploadFile  # what the form parser makes; FastAPI's is a subclass
+
+from embedder import ImageError, load_image
+
+from .errors import ApiError
+from .settings import ServeSettings
+
+
+@contextlib.contextmanager
+def _as_file(data: bytes) -> Iterator[str]:
+    """A path that reads as ``data``: a memfd where the kernel has them, else a private temp file."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fd = os.memfd_create("tripletshot-upload", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.NamedTemporaryFile(suffix=".upload") as f:  # not Linux: the system temp folder, deleted at once
+        f.write(data)
+        f.flush()
+        yield f.name
+
+
+def _check_pixels(data: bytes, where: str, field: str, settings: ServeSettings) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise ApiError(422, field, f"{where}: not an image Pillow can read") from None
+    if width * height > settings.max_pixels:
+        size = f"{width}x{height} is {width * height} pixels"
+        raise ApiError(413, field, f"{where}: {size}, over this server's limit of {settings.max_pixels}")
+
+
+def decode(data: bytes, where: str, field: str, settings: ServeSettings):
+    """One upload's bytes as a uint8 ``(28, 28)`` tensor; an :class:`ApiError` on ``field`` naming ``where``."""
+    if not data:
+        raise ApiError(422, field, f"{where}: the file is empty")
+    _check_pixels(data, where, field, settings)
+    with _as_file(data) as path:
+        try:
+            return load_image(path)
+        except ImageError as exc:
+            raise ApiError(422, field, str(exc).replace(path, where, 1)) from None
+
+
+def describe(upload: UploadFile, field: str, i: int) -> str:
+    """How an answer names an upload: its file name, else its place in the request."""
+    return os.path.basename(upload.filename or "") or f"{field}[{i}]"
+
+
+async def read_images(uploads: list[UploadFile], field: str, settings: ServeSettings) -> tuple[list[str], list]:
+    """The names and decoded images of ``uploads`` (every one checked before any model work)."""
+    if not uploads:
+        raise ApiError(422, field, f"{field}: give at least one image file")
+    if len(uploads) > settings.max_images:
+        raise ApiError(413, field, f"{field}: {len(uploads)} images, over this server's {settings.max_images}")
+    names, images = [], []
+    for i, upload in enumerate(uploads):
+        if not isinstance(upload, UploadFile) or upload.filename is None:
+            raise ApiError(422, field, f"{field}[{i}] is not a file upload")
+        names.append(describe(upload, field, i))
+        images.append(decode(await upload.read(), names[-1], field, settings))
+    return names, images
