@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from typing import Annotated, Any
 
 import numpy as np
@@ -31,7 +32,7 @@ def state(request: Request) -> RunState:
 @router.get("/health", summary="The server is up and its run loads")
 def health(request: Request) -> dict[str, Any]:
     run = state(request).run()
-    return {"status": "ok", "version": __version__, "vectors": len(run.index)}
+    return {"status": "ok", "version": __version__, "vectors": len(run.index), "worker": os.getpid()}
 
 
 @router.get("/run", summary="The run: dataset, trained classes, index rule, threshold")

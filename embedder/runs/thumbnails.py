@@ -64,6 +64,8 @@ def add_thumbnails(run_dir: str | os.PathLike, name: str, added: str | None, ima
         buffer = io.BytesIO()
         np.savez_compressed(buffer, images=pictures, added=np.str_(str(added)), name=np.str_(name))
         path.parent.mkdir(exist_ok=True)
+        for stale in path.parent.glob(".*.tmp"):  # a killed writer's temp files: nobody else writes here
+            stale.unlink(missing_ok=True)
         write_bytes_atomic(path, buffer.getvalue())
 
 
