@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -37,7 +39,10 @@ from embedder.runs.run import Run  # noqa: E402
 from embedder.runs.store import RunDir  # noqa: E402
 from tests.runfiles import snapshot  # noqa: E402
 
-TIMES = ("added", "updated")  # differ between two enrolments of the same files, by design
+TIMES = ("added", "updated")
+http = SimpleNamespace(  # a slow shared machine: waits that only stop a hung test, never a measurement
+    **{verb: functools.partial(getattr(httpx, verb), timeout=300) for verb in ("get", "post", "delete", "request")}
+)  # differ between two enrolments of the same files, by design
 
 
 def free_port() -> int:
@@ -169,33 +174,33 @@ def server(digits_run, tmp_path_factory) -> Iterator[Server]:
 
 
 def test_health_run_classes_docs_and_the_page(server, digits_run):
-    health = httpx.get(server.url + "/health").json()
+    health = http.get(server.url + "/health").json()
     assert health["status"] == "ok" and health["vectors"] == len(Run.load(server.run_dir).index)
-    info = httpx.get(server.url + "/run").json()
+    info = http.get(server.url + "/run").json()
     meta = Run.load(server.run_dir).metadata
     assert info["dataset"] == "digits" and info["trained_classes"] == ["0", "1", "2", "3", "4"]
     assert info["threshold"] == meta["open_set"]["threshold"] and info["index"]["rule"] == meta["index"]["rule"]
     assert info["adds"] is True and info["auth"] == {"writes": False, "reads": False}
-    classes = httpx.get(server.url + "/classes").json()
+    classes = http.get(server.url + "/classes").json()
     same(untimed(classes), untimed(cli_json("index", "--run-dir", str(server.run_dir), cwd=server.run_dir.parent)))
     assert all(c["thumbnails"] >= 1 for c in classes)  # the train images nearest the centroids
-    picture = httpx.get(server.url + "/classes/3/thumbnails/0")
+    picture = http.get(server.url + "/classes/3/thumbnails/0")
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
-    spec = httpx.get(server.url + "/openapi.json").json()
+    spec = http.get(server.url + "/openapi.json").json()
     assert {"/health", "/run", "/classes", "/predict", "/classes/{name}/images", "/classes/{name}", "/sum"} <= set(
         spec["paths"]
     )
-    assert httpx.get(server.url + "/docs").status_code == 200
-    page = httpx.get(server.url + "/")
+    assert http.get(server.url + "/docs").status_code == 200
+    page = http.get(server.url + "/")
     assert page.status_code == 200 and '<canvas id="pad"' in page.text
     for asset in ("app.js", "style.css"):
-        text = httpx.get(f"{server.url}/static/{asset}").text
+        text = http.get(f"{server.url}/static/{asset}").text
         assert text and "http://" not in text and "https://" not in text  # no CDN: it works offline
 
 
 def test_predict_equals_embed_predict(server, digits, tmp_path):
     files = digit_files(digits, tmp_path, [0, 1, 7, 12])
-    answer = httpx.post(server.url + "/predict", params={"k": 3}, files=uploads(files))
+    answer = http.post(server.url + "/predict", params={"k": 3}, files=uploads(files))
     assert answer.status_code == 200, answer.text
     names = [p.name for p in files]
     expected = cli_json("predict", *names, "--k", "3", "--run-dir", str(server.run_dir), cwd=tmp_path)
@@ -205,9 +210,9 @@ def test_predict_equals_embed_predict(server, digits, tmp_path):
 
 def test_sum_equals_adder_predict_and_refuses_what_is_not_a_digit(server, digits, tmp_path):
     candidates = digit_files(digits, tmp_path, list(range(8)))  # the server takes 8 at most
-    asked = httpx.post(server.url + "/predict", files=uploads(candidates)).json()
+    asked = http.post(server.url + "/predict", files=uploads(candidates)).json()
     files = [next(p for p, a in zip(candidates, asked, strict=True) if a["label"] is not None)]  # a known digit
-    answer = httpx.post(server.url + "/sum", files=uploads(files, "image"), data={"number": "7"})
+    answer = http.post(server.url + "/sum", files=uploads(files, "image"), data={"number": "7"})
     assert answer.status_code == 200, answer.text
     by_adder = cli_json(
         "predict", files[0].name, "7", "--run-dir", str(server.run_dir), cwd=tmp_path, module="cli.adder"
@@ -216,41 +221,41 @@ def test_sum_equals_adder_predict_and_refuses_what_is_not_a_digit(server, digits
     assert answer.json()[0]["sum"] == answer.json()[0]["digit"] + 7
     square = tmp_path / "square.png"
     Image.fromarray(np.pad(np.full((20, 20), 255, np.uint8), 4)).save(square)
-    enrolled = httpx.post(server.url + "/classes/square/images", files=uploads([square]))
+    enrolled = http.post(server.url + "/classes/square/images", files=uploads([square]))
     assert enrolled.status_code == 200, enrolled.text
-    refused = httpx.post(server.url + "/sum", files=uploads([square], "image"), data={"number": "7"})
+    refused = http.post(server.url + "/sum", files=uploads([square], "image"), data={"number": "7"})
     assert refused.status_code == 422 and refused.json()["field"] == "image"
     assert "square" in refused.json()["error"] and "not a number" in refused.json()["error"]
     by_cli = cli("predict", "square.png", "7", "--run-dir", str(server.run_dir), cwd=tmp_path, module="cli.adder")
     assert by_cli.returncode == 1 and refused.json()["error"] in by_cli.stderr
-    assert httpx.delete(server.url + "/classes/square").status_code == 200
+    assert http.delete(server.url + "/classes/square").status_code == 200
 
 
 def test_enrol_and_forget_equal_the_cli(server, digits, tmp_path):
     twin = copy_run(server.run_dir, tmp_path / "twin")  # the served run as it is now, to be changed by the CLI
     shots = digit_files(digits, tmp_path, [20, 21])
-    enrolled = httpx.post(server.url + "/classes/Greek/alpha/images", files=uploads(shots))
+    enrolled = http.post(server.url + "/classes/Greek/alpha/images", files=uploads(shots))
     assert enrolled.status_code == 200, enrolled.text
     by_cli = cli_json(
         "enroll", "--label", "Greek/alpha", *[p.name for p in shots], "--run-dir", str(twin), cwd=tmp_path
     )
     same(untimed([enrolled.json()]), untimed(by_cli))
-    classes = httpx.get(server.url + "/classes").json()
+    classes = http.get(server.url + "/classes").json()
     same(untimed(classes), untimed(cli_json("index", "--run-dir", str(twin), cwd=tmp_path)))
     alpha = next(c for c in classes if c["name"] == "Greek/alpha")
     assert alpha["shots"] == 2 and alpha["thumbnails"] == 2
-    picture = httpx.get(server.url + "/classes/Greek/alpha/thumbnails/1")
+    picture = http.get(server.url + "/classes/Greek/alpha/thumbnails/1")
     kept = np.asarray(Image.open(io.BytesIO(picture.content)))
     assert np.array_equal(kept, load_image(shots[1]).numpy())  # what the embedder saw
-    asked = httpx.post(server.url + "/predict", files=uploads(shots[:1]))
+    asked = http.post(server.url + "/predict", files=uploads(shots[:1]))
     same(asked.json(), cli_json("predict", shots[0].name, "--run-dir", str(twin), cwd=tmp_path))
     assert asked.json()[0]["name"] == "Greek/alpha"
-    gone = httpx.delete(server.url + "/classes/Greek/alpha")
+    gone = http.delete(server.url + "/classes/Greek/alpha")
     assert gone.status_code == 200 and gone.json()["name"] == "Greek/alpha" and gone.json()["shots"] == 2
     said = cli("forget", "Greek/alpha", "--run-dir", str(twin), cwd=tmp_path)
     assert said.returncode == 0 and f"forgot Greek/alpha (label {gone.json()['label']}, 2 shot(s)" in said.stdout
     same(
-        untimed(httpx.get(server.url + "/classes").json()),
+        untimed(http.get(server.url + "/classes").json()),
         untimed(cli_json("index", "--run-dir", str(twin), cwd=tmp_path)),
     )
 
@@ -297,23 +302,23 @@ def bad_requests(tmp_path: Path, digits) -> list[tuple[str, str, dict, int, str]
 def test_bad_requests_are_4xx_naming_the_field_and_leave_the_run_untouched(server, digits, tmp_path):
     before = run_files(server.run_dir)
     for method, path, kwargs, status, field in bad_requests(tmp_path, digits):
-        answer = httpx.request(method, server.url + path, **kwargs)
+        answer = http.request(method, server.url + path, **kwargs)
         assert (answer.status_code, answer.json().get("field")) == (status, field), (method, path, answer.text)
         assert answer.json()["error"] and "Traceback" not in answer.text
     assert run_files(server.run_dir) == before
-    assert httpx.get(server.url + "/health").status_code == 200
+    assert http.get(server.url + "/health").status_code == 200
 
 
 def test_a_write_while_another_process_holds_the_lock_is_a_409_then_goes_through(server, digits, tmp_path):
     shots = uploads(digit_files(digits, tmp_path, [30]))
     before = run_files(server.run_dir)
     with RunDir(server.run_dir).lock():  # this test process is "another process" to the server
-        answer = httpx.post(server.url + "/classes/locked/images", files=shots)
+        answer = http.post(server.url + "/classes/locked/images", files=shots)
     assert answer.status_code == 409 and "in use" in answer.json()["error"]
     assert run_files(server.run_dir) == before
-    again = httpx.post(server.url + "/classes/locked/images", files=shots)
+    again = http.post(server.url + "/classes/locked/images", files=shots)
     assert again.status_code == 200 and again.json()["shots"] == 1
-    assert httpx.delete(server.url + "/classes/locked").status_code == 200
+    assert http.delete(server.url + "/classes/locked").status_code == 200
 
 
 # --- tokens ---
@@ -328,25 +333,25 @@ def test_on_another_address_writes_need_the_token_and_reads_stay_open(digits_run
     shots = uploads(digit_files(digits, tmp_path, [40]))
     with serving(run_dir, "--host", "0.0.0.0", "--token-file", str(token)) as s:
         before = run_files(run_dir)
-        assert httpx.get(s.url + "/classes").status_code == 200
-        assert httpx.post(s.url + "/predict", files=shots).status_code == 200  # a read, though a POST
-        missing = httpx.post(s.url + "/classes/star/images", files=shots)
+        assert http.get(s.url + "/classes").status_code == 200
+        assert http.post(s.url + "/predict", files=shots).status_code == 200  # a read, though a POST
+        missing = http.post(s.url + "/classes/star/images", files=shots)
         assert missing.status_code == 401 and missing.json()["field"] == "Authorization"
-        wrong = httpx.delete(s.url + "/classes/3", headers={"Authorization": "Bearer not-the-token-at-all"})
+        wrong = http.delete(s.url + "/classes/3", headers={"Authorization": "Bearer not-the-token-at-all"})
         assert wrong.status_code == 403 and wrong.json()["field"] == "Authorization"
         assert run_files(run_dir) == before
         bearer = {"Authorization": "Bearer a-token-of-at-least-16-chars"}
-        assert httpx.post(s.url + "/classes/star/images", files=shots, headers=bearer).status_code == 200
+        assert http.post(s.url + "/classes/star/images", files=shots, headers=bearer).status_code == 200
 
 
 def test_private_reads_need_the_token_too(digits_run, tmp_path):
     run_dir = copy_run(digits_run, tmp_path)
     env = {"TRIPLETSHOT_TOKEN": "another-token-16-chars-or-more"}
     with serving(run_dir, "--private", env=env) as s:
-        assert httpx.get(s.url + "/health").status_code == 200
-        assert httpx.get(s.url + "/classes").status_code == 401
+        assert http.get(s.url + "/health").status_code == 200
+        assert http.get(s.url + "/classes").status_code == 401
         bearer = {"Authorization": "Bearer another-token-16-chars-or-more"}
-        assert httpx.get(s.url + "/classes", headers=bearer).status_code == 200
+        assert http.get(s.url + "/classes", headers=bearer).status_code == 200
 
 
 # --- two workers: concurrency, reloads, kill -9 ---
@@ -359,19 +364,22 @@ def test_16_enrolments_at_once_over_2_workers_all_land_and_every_worker_sees_the
     with serving(run_dir, "--workers", "2", "--lock-timeout", "120") as s:
 
         def enrol(i: int) -> httpx.Response:
-            return httpx.post(f"{s.url}/classes/sym{i}/images", files=uploads(files[2 * i : 2 * i + 2]), timeout=180)
+            return http.post(
+                f"{s.url}/classes/sym{i}/images",
+                files=uploads(files[2 * i : 2 * i + 2]),
+            )
 
         with ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(enrol, range(16)))
         assert [a.status_code for a in answers] == [200] * 16, [a.text for a in answers if a.status_code != 200]
         seen = {}
         for _ in range(200):  # fresh connections, so both workers answer some
-            health = httpx.get(s.url + "/health").json()
+            health = http.get(s.url + "/health").json()
             seen[health["worker"]] = health["vectors"]
             if len(seen) == 2:
                 break
         assert len(seen) == 2 and set(seen.values()) == {before + 32}  # each worker reloaded the run
-        listed = {c["name"]: c for c in httpx.get(s.url + "/classes").json()}
+        listed = {c["name"]: c for c in http.get(s.url + "/classes").json()}
     run = Run.load(run_dir)  # loads clean: every file matches its checksum
     classes = {c.name: c for c in indexed_classes(run)}
     assert all(classes[f"sym{i}"].shots == 2 and listed[f"sym{i}"]["thumbnails"] == 2 for i in range(16))
@@ -404,7 +412,10 @@ def test_kill_9_of_a_worker_during_an_enrolment_leaves_the_class_whole_or_absent
             if stop.is_set():
                 return
             with contextlib.suppress(httpx.HTTPError):
-                httpx.post(f"{url}/classes/k{i}/images", files=files, timeout=60)
+                http.post(
+                    f"{url}/classes/k{i}/images",
+                    files=files,
+                )
 
     with serving(run_dir, "--workers", "2") as s:
         workers = set(s.workers())

@@ -18,6 +18,7 @@ from .settings import ServeSettings, is_loopback
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 READ_ONLY_POSTS = ("/predict", "/sum")  # POST, but they change nothing: reads for the token rule
+OPEN = ("/health", "/")  # even a private server says it is up, and serves its page (which holds no data)
 
 
 class BodyLimit:
@@ -68,7 +69,7 @@ def check_origin(request: Request, settings: ServeSettings) -> None:
 def check_token(request: Request, settings: ServeSettings) -> None:
     """Writes need the bearer token when the server has one; reads too when it is private."""
     write = request.method in WRITES and request.url.path not in READ_ONLY_POSTS
-    if settings.token is None or not (write or settings.private):
+    if settings.token is None or not (write or settings.private) or (request.url.path in OPEN and not write):
         return
     given = request.headers.get("authorization", "")
     scheme, _, token = given.partition(" ")

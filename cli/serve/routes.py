@@ -64,10 +64,7 @@ def _pictures(s: RunState) -> dict[str, np.ndarray]:
     def make(run) -> dict[str, np.ndarray]:
         from embedder import indexed_classes
 
-        try:
-            training = thumbnails.training_thumbnails(run, run.load_dataset())
-        except (TripletshotError, OSError):  # the dataset is not on this machine: training classes show none
-            training = {}
+        training = s.lasting("model", _training_pictures)
         found = {}
         for c in indexed_classes(run):
             own = thumbnails.enrolled_thumbnails(run.path, c.name, c.added)
@@ -76,6 +73,13 @@ def _pictures(s: RunState) -> dict[str, np.ndarray]:
         return found
 
     return s.cached("thumbnails", make)
+
+
+def _training_pictures(run) -> dict[int, np.ndarray]:
+    try:
+        return thumbnails.training_thumbnails(run, run.load_dataset())
+    except (TripletshotError, OSError):  # the dataset is not on this machine: training classes show none
+        return {}
 
 
 @router.get("/classes", summary="The classes in the run's index (embed index --json), with thumbnail counts")
@@ -201,7 +205,7 @@ async def add(
         from adder import adder_for, predict_sums
 
         run = s.run()
-        model, _, _ = s.cached("adder", adder_for)
+        model, _, _ = s.lasting("adder", adder_for)  # trained in memory once if the run has none
         try:
             sums = predict_sums(run, model, torch.stack(tensors), names, value, reject=reject, log=_note)
         except TripletshotError as exc:

@@ -53,7 +53,8 @@ class RunState:
         self._writes = threading.Lock()  # this worker's writes one at a time: the run's lock is per process
         self._run: Run | None = None
         self._loaded: tuple[int, int, int] | None = None
-        self._cache: dict[str, Any] = {}  # things derived from the loaded run (the adder, thumbnails)
+        self._cache: dict[str, Any] = {}  # things derived from the loaded run: emptied when it changes
+        self._lasting: dict[tuple, Any] = {}  # things derived from one file of it, by that file's checksum
 
     @property
     def run_dir(self) -> str:
@@ -77,6 +78,16 @@ class RunState:
         if key not in cache:
             cache[key] = make(run)
         return cache[key]
+
+    def lasting(self, role: str, make: Callable[[Run], T]) -> T:
+        """``make(run)``, kept while the run's ``role`` file stays the same (the adder, the training's pictures):
+        an enrolment changes the index, not those."""
+        run = self.run()
+        key = (role, run.manifest["files"].get(role, {}).get("sha256"))
+        if key not in self._lasting:
+            self._lasting = {k: v for k, v in self._lasting.items() if k[0] != role}
+            self._lasting[key] = make(run)
+        return self._lasting[key]
 
     def write(self, change: Callable[[], T]) -> T:
         """Run ``change`` (which takes the run's lock itself), waiting up to ``lock_timeout`` for another holder."""
