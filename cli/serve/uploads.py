@@ -69,16 +69,22 @@ def describe(upload: UploadFile, field: str, i: int) -> str:
     return os.path.basename(upload.filename or "") or f"{field}[{i}]"
 
 
-async def read_images(uploads: list[UploadFile], field: str, settings: ServeSettings) -> tuple[list[str], list]:
-    """The names and decoded images of ``uploads`` (every one checked before any model work)."""
+async def read_uploads(uploads: list[UploadFile], field: str, settings: ServeSettings) -> list[tuple[str, bytes]]:
+    """The name and bytes of each of ``uploads``, after checking their number."""
     if not uploads:
         raise ApiError(422, field, f"{field}: give at least one image file")
     if len(uploads) > settings.max_images:
         raise ApiError(413, field, f"{field}: {len(uploads)} images, over this server's {settings.max_images}")
-    names, images = [], []
+    files = []
     for i, upload in enumerate(uploads):
         if not isinstance(upload, UploadFile) or upload.filename is None:
             raise ApiError(422, field, f"{field}[{i}] is not a file upload")
-        names.append(describe(upload, field, i))
-        images.append(decode(await upload.read(), names[-1], field, settings))
-    return names, images
+        files.append((describe(upload, field, i), await upload.read()))
+    return files
+
+
+def decode_all(files: list[tuple[str, bytes]], field: str, settings: ServeSettings):
+    """The names of ``files`` and their images as one uint8 ``(N, 28, 28)`` tensor (every one checked first)."""
+    import torch
+
+    return [name for name, _ in files], torch.stack([decode(data, name, field, settings) for name, data in files])
