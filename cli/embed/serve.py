@@ -45,7 +45,7 @@ def serve_command(
 
     settings = ServeSettings(run_dir, host=host, token=read_token(token_file), **options)  # checked before imports
     try:
-        import uvicorn
+        from cli.serve import launch
     except ImportError:
         raise click.ClickException("embed serve needs the serve extra: pip install 'tripletshot[serve]'") from None
     from embedder.runs.store import RunDir
@@ -53,12 +53,4 @@ def serve_command(
     RunDir(run_dir).metadata()  # no run, or an unfinished one: one line now, not a traceback per worker
     os.environ[ENV] = settings.to_env()
     info(f"serving {run_dir} at http://{host}:{port}/ ({workers} worker(s)); API at http://{host}:{port}/docs")
-    uvicorn.run(
-        "cli.serve.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        log_level="info",
-    )
+    launch.run(host, port, workers, access_log)
