@@ -156,6 +156,15 @@ def _note(message: str) -> None:
     log.info(message)
 
 
+def _aside(s: RunState, change: Callable[[], None], what: str) -> None:
+    """A change to the thumbnails, after the index's commit: a failure is logged, not answered, since the class
+    itself is already enrolled or forgotten (and a stale file is never shown: it records its class's time)."""
+    try:
+        s.write(change)
+    except (ApiError, TripletshotError, OSError) as exc:
+        log.warning("%s not written: %s", what, getattr(exc, "detail", exc))
+
+
 @router.post("/classes/{name:path}/images", summary="Enrol images under a class name (embed enroll --json)")
 async def enrol(request: Request, name: str, images: Images) -> dict[str, Any]:
     try:
@@ -171,10 +180,7 @@ async def enrol(request: Request, name: str, images: Images) -> dict[str, Any]:
         _, stacked = decode_all(files, "images", s.settings)
         enrolled = s.write(lambda: enrol_images(s.run_dir, {name: stacked}, s.device))[0]
         keep = stacked.numpy()
-        try:
-            s.write(lambda: thumbnails.add_thumbnails(s.run_dir, name, enrolled.added, keep))
-        except ApiError:  # the enrolment is committed; only its pictures wait for the next one
-            _note(f"thumbnails of {name!r} not kept: the run stayed locked")
+        _aside(s, lambda: thumbnails.add_thumbnails(s.run_dir, name, enrolled.added, keep), f"thumbnails of {name!r}")
         return enrolled.as_dict()
 
     return await run_in_threadpool(work)
@@ -188,7 +194,7 @@ async def forget(request: Request, name: str) -> dict[str, Any]:
         from embedder import forget as forget_class
 
         gone = s.write(lambda: forget_class(s.run_dir, name))
-        s.write(lambda: thumbnails.remove_thumbnails(s.run_dir, name))
+        _aside(s, lambda: thumbnails.remove_thumbnails(s.run_dir, name), f"old thumbnails of {name!r}")
         return gone.as_dict()
 
     return await run_in_threadpool(work)
