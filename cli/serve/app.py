@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse
@@ -33,7 +34,7 @@ def create_app(
     token: str | None = None,
     private: bool = False,
     host: str = "127.0.0.1",
-    **limits,
+    **limits: Any,
 ) -> FastAPI:
     """The app serving the run in ``run_dir``; ``limits`` are :class:`ServeSettings` fields (max_bytes...)."""
     return build(ServeSettings(str(run_dir), host=host, token=token, private=private, **limits))
