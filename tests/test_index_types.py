@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from embedder import index as index_module
+from embedder.index import support_index as index_module
 from embedder.config import IndexSpec, TrainConfig
 from embedder.errors import ConfigError, RunError
 from embedder.index.support_index import SupportIndex
