@@ -19,7 +19,6 @@ import json
 import os
 import warnings
 from pathlib import Path
-
 from typing import Any
 
 import faiss
