@@ -135,3 +135,37 @@ def test_a_restricted_search_is_a_search_of_the_index_without_the_others():
         found = index.search(queries, 3, classes=[c for c in range(8) if c != 3])
         np.testing.assert_array_equal(found[0], expected[0])
         np.testing.assert_allclose(found[1], expected[1], atol=1e-6)
+
+
+def test_a_distance_at_the_threshold_is_unknown_everywhere(base_run, digits, monkeypatch):
+    """Known means strictly below the threshold: in predict, in calibration, and in the report's figure."""
+    from embedder.evaluation import figures, report
+    from embedder.evaluation.figures import Classes
+    from embedder.fewshot.openset import calibrate
+
+    loaded = Run.load(base_run)
+    images = digits.test_images[:10]
+    _, distances = loaded.classifier().predict_embeddings(loaded.embedder.embed(images))
+    at = float(distances[0])
+    answers = predict(loaded, images, list("abcdefghij"), PredictConfig(threshold=at), log=lambda _: None)
+    assert not answers[0].known and answers[0].name == "unknown"
+    assert all(a.known == (a.distance < at) for a in answers)
+
+    impostor = np.array([0.2, 0.4, 0.4, 0.6, 0.8])
+    calibration = calibrate(np.array([0.1, 0.3]), impostor, far=0.2)
+    assert calibration.threshold == 0.4 and calibration.measured_far == 0.2  # 0.2 only: the 0.4s are not below
+
+    seen: dict[str, float] = {}
+
+    def capture(genuine, impostor, query_seen, threshold, classes):
+        seen["accepted"] = float(np.mean(impostor <= threshold))  # the figure's own rule
+        seen["expected"] = float(np.mean(impostor < float(loaded.metadata["open_set"]["threshold"])))
+        return b""
+
+    monkeypatch.setattr(figures, "open_set", capture)
+    embeddings, truth = loaded.embedder.embed(digits.test_images), digits.test_labels.numpy()
+    _, impostors = genuine_and_impostor(loaded.classifier(), embeddings, truth)
+    threshold = float(np.sort(impostors)[len(impostors) // 5])  # exactly one impostor's distance
+    loaded.metadata["open_set"]["threshold"] = threshold
+    report._open_set(loaded, embeddings, truth, threshold, Classes(digits.classes, [], loaded.trained_classes))
+    assert seen["accepted"] == seen["expected"] == float(np.mean(impostors < threshold))

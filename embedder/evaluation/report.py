@@ -185,7 +185,10 @@ def _open_set(
     classifier = run.classifier()
     genuine, impostor = genuine_and_impostor(classifier, embeddings, truth)
     kept = scored(classifier, truth)
-    return figures.open_set(genuine, impostor, np.isin(truth[kept], classes.seen), threshold, classes)
+    # Accepted means strictly below the threshold, as predict decides; the figure counts "at most" its
+    # argument, so it gets the largest float under the threshold: the same queries, the same dots.
+    below = float(np.nextafter(np.float64(threshold), -np.inf))
+    return figures.open_set(genuine, impostor, np.isin(truth[kept], classes.seen), below, classes)
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:
