@@ -20,7 +20,7 @@ from cli.adder import main as adder
 from cli.embed import main as embed
 from embedder.index.support_index import SupportIndex
 from embedder.models.network import EmbeddingNet
-from embedder.runs.store import tensors_to_bytes
+from embedder.runs.store import state_to_bytes, tensors_to_bytes
 from tests.runfiles import manifest, replace_and_resign, run_file, snapshot
 
 TRAIN = ["train", "--dataset", "digits", "--device", "cpu", "--run-dir", "{run}"]
@@ -66,11 +66,11 @@ def flip_a_byte_of_the_index(run: Path) -> None:
 
 
 def other_architecture(run: Path) -> None:
-    replace_and_resign(run, "model", tensors_to_bytes(EmbeddingNet(embedding_dim=1024, width=16).state_dict()))
+    replace_and_resign(run, "model", state_to_bytes(EmbeddingNet(embedding_dim=1024, width=16).state_dict()))
 
 
 def other_embedding_dim(run: Path) -> None:
-    replace_and_resign(run, "model", tensors_to_bytes(EmbeddingNet(embedding_dim=64).state_dict()))
+    replace_and_resign(run, "model", state_to_bytes(EmbeddingNet(embedding_dim=64).state_dict()))
 
 
 def index_of_other_dim(run: Path) -> None:
@@ -231,7 +231,7 @@ CASES = [
     ("eval-shots-too-many", embed, [*EVAL, "--shots", "5000"], None, 2, "fewer than --shots 5000"),
     ("eval-episodes-zero", embed, [*EVAL, "--episodes", "0"], None, 2, "--episodes must be at least 1"),
     ("eval-tpu", embed, [*EVAL, "--device", "tpu"], None, 2, "unknown --device"),
-    ("truncated-weights", embed, EVAL, truncate_model, 1, r"model-\w+\.pt is damaged: its sha256"),
+    ("truncated-weights", embed, EVAL, truncate_model, 1, r"model-\w+\.safetensors is damaged: its sha256"),
     ("flipped-index-byte", embed, EVAL, flip_a_byte_of_the_index, 1, r"index-\w+\.npz is damaged: its sha256"),
     ("other-architecture", embed, EVAL, other_architecture, 1, "does not fit the model"),
     ("other-embedding-dim", embed, EVAL, other_embedding_dim, 1, "does not fit the model"),
@@ -239,7 +239,7 @@ CASES = [
     ("pickled-code", embed, EVAL, pickled_code_as_model, 1, "damaged or not a tripletshot file"),
     ("invalid-json", embed, EVAL, invalid_json, 1, "run.json is damaged: not valid JSON"),
     ("future-format", embed, EVAL, future_format, 1, "format version 99, written by a newer tripletshot"),
-    ("old-format", embed, EVAL, old_format, 1, "format version 2; this tripletshot reads version 3: train the run"),
+    ("old-format", embed, EVAL, old_format, 1, "format version 2; this tripletshot reads version 4: train the run"),
     ("unfinished-run", embed, EVAL, unfinished, 1, "not finished.*--resume"),
     ("report-missing", embed, REPORT, missing, 1, "no run at"),
     ("report-episodes-zero", embed, [*REPORT, "--episodes", "0"], None, 2, "--episodes must be at least 1"),

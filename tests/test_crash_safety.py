@@ -185,7 +185,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_run(tmp_path):
 
 def test_a_reader_overtaken_by_a_save_reads_again(tmp_path, digits_run, monkeypatch):
     """eval reads run.json, a training commits and deletes the old model, eval then opens the old name."""
-    from embedder.runs.store import StaleManifest, tensors_to_bytes
+    from embedder.runs.store import StaleManifest, state_to_bytes
 
     run = tmp_path / "run"
     shutil.copytree(digits_run, run)
@@ -193,7 +193,7 @@ def test_a_reader_overtaken_by_a_save_reads_again(tmp_path, digits_run, monkeypa
     before = store.manifest()
     newer = Run.load(run).embedder.model.state_dict()
     newer["head.3.bias"] += 1.0  # different bytes: a new content-named file, the old one collected
-    store.commit({"model": tensors_to_bytes(newer)})
+    store.commit({"model": state_to_bytes(newer)})
     with pytest.raises(StaleManifest):
         store.read("model", before)  # the old model file is gone: the caller must read run.json again
 

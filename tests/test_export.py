@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import faiss
 import numpy as np
 import onnxruntime
+import pytest
 from click.testing import CliRunner
 
 from cli.embed import main as embed
+from embedder.data.images import load_image
+from embedder.runs.calibration import recalibrate
 from embedder.runs.run import Run
 
 
@@ -29,7 +33,55 @@ def test_onnx_export_embeds_like_pytorch_and_serves_with_the_faiss_file(digits_r
 
     # Serving without tripletshot: the faiss file and the labels beside it.
     index = faiss.read_index(str(out.with_suffix(".faiss")))
-    labels = np.array(json.loads(out.with_suffix(".labels.json").read_text())["labels"])
+    rules = json.loads(out.with_suffix(".labels.json").read_text())
+    label_of = dict(zip(rules["ids"], rules["labels"], strict=True))  # faiss answers a support's stable id
     _, ids = index.search(got, 1)
     predicted, _ = run.classifier().predict(images)
-    assert (labels[ids[:, 0]] == predicted).all()
+    assert [label_of[i] for i in ids[:, 0].tolist()] == predicted.tolist()
+
+
+def _image_files(tmp_path, digits) -> list:
+    """Test digits (seen and unseen classes) as PNG files, and two symbols no digit looks like."""
+    from PIL import Image
+
+    from tests.test_enrolment import draw
+
+    files = []
+    for i in range(0, 360, 20):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(digits.test_images[i].numpy()).save(path)
+        files.append(path)
+    return [*files, draw(tmp_path / "hash.png", "hash"), draw(tmp_path / "ring.png", "ring")]
+
+
+@pytest.mark.parametrize("method", ["nn", "prototype"])
+def test_the_exported_bundle_alone_answers_as_embed_predict(tmp_path, digits_run, digits, method):
+    run_dir = tmp_path / "run"
+    shutil.copytree(digits_run, run_dir)
+    manifest = json.loads((run_dir / "run.json").read_text())
+    manifest["run"]["index"]["method"] = method
+    (run_dir / "run.json").write_text(json.dumps(manifest))
+    recalibrate(run_dir, 0.2, log=lambda _: None)  # a threshold that rejects some digits too
+    files = _image_files(tmp_path, digits)
+    result = CliRunner().invoke(embed, ["predict", *map(str, files), "--json", "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    expected = json.loads(result.stdout)
+    out = tmp_path / "model.onnx"
+    exported = CliRunner().invoke(embed, ["export", "--run-dir", str(run_dir), "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+
+    # The server: onnxruntime, faiss, numpy and the rules in the JSON; load_image is the preprocessing it names.
+    rules = json.loads(out.with_suffix(".labels.json").read_text())
+    assert rules["method"] == method and rules["threshold"] > 0 and rules["far"] == 0.2 and rules["preprocessing"]
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (embeddings,) = session.run(None, {"images": np.stack([load_image(f).numpy() for f in files])})
+    scores, ids = faiss.read_index(str(out.with_suffix(".faiss"))).search(embeddings, 1)
+    label_of = dict(zip(rules["ids"], rules["labels"], strict=True))
+    distances = np.sqrt(np.maximum(0, 2 - 2 * scores[:, 0]))
+    names = [
+        "unknown" if d >= rules["threshold"] else rules["class_names"][label_of[i]]
+        for i, d in zip(ids[:, 0].tolist(), distances.tolist(), strict=True)
+    ]
+    assert names == [answer["name"] for answer in expected]
+    np.testing.assert_allclose(distances, [answer["distance"] for answer in expected], atol=1e-4)
+    assert "unknown" in names and len(set(names)) > 3  # unknowns, and several classes, were answered

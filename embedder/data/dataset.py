@@ -2,6 +2,13 @@
 
 Whole tensors, not per-sample PIL pipelines, so training can keep everything on the device.
 Loaders (``embedder.data.datasets``) return one; torch is imported for type hints only.
+
+A :class:`Dataset` is also a map-style PyTorch dataset of its train split (``len``, ``dataset[i]`` as
+``(uint8 (28, 28) image, label)``, :meth:`Dataset.get_labels`), and :meth:`Dataset.split` gives either split
+as one, so a ``DataLoader``, PML's ``MPerClassSampler`` and easyfsl's ``TaskSampler`` take it as it is:
+
+>>> sampler = MPerClassSampler(dataset.get_labels(), m=4, batch_size=32)
+>>> loader = DataLoader(dataset, batch_size=32, sampler=sampler)
 """
 
 from __future__ import annotations
@@ -14,6 +21,24 @@ if TYPE_CHECKING:
     import torch
 
 DIGIT_NAMES = [str(d) for d in range(10)]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as a map-style PyTorch dataset: item ``i`` is ``(images[i], int(labels[i]))``."""
+
+    images: torch.Tensor  # uint8 (N, 28, 28)
+    labels: torch.Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i], int(self.labels[i])
+
+    def get_labels(self) -> list[int]:
+        """Every item's label, in order: what PML's and easyfsl's samplers read."""
+        return self.labels.tolist()
 
 
 @dataclass(frozen=True)
@@ -31,3 +56,23 @@ class Dataset:
     def classes(self) -> list[int]:
         """The labels present in the train split, sorted."""
         return sorted(set(self.train_labels.tolist()))
+
+    def split(self, name: str = "train") -> Split:
+        """The ``"train"`` or ``"test"`` split as a PyTorch dataset."""
+        if name not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {name!r}")
+        return Split(getattr(self, f"{name}_images"), getattr(self, f"{name}_labels"))
+
+    # The train split, as a map-style PyTorch dataset.
+    def __len__(self) -> int:
+        return len(self.train_labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.train_images[i], int(self.train_labels[i])
+
+    def get_labels(self) -> list[int]:
+        """The train split's labels, in order."""
+        return self.train_labels.tolist()
+
+    def __bool__(self) -> bool:  # a dataset is a value, even one with an empty train split
+        return True

@@ -5,7 +5,7 @@ numbers ``embed eval`` prints), draws the figures of :mod:`embedder.evaluation.f
 computed, and writes them with a page that embeds them as data URIs: no network, no JavaScript.
 
 The open-set figure is drawn only for a run whose metadata holds ``open_set`` with a ``threshold``: the
-distance to the nearest support at or under which a query is accepted as a known class
+distance strictly below which a query is accepted as a known class, as ``embed predict`` decides
 (:data:`OPEN_SET_KEY`).
 """
 
@@ -26,7 +26,8 @@ from embedder.data.dataset import Dataset
 from embedder.evaluation import figures
 from embedder.evaluation.episodes import RunEvaluation, evaluate_run_in_detail
 from embedder.evaluation.figures import Classes, Mistake
-from embedder.index.support_index import similarity_to_distance
+from embedder.fewshot.openset import genuine_and_impostor, scored
+from embedder.index.support_index import SupportIndex, similarity_to_distance
 from embedder.runs.run import Run
 from embedder.utils.files import write_bytes_atomic
 from embedder.utils.progress import progress_bar
@@ -51,19 +52,36 @@ class ReportFiles:
 
 @dataclass(frozen=True)
 class Supports:
-    """The saved index's supports: vectors and labels, and the train-split images of those it has rows for."""
+    """The saved index, and the train-split images of its training supports, found by their stable ids.
 
-    vectors: np.ndarray
-    labels: np.ndarray
-    images: np.ndarray  # uint8 (len(support_rows), 28, 28): index rows 0.. are the training's support rows
+    A training gives its supports ids ``0 .. len(support_rows) - 1`` (id ``i`` is train row ``support_rows[i]``);
+    ids survive a ``forget``, and enrolled supports come after, without an image.
+    """
+
+    index: SupportIndex
+    rows: np.ndarray  # support_rows: the train row behind each training support id
+    train_images: np.ndarray  # uint8 (N, 28, 28)
 
     @classmethod
     def of(cls, run: Run, dataset: Dataset) -> Supports:
         rows = np.asarray(run.metadata["index"]["support_rows"], dtype=np.int64)
-        return cls(run.index.vectors(), run.index.labels, dataset.train_images[rows].numpy())
+        return cls(run.index, rows, dataset.train_images.numpy())
 
-    def distances(self, embeddings: np.ndarray) -> np.ndarray:
-        return similarity_to_distance(embeddings @ self.vectors.T)
+    def image(self, support_id: int) -> np.ndarray:
+        return self.train_images[self.rows[support_id]]
+
+    def nearest_pictured(self, embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, the id of the nearest support *with an image* of its label (-1: none) and its distance,
+        from the index's own search."""
+        ids, distances = np.full(len(labels), -1, np.int64), np.full(len(labels), np.inf)
+        pictured = self.index.ids < len(self.rows)
+        for label in np.unique(labels).tolist():
+            queries = labels == label
+            if not (pictured & (self.index.labels == label)).any():
+                continue
+            found, similarity = self.index.search_ids(embeddings[queries], 1, classes=[label], among=pictured)
+            ids[queries], distances[queries] = found[:, 0], similarity_to_distance(similarity[:, 0])
+        return ids, distances
 
 
 def write_report(
@@ -107,7 +125,7 @@ def draw_figures(
     }
     threshold = (meta.get(OPEN_SET_KEY) or {}).get("threshold")
     if threshold is not None:
-        stages["open_set"] = lambda: _open_set(evaluation.test_embeddings, truth, supports, float(threshold), classes)
+        stages["open_set"] = lambda: _open_set(run, evaluation.test_embeddings, truth, float(threshold), classes)
     pngs = {}
     with progress_bar(len(stages), "report", progress, unit="figure") as bar:
         for name, draw in stages.items():
@@ -141,19 +159,15 @@ def find_mistakes(
     """The test queries the saved index got most confidently wrong: the largest gap between the distance to
     their true class's nearest support and to the wrong one they matched; at most two per (true, matched) pair."""
     wrong = np.flatnonzero(evaluation.predicted != truth)
-    pictured = len(supports.images)  # supports with an image: the training's rows
-    distances = supports.distances(evaluation.test_embeddings[wrong])[:, :pictured]
-    labels = supports.labels[:pictured]
+    embeddings = evaluation.test_embeddings[wrong]
+    matched, matched_distance = supports.nearest_pictured(embeddings, evaluation.predicted[wrong])
+    true, true_distance = supports.nearest_pictured(embeddings, truth[wrong])
     found: list[tuple[float, Mistake]] = []
     for k, q in enumerate(wrong):
-        matched, true = (
-            _nearest(distances[k], labels, evaluation.predicted[q]),
-            _nearest(distances[k], labels, truth[q]),
-        )
-        if matched is None or true is None:
+        if matched[k] < 0 or true[k] < 0:
             continue
-        mistake = Mistake(images[q], int(truth[q]), int(evaluation.predicted[q]), supports.images[matched],
-                          float(distances[k, matched]), supports.images[true], float(distances[k, true]))  # fmt: skip
+        mistake = Mistake(images[q], int(truth[q]), int(evaluation.predicted[q]), supports.image(matched[k]),
+                          float(matched_distance[k]), supports.image(true[k]), float(true_distance[k]))  # fmt: skip
         found.append((mistake.true_distance - mistake.matched_distance, mistake))
     chosen, per_pair = [], {}
     for _, m in sorted(found, key=lambda item: -item[0]):
@@ -164,29 +178,17 @@ def find_mistakes(
     return chosen
 
 
-def _nearest(distances: np.ndarray, labels: np.ndarray, label: int) -> int | None:
-    candidates = np.flatnonzero(labels == label)
-    return int(candidates[np.argmin(distances[candidates])]) if len(candidates) else None
-
-
-def genuine_and_impostor(
-    embeddings: np.ndarray, truth: np.ndarray, supports: Supports
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each query whose class has a support: the distance to its class's nearest support, to the nearest
-    support of any other class, and which queries those are."""
-    distances = supports.distances(embeddings)
-    own = supports.labels[None, :] == truth[:, None]
-    has_own = own.any(axis=1) & (~own).any(axis=1)
-    genuine = np.where(own, distances, np.inf).min(axis=1)
-    impostor = np.where(own, np.inf, distances).min(axis=1)
-    return genuine[has_own], impostor[has_own], has_own
-
-
 def _open_set(
-    embeddings: np.ndarray, truth: np.ndarray, supports: Supports, threshold: float, classes: Classes
+    run: Run, embeddings: np.ndarray, truth: np.ndarray, threshold: float, classes: Classes
 ) -> bytes:  # fmt: skip
-    genuine, impostor, kept = genuine_and_impostor(embeddings, truth, supports)
-    return figures.open_set(genuine, impostor, np.isin(truth[kept], classes.seen), threshold, classes)
+    """The run's genuine and impostor distances on the test queries, by the search that prediction uses."""
+    classifier = run.classifier()
+    genuine, impostor = genuine_and_impostor(classifier, embeddings, truth)
+    kept = scored(classifier, truth)
+    # Accepted means strictly below the threshold, as predict decides; the figure counts "at most" its
+    # argument, so it gets the largest float under the threshold: the same queries, the same dots.
+    below = float(np.nextafter(np.float64(threshold), -np.inf))
+    return figures.open_set(genuine, impostor, np.isin(truth[kept], classes.seen), below, classes)
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:

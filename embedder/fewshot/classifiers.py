@@ -5,11 +5,16 @@
 >>> scores = classifier(query_images)                                 # (n_queries, n_classes) tensor
 >>> labels, distances = classifier.predict(query_images)
 
-One small subclass per method, each defining :meth:`FewShotClassifier.scores` on embeddings.
-:data:`CLASSIFIERS` maps the ``method`` names of the options to them.
+``classifier(queries)`` is a module's forward: scores on the module's device (the embedder's parameters'),
+differentiable when autograd is on, so a loss on them trains the embedder. ``predict`` is the decision a run
+makes: the nearest support comes from the faiss search (:meth:`SupportIndex.search`), the same search that
+calibration and the open-set evaluation use. One small subclass per method, each defining
+:meth:`FewShotClassifier.score_tensor`; :data:`CLASSIFIERS` maps the ``method`` names of the options to them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,12 +38,18 @@ class FewShotClassifier(nn.Module):
             raise ValueError("give an embedder, an index, or both")
         self.embedder = embedder
         self.index = index if index is not None else SupportIndex(embedder.dim)  # type: ignore[union-attr]
+        self._tensors: dict[str, torch.Tensor] = {}  # the supports as tensors, made on first use per device
         self.supports_changed()
 
     @property
     def classes(self) -> list[int]:
         """The class labels, in the order of the score columns."""
         return self.index.classes
+
+    @property
+    def device(self) -> torch.device:
+        """The embedder's device (its parameters'), the CPU without one."""
+        return self.embedder.device if self.embedder is not None else torch.device("cpu")
 
     def _embed(self, images: torch.Tensor) -> np.ndarray:
         if self.embedder is None:
@@ -65,23 +76,49 @@ class FewShotClassifier(nn.Module):
 
     def supports_changed(self) -> None:
         """Called whenever the supports change: a method that precomputes from them does it here."""
+        self._tensors = {}
+
+    def _support_tensor(self, name: str, make: Callable[[], np.ndarray], device: torch.device) -> torch.Tensor:
+        key = f"{name}@{device}#{len(self.index)},{self.index.next_id}"  # an index changed in place is seen
+        if key not in self._tensors:
+            self._tensors[key] = torch.from_numpy(np.ascontiguousarray(make())).to(device)
+        return self._tensors[key]
 
     # --- queries ---
 
-    def scores(self, embeddings: np.ndarray) -> np.ndarray:
-        """Cosine similarity of each query embedding to each class, ``(n_queries, n_classes)``."""
+    def score_tensor(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of each query embedding to each class, ``(n_queries, n_classes)``, on the
+        embeddings' device, differentiable in them."""
         raise NotImplementedError
 
-    def predict_embeddings(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each query's label and its distance to the support (or prototype) that decided it."""
-        scores = self.scores(embeddings)
-        best = scores.argmax(axis=1)
-        labels = np.asarray(self.classes, dtype=np.int64)[best]
-        return labels, similarity_to_distance(scores[np.arange(len(scores)), best])
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """:meth:`score_tensor` on numpy embeddings."""
+        with torch.no_grad():
+            return self.score_tensor(torch.from_numpy(np.asarray(embeddings, dtype=np.float32))).numpy()
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Scores ``(n_queries, n_classes)`` of uint8 query images, columns in :attr:`classes` order."""
-        return torch.from_numpy(self.scores(self._embed(images)))
+    def predict_embeddings(
+        self, embeddings: np.ndarray, classes: list[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each query's label and its distance to the support (or prototype) that decided it; among ``classes``
+        only, if given (what the answer would be were no other class enrolled)."""
+        scores = self.scores(embeddings)
+        allowed = np.asarray(self.classes, dtype=np.int64)
+        if classes is not None:
+            scores = np.where(np.isin(allowed, classes)[None, :], scores, -np.inf)
+        best = scores.argmax(axis=1)
+        return allowed[best], similarity_to_distance(scores[np.arange(len(scores)), best])
+
+    def forward(self, queries: torch.Tensor) -> torch.Tensor:
+        """Scores ``(n_queries, n_classes)`` of uint8 query images (or of float embeddings ``(n, dim)``),
+        columns in :attr:`classes` order, on :attr:`device`; differentiable when autograd is on."""
+        self.index.check_not_empty()
+        if queries.is_floating_point() and queries.dim() == 2:
+            embeddings = queries.to(self.device)
+        elif self.embedder is None:
+            raise ValueError("this classifier has no embedder: give it embeddings (float, (n, dim))")
+        else:
+            embeddings = self.embedder(queries)
+        return self.score_tensor(embeddings.float())
 
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Predicted labels of uint8 query images, and each one's distance to what it matched."""
@@ -89,28 +126,36 @@ class FewShotClassifier(nn.Module):
 
 
 class NearestNeighbor(FewShotClassifier):
-    """A query takes the label of its nearest support; a class scores its nearest support's similarity."""
+    """A query takes the label of its nearest support; a class scores its nearest support's similarity.
 
-    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+    Its decision (:meth:`predict_embeddings`) is the faiss search. Its scores compare the queries with the
+    supports :meth:`SupportIndex.vectors` gives: exact for flat, ivf and hnsw without a PCA, otherwise the
+    index's reconstructions (there the search, in the PCA's space, is what decides).
+    """
+
+    def score_tensor(self, embeddings: torch.Tensor) -> torch.Tensor:
         self.index.check_not_empty()
-        similarity = embeddings @ self.index.vectors().T
-        columns = [similarity[:, self.index.labels == c].max(axis=1) for c in self.classes]
-        return np.stack(columns, axis=1)
+        vectors = self._support_tensor("vectors", self.index.vectors, embeddings.device)
+        columns = self._support_tensor(
+            "columns", lambda: np.searchsorted(self.classes, self.index.labels), embeddings.device
+        )
+        similarity = embeddings @ vectors.T
+        best = similarity.new_full((len(embeddings), len(self.classes)), -torch.inf)
+        return best.scatter_reduce(1, columns.expand(len(embeddings), -1), similarity, "amax")
 
-    def predict_embeddings(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        labels, similarity = self.index.search(embeddings, k=1)  # faiss, without the full score matrix
+    def predict_embeddings(
+        self, embeddings: np.ndarray, classes: list[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        labels, similarity = self.index.search(embeddings, k=1, classes=classes)  # without the full score matrix
         return labels[:, 0], similarity_to_distance(similarity[:, 0])
 
 
 class Prototype(FewShotClassifier):
     """A query takes the label of the nearest class mean (the renormalised mean of that class's shots)."""
 
-    def supports_changed(self) -> None:
-        self._prototypes = self.index.prototypes()[0] if len(self.index) else None
-
-    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+    def score_tensor(self, embeddings: torch.Tensor) -> torch.Tensor:
         self.index.check_not_empty()
-        return embeddings @ self._prototypes.T
+        return embeddings @ self._support_tensor("prototypes", lambda: self.index.prototypes()[0], embeddings.device).T
 
 
 CLASSIFIERS: dict[str, type[FewShotClassifier]] = {"nn": NearestNeighbor, "prototype": Prototype}

@@ -12,6 +12,15 @@ projection, so scores stay cosines). Those that learn something (quantisers, the
 with :meth:`SupportIndex.train`; an untrained one trains on the first vectors added to it.
 :meth:`SupportIndex.vectors` is exact for flat, ivf and hnsw; for sq8, ivfpq or with a PCA it is
 what the index can reconstruct (the decoded codes, mapped back through the PCA): approximate.
+
+Every support has a stable id (:attr:`SupportIndex.ids`): ids are given in insertion order, never reused,
+and they are faiss's own ids (``IDMap2`` around flat, hnsw and sq8; an IVF's native ids), so a search answers
+with them and a removal (``remove_ids``) leaves every other support's id, and its origin, as it was. A run's
+training supports take ids ``0 .. len(support_rows) - 1``; enrolled ones come after. Removal drops the codes
+in place; only hnsw, whose graph faiss cannot edit, rebuilds its graph from the vectors it stores.
+
+Every distance a run uses comes from one place, :meth:`SupportIndex.search` (optionally restricted to some
+classes, with a faiss ``IDSelector``): prediction, calibration and the open-set evaluation all call it.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from embedder.errors import EmptyIndexError
 log = logging.getLogger(__name__)
 MAX_TRAINING = 100_000  # vectors a default quantiser or PCA trains on at most (a seeded sample beyond that)
 NEEDS_TRAINING = ("ivf", "ivfpq", "sq8")
+IVF_KINDS = ("ivf", "ivfpq")  # faiss ids are native to an IVF; the others get an IDMap2
+FILE_VERSION = 2  # of the .npz: 2 added the stable ids
 POINTS_PER_CENTROID = 39  # faiss's k-means rule: fewer training points per centroid and it warns
 COARSE_CODES = POINTS_PER_CENTROID * 256  # a PQ sub-quantiser has 256 centroids
 
@@ -63,7 +74,7 @@ def minimum_training(spec: IndexSpec, dim: int) -> int:
     return max(needed, 1) if spec.index == "sq8" else needed
 
 
-def _factory_string(spec: IndexSpec, dim: int, nlist: int) -> str:
+def _factory_string(spec: IndexSpec, dim: int, nlist: int, id_map: bool = False) -> str:
     d = spec.stored_dim(dim)
     body = {
         "flat": "Flat",
@@ -72,7 +83,25 @@ def _factory_string(spec: IndexSpec, dim: int, nlist: int) -> str:
         "ivfpq": f"IVF{nlist},PQ{spec.pq_bytes(dim)}",
         "sq8": "SQ8",
     }[spec.index]
-    return (f"PCA{d},L2norm," if spec.index_dim else "") + body
+    ids = "IDMap2," if id_map and spec.index not in IVF_KINDS else ""  # inside the PCA: selectors reach it
+    return (f"PCA{d},L2norm," if spec.index_dim else "") + ids + body
+
+
+def _under_pca(index: faiss.Index) -> faiss.Index:
+    """The index a PCA feeds (the index itself without one)."""
+    index = faiss.downcast_index(index)
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
+
+
+def _search(
+    index: faiss.Index, queries: np.ndarray, k: int, params: faiss.SearchParameters
+) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` with parameters, through the SWIG call itself: once ``faiss.contrib.torch_utils`` is
+    imported (PML's AccuracyCalculator does), ``search`` is a replacement that takes no parameters."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    scores, ids = np.empty((len(queries), k), np.float32), np.empty((len(queries), k), np.int64)
+    index.search_c(len(queries), faiss.swig_ptr(queries), k, faiss.swig_ptr(scores), faiss.swig_ptr(ids), params)
+    return scores, ids
 
 
 def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
@@ -90,6 +119,8 @@ class SupportIndex:
         self.spec = spec or IndexSpec()
         self.spec.check(dim)
         self.labels = np.empty(0, dtype=np.int64)
+        self.ids = np.empty(0, dtype=np.int64)  # row i's stable id, increasing (see the module doc)
+        self.next_id = 0  # the id the next support gets: ids are never reused, a forgotten class's included
         self._gpu: faiss.Index | None = None  # a GPU copy for searching, when placed on one (see place)
         self._device = "cpu"
         # An index whose size depends on its training data (nlist) is built when it is trained.
@@ -97,10 +128,11 @@ class SupportIndex:
         self.index: faiss.Index | None = None if needs_data else self._build(self.spec.nlist or 1)
 
     def _build(self, nlist: int) -> faiss.Index:
-        index = faiss.index_factory(self.dim, _factory_string(self.spec, self.dim, nlist), faiss.METRIC_INNER_PRODUCT)
+        factory = _factory_string(self.spec, self.dim, nlist, id_map=True)
+        index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
         ivf = _ivf(index)
         if ivf is not None:
-            ivf.set_direct_map_type(faiss.DirectMap.Array)  # reconstruct(): vectors(), remove()
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct() and remove_ids() by id
             ivf.cp.min_points_per_centroid = 1  # default_nlist keeps 39 per list; a given nlist is the user's call
         if self.spec.index == "ivfpq":
             ivfpq = faiss.downcast_index(ivf)
@@ -152,11 +184,11 @@ class SupportIndex:
         self.index = self._build(nlist)
         if not self.index.is_trained:
             self.index.train(vectors)
-        self.index.add(held)
+        self.index.add_with_ids(held, self.ids)
         self._gpu = None
 
-    def add(self, embeddings: np.ndarray, labels: np.ndarray | list[int]) -> None:
-        """Enrol labelled examples; a label never seen before adds a new class.
+    def add(self, embeddings: np.ndarray, labels: np.ndarray | list[int]) -> np.ndarray:
+        """Enrol labelled examples; a label never seen before adds a new class. Returns their ids.
 
         An index not trained yet trains on these embeddings first (``ValueError`` if they are too few).
         """
@@ -166,54 +198,131 @@ class SupportIndex:
             raise ValueError(f"{len(embeddings)} embeddings but {len(labels)} labels")
         if not self.is_trained:
             self.train(embeddings)
-        self.index.add(embeddings)
-        self.labels = np.concatenate([self.labels, labels])
+        ids = np.arange(self.next_id, self.next_id + len(labels), dtype=np.int64)
+        self.index.add_with_ids(embeddings, ids)
+        self.labels, self.ids = np.concatenate([self.labels, labels]), np.concatenate([self.ids, ids])
+        self.next_id += len(labels)
         self._gpu = None
+        return ids
 
     def remove(self, label: int) -> int:
         """Forget a class: drop every support with this label. Returns how many were dropped.
 
-        The others are put back from :meth:`vectors`: on compressed types, re-encoded from their decoding.
+        faiss drops their codes by id; the others keep their codes and ids. hnsw, whose graph faiss cannot
+        edit, builds its graph again from the vectors it stores (exact: nothing is re-encoded).
         """
-        keep = self.labels != label
-        removed = int((~keep).sum())
-        if removed:
-            vectors = self.vectors()[keep]
-            self.index.reset()
-            self.index.add(vectors)
-            self.labels = self.labels[keep]
-            self._gpu = None
-        return removed
+        gone = self.labels == label
+        if not gone.any():
+            return 0
+        if self.spec.index == "hnsw":
+            self._rebuild_graph(~gone)
+        else:  # an IVF's hashtable of ids takes an array; an IDMap2 asks "is it a member" per row: a hash set
+            ids = np.ascontiguousarray(self.ids[gone])
+            selector = faiss.IDSelectorArray(ids) if self.spec.index in IVF_KINDS else faiss.IDSelectorBatch(ids)
+            self.index.remove_ids(selector)
+        self.labels, self.ids = self.labels[~gone], self.ids[~gone]
+        self._gpu = None
+        return int(gone.sum())
+
+    def _rebuild_graph(self, keep: np.ndarray) -> None:
+        stored = _under_pca(self.index)  # the IDMap2 around the hnsw, holding vectors as the graph sees them
+        vectors = np.asarray(faiss.downcast_index(stored.index).reconstruct_n(0, stored.ntotal))[keep]
+        fresh = faiss.deserialize_index(faiss.serialize_index(self.index))  # same PCA, if any
+        fresh.reset()
+        inner = _under_pca(fresh)
+        inner.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(self.ids[keep]))
+        fresh.ntotal = inner.ntotal  # added under the PCA: the outer index counts them too
+        self._set_search_parameters(fresh)
+        self.index = fresh
+
+    def label_of(self, ids: np.ndarray) -> np.ndarray:
+        """The labels of these support ids (ids are increasing, so a binary search finds each)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        rows = np.clip(np.searchsorted(self.ids, ids), 0, max(len(self.ids) - 1, 0))
+        if len(self.ids) == 0 or not (self.ids[rows] == ids).all():
+            raise ValueError("ids that are not in the index")
+        return self.labels[rows]
 
     def check_not_empty(self) -> None:
         if len(self) == 0:
             raise EmptyIndexError("the support index is empty: enrol labelled examples first")
 
-    def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """The labels and cosine similarities of each query's ``k`` nearest supports."""
-        self.check_not_empty()
-        queries, k = _as_matrix(queries, self.dim), min(k, len(self))
-        scores, ids = self._searcher().search(queries, k)
-        short = (ids < 0).any(axis=1)  # the probed lists (or graph) held fewer than k supports
-        if short.any():
-            self._search_everything(self.index)
-            scores[short], ids[short] = self.index.search(queries[short], k)
-            self._set_search_parameters(self.index)
-        return self.labels[ids], scores
+    def search(
+        self, queries: np.ndarray, k: int = 1, classes: list[int] | np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The labels and cosine similarities of each query's ``k`` nearest supports (of ``classes`` only, if
+        given: what the answer would be were no other class enrolled)."""
+        ids, scores = self.search_ids(queries, k, classes)
+        return self.label_of(ids), scores
 
-    def _search_everything(self, index: faiss.Index) -> None:
-        ivf = _ivf(index)
+    def search_ids(
+        self,
+        queries: np.ndarray,
+        k: int = 1,
+        classes: list[int] | np.ndarray | None = None,
+        among: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and cosine similarities of each query's ``k`` nearest supports; see :meth:`search`.
+        ``among``: a boolean per row, to search those rows only (besides ``classes``).
+
+        A restricted search runs on the CPU copy (faiss's GPU indexes take no selector).
+        """
+        self.check_not_empty()
+        queries = _as_matrix(queries, self.dim)
+        selector, candidates = None, len(self)
+        if classes is not None or among is not None:
+            chosen = np.ones(len(self), bool) if among is None else np.asarray(among, bool).copy()
+            if classes is not None:
+                chosen &= np.isin(self.labels, np.asarray(classes, dtype=np.int64))
+            candidates = int(chosen.sum())
+            if candidates == 0:
+                raise EmptyIndexError("the support index holds no support of those classes")
+            selector = self._selector(chosen)
+        k = min(k, candidates)
+        if selector is None:
+            scores, ids = self._searcher().search(queries, k)
+        else:
+            scores, ids = _search(self.index, queries, k, self._parameters(selector, everything=False))
+        short = (ids < 0).any(axis=1)  # the probed lists (or graph) held fewer than k of the candidates
+        if short.any():
+            params = self._parameters(selector, everything=True)
+            scores[short], ids[short] = _search(self.index, queries[short], k, params)
+        return ids, scores
+
+    def _selector(self, chosen: np.ndarray) -> faiss.IDSelector:
+        """The faiss selector of the rows ``chosen``: by its complement when that is the smaller set."""
+        if chosen.sum() <= len(chosen) // 2:
+            return faiss.IDSelectorBatch(np.ascontiguousarray(self.ids[chosen]))
+        left_out = faiss.IDSelectorBatch(np.ascontiguousarray(self.ids[~chosen]))
+        selector = faiss.IDSelectorNot(left_out)
+        selector.referenced = left_out  # keep it alive as long as the selector
+        return selector
+
+    def _parameters(self, selector: faiss.IDSelector | None, everything: bool) -> faiss.SearchParameters:
+        """faiss search parameters: the spec's (or, ``everything``, every list and node) and ``selector``."""
+        ivf = _ivf(self.index)
         if ivf is not None:
-            ivf.nprobe = ivf.nlist
-        if self.spec.index == "hnsw":
-            faiss.ParameterSpace().set_index_parameter(index, "efSearch", max(self.spec.ef_search, len(self)))
+            params = faiss.SearchParametersIVF(nprobe=ivf.nlist if everything else ivf.nprobe)
+        elif self.spec.index == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=max(self.spec.ef_search, len(self) if everything else 0))
+        else:
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+        params.referenced = selector
+        if self.spec.index_dim:
+            outer = faiss.SearchParametersPreTransform(index_params=params)
+            outer.referenced = params
+            return outer
+        return params
 
     def vectors(self) -> np.ndarray:
-        """Every support embedding, in insertion order (row ``i`` has label ``labels[i]``); see the module doc."""
+        """Every support embedding, in insertion order (row ``i`` has label ``labels[i]``, id ``ids[i]``); see the
+        module doc."""
         if not len(self):
             return np.empty((0, self.dim), np.float32)
         # asarray: once faiss.contrib.torch_utils is imported (PML's AccuracyCalculator does), this is a tensor.
-        return np.asarray(self.index.reconstruct_n(0, len(self)))
+        return np.asarray(self.index.reconstruct_batch(np.ascontiguousarray(self.ids)))
 
     def prototypes(self) -> tuple[np.ndarray, np.ndarray]:
         """Each class's mean support embedding, renormalised, with the class labels."""
@@ -229,7 +338,7 @@ class SupportIndex:
         copy = SupportIndex.from_bytes(self.to_bytes())
         if copy.index is not None:
             copy.index.reset()
-        copy.labels = np.empty(0, dtype=np.int64)
+        copy.labels, copy.ids, copy.next_id = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), 0
         return copy
 
     def describe(self) -> str:
@@ -266,13 +375,16 @@ class SupportIndex:
                 self._device = "cpu"
         return self._gpu if self._gpu is not None else self.index
 
-    # --- serialisation: one .npz holding faiss's own serialisation, the labels and the spec, no pickle ---
+    # --- serialisation: one .npz holding faiss's own serialisation, the labels, ids and spec, no pickle ---
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         raw = faiss.serialize_index(self.index) if self.index is not None else np.empty(0, np.uint8)
         spec = np.array(json.dumps(asdict(self.spec)))
-        np.savez(buffer, faiss_index=raw, labels=self.labels, dim=np.int64(self.dim), spec=spec)
+        np.savez(
+            buffer, faiss_index=raw, labels=self.labels, ids=self.ids, next_id=np.int64(self.next_id),
+            dim=np.int64(self.dim), spec=spec, version=np.int64(FILE_VERSION),
+        )  # fmt: skip
         return buffer.getvalue()
 
     @classmethod
@@ -281,16 +393,25 @@ class SupportIndex:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
                 dim = int(arrays["dim"])
+                if "ids" not in arrays:
+                    raise ValueError(f"{source} was written by a tripletshot before stable ids: train the run again")
                 raw, labels = arrays["faiss_index"], arrays["labels"].astype(np.int64)
-                spec = IndexSpec(**json.loads(str(arrays["spec"]))) if "spec" in arrays else IndexSpec()
+                ids, next_id = arrays["ids"].astype(np.int64), int(arrays["next_id"])
+                spec = IndexSpec(**json.loads(str(arrays["spec"])))
             index = faiss.deserialize_index(np.ascontiguousarray(raw, dtype=np.uint8)) if len(raw) else None
+        except ValueError as exc:
+            if "before stable ids" in str(exc):
+                raise
+            raise ValueError(f"{source} is damaged or not a tripletshot index ({type(exc).__name__})") from None
         except Exception as exc:
             raise ValueError(f"{source} is damaged or not a tripletshot index ({type(exc).__name__})") from None
         ntotal = 0 if index is None else index.ntotal
-        if (index is not None and index.d != dim) or ntotal != len(labels):
+        if (index is not None and index.d != dim) or not ntotal == len(labels) == len(ids):
             raise ValueError(f"{source} is inconsistent: {ntotal} vectors of dim {dim}, {len(labels)} labels")
+        if len(ids) and (np.any(np.diff(ids) <= 0) or ids[-1] >= next_id):
+            raise ValueError(f"{source} is inconsistent: its support ids are not increasing")
         result = cls(dim, spec)
-        result.index, result.labels = index, labels
+        result.index, result.labels, result.ids, result.next_id = index, labels, ids, next_id
         if index is not None:
             result._set_search_parameters(index)
         return result

@@ -5,7 +5,11 @@ The ONNX graph is :class:`~embedder.models.embedder.Embedder`'s path in one piec
 the pixel normalisation, the inference copy of the network (batch norms folded into their convolutions),
 the :class:`~embedder.models.embedder.Centering` mean and the L2 normalisation, so a server needs onnxruntime,
 faiss and numpy, not tripletshot or torch. The index file is ``faiss.write_index``'s format (a PCA, if the
-run has one, inside it), and the labels of its rows go beside it as JSON.
+run has one, inside it). Beside it, ``.labels.json`` says everything else a server needs to answer as
+``embed predict`` does (:func:`serving_rules`): which faiss id is which label and name, the method (for a
+prototype run the faiss file holds the class means, one per label), the open-set threshold and its
+false-accept rate, how a score becomes a distance, and the :func:`~embedder.data.images.load_image` steps
+that turn a user's image file into the uint8 28x28 input (the graph starts after them).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import faiss
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,6 +69,49 @@ def onnx_bytes(embedder: Embedder) -> bytes:
     return buffer.getvalue()
 
 
+EXPORT_VERSION = 2  # of .labels.json: 2 added ids, method, threshold, distance, rule and preprocessing
+PREPROCESSING = [
+    "read the file with Pillow (first frame); flatten alpha onto a background that contrasts with the ink",
+    "convert to grayscale in [0, 1] (ITU-R 601 luma)",
+    "make the ink bright on black: invert when the median of the border pixels is above 0.5",
+    "stretch to [0, 1] between the border median and the maximum; zero what is under 0.15",
+    "crop to the ink's bounding box; resize (bilinear, antialiased) so its longest side is 20 px",
+    "paste into a black 28x28 canvas with the centre of mass at pixel (14, 14)",
+    "round to uint8 (0-255): the model's input `images`, shape (N, 28, 28)",
+]
+
+
+def serving_rules(run: Run) -> tuple[faiss.Index, dict[str, Any]]:
+    """The faiss index a server searches, and the JSON that says how to answer from it as ``embed predict``."""
+    from embedder.runs.calibration import run_calibration
+
+    method = run.metadata["index"]["method"]
+    if method == "prototype":  # the run decides by class means: serve those, one id per label
+        prototypes, classes = run.index.prototypes()
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(run.index.dim))
+        index.add_with_ids(prototypes, classes)
+        ids, labels = classes, classes
+    else:
+        index, ids, labels = run.index.index, run.index.ids, run.index.labels
+    calibration = run_calibration(run)
+    rules = {
+        "format": "tripletshot-export",
+        "version": EXPORT_VERSION,
+        "method": method,
+        "ids": np.asarray(ids).tolist(),  # faiss answers ids; the label of ids[i] is labels[i]
+        "labels": np.asarray(labels).tolist(),
+        "class_names": run.metadata.get("class_names"),  # label l is class_names[l]
+        "index": run.index.describe(),  # faiss's name for it: "Flat", "PCA128,L2norm,IVF256,PQ32"...
+        "threshold": None if calibration is None else calibration.threshold,
+        "far": None if calibration is None else calibration.far,
+        "distance": "sqrt(max(0, 2 - 2 * s)), s the inner product faiss returns for the nearest id (k=1)",
+        "rule": "the label of the nearest id; 'unknown' when threshold is not null and distance >= threshold",
+        "input": {"name": "images", "dtype": "uint8", "shape": ["N", 28, 28], "ink": "bright on black"},
+        "preprocessing": PREPROCESSING,
+    }
+    return index, rules
+
+
 def export_paths(out: str | os.PathLike) -> tuple[Path, Path, Path]:
     """Where :func:`export_run` writes: ``out``, and the index and labels beside it (``model.faiss``,
     ``model.labels.json`` for ``model.onnx``)."""
@@ -79,12 +128,8 @@ def export_run(run: Run, out: str | os.PathLike, format: str = "onnx") -> tuple[
     model_path, index_path, labels_path = export_paths(out)
     if not model_path.parent.is_dir():
         raise ConfigError("out", f"{{out}}: the folder {model_path.parent} does not exist")
-    labels = {
-        "labels": run.index.labels.tolist(),  # row i of the faiss index has label labels[i]
-        "class_names": run.metadata.get("class_names"),
-        "index": run.index.describe(),  # faiss's name for it: "Flat", "PCA128,L2norm,IVF256,PQ32"...
-    }
+    index, rules = serving_rules(run)
     write_bytes_atomic(model_path, onnx_bytes(run.embedder))
-    write_bytes_atomic(index_path, faiss.serialize_index(run.index.index).tobytes())
-    write_bytes_atomic(labels_path, json.dumps(labels, indent=1).encode())
+    write_bytes_atomic(index_path, faiss.serialize_index(index).tobytes())
+    write_bytes_atomic(labels_path, json.dumps(rules, indent=1).encode())
     return model_path, index_path, labels_path

@@ -23,7 +23,7 @@ from embedder.fewshot.classifiers import FewShotClassifier, make_classifier
 from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Centering, Embedder
 from embedder.models.network import EmbeddingNet
-from embedder.runs.store import MANIFEST_FILE, RunDir, StaleManifest, tensors_to_bytes
+from embedder.runs.store import MANIFEST_FILE, RunDir, StaleManifest, state_to_bytes
 
 RUN_FILES = ("model", "centering", "index")  # committed together when a training completes
 
@@ -36,8 +36,8 @@ def read_metadata(run_dir: str | os.PathLike) -> dict[str, Any]:
 def run_files(embedder: Embedder, index: SupportIndex) -> dict[str, bytes]:
     """The bytes of the files that make a run, by role, for :meth:`RunDir.commit`."""
     return {
-        "model": tensors_to_bytes(embedder.model.state_dict()),
-        "centering": tensors_to_bytes({"mean": embedder.centering.mean.cpu()}),
+        "model": state_to_bytes(embedder.model.state_dict()),
+        "centering": state_to_bytes({"mean": embedder.centering.mean.cpu()}),
         "index": index.to_bytes(),
     }
 

@@ -2,13 +2,20 @@
 
 A run directory holds files named by their content, and ``run.json``, the manifest that commits them:
 
-run.json               the manifest: format version, the run's metadata, each file's name, size and sha256
-model-<sha>.pt         the embedder's weights (a state dict, read with ``weights_only=True``)
-centering-<sha>.pt     the feature centring fitted after training (its mean vector)
-index-<sha>.npz        the faiss support index and its labels (read with ``allow_pickle=False``)
-checkpoint-<sha>.pt    model, optimizer, RNG states, epoch and step, options: what ``--resume`` needs
-adder-<sha>.pt         the linear adder, once trained
-.lock                  held (``flock``) by the one process writing the run; the kernel frees it when that dies
+run.json                     the manifest: format version, the run's metadata, each file's name, size and sha256
+model-<sha>.safetensors      the embedder's weights (a state dict): safetensors, no unpickler at all
+centering-<sha>.safetensors  the feature centring fitted after training (its mean vector)
+index-<sha>.npz              the faiss support index, its labels and support ids (``allow_pickle=False``)
+checkpoint-<sha>.pt          model, optimizer, RNG states, epoch and step, options: what ``--resume`` needs
+adder-<sha>.pt               the linear adder, once trained; it belongs to the model beside it
+.lock                        held (``flock``) by the one process writing the run; the kernel frees it when it dies
+
+What is unpickled: nothing a run needs to predict. The weights and the centring are safetensors (a JSON
+header and raw tensor bytes). The checkpoint (nested optimizer and scheduler state, RNG states, options)
+and the adder (its weights and a report of plain values) are ``torch.save`` files read with
+``torch.load(weights_only=True)``: PyTorch's restricted unpickler, which rebuilds tensors, dicts, lists,
+tuples, strings and numbers and refuses any other global (a pickle that would run code fails to load).
+Only ``embed train --resume`` reads the checkpoint; only ``adder`` reads the adder.
 
 A save writes its new files first, each atomically (temp file in the folder, fsync, ``os.replace``), then
 replaces ``run.json`` atomically, then deletes the files it no longer names. Because a new file never
@@ -39,9 +46,18 @@ from embedder.version import __version__
 MANIFEST_FILE = "run.json"
 LOCK_FILE = ".lock"
 FORMAT = "tripletshot-run"
-FORMAT_VERSION = 3  # 3: centring is its own file (it was a buffer inside the model's weights)
-SUFFIXES = {"model": ".pt", "centering": ".pt", "index": ".npz", "checkpoint": ".pt", "adder": ".pt"}
-_OURS = re.compile(r"^(model|centering|index|checkpoint|adder)-[0-9a-f]{16}\.(pt|npz)$")
+FORMAT_VERSION = 4  # 4: weights and centring in safetensors, support ids in the index; 3: centring its own file
+CHANGES = {3: "before the weights moved to safetensors and the index kept support ids"}  # why an old one is refused
+SUFFIXES = {
+    "model": ".safetensors",
+    "centering": ".safetensors",
+    "index": ".npz",
+    "checkpoint": ".pt",
+    "adder": ".pt",
+}
+SAFETENSORS = ("model", "centering")  # roles read without any unpickler
+BELONGS_TO_MODEL = ("adder",)  # dropped when a commit brings a model: a training over the run replaced it
+_OURS = re.compile(r"^(model|centering|index|checkpoint|adder)-[0-9a-f]{16}\.(pt|npz|safetensors)$")
 _TEMP = re.compile(r"^\..+\.tmp$")  # write_bytes_atomic's temp files, left behind only by a killed process
 
 
@@ -60,6 +76,23 @@ def tensors_from_bytes(data: bytes, source: str, device: torch.device | str = "c
     try:
         return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     except Exception as exc:  # weights_only refuses pickled code with an UnpicklingError
+        raise RunError(f"{source} is damaged or not a tripletshot file ({type(exc).__name__})") from None
+
+
+def state_to_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """A flat dict of tensors (a state dict) as safetensors bytes."""
+    from safetensors.torch import save
+
+    return save({name: tensor.detach().cpu().contiguous() for name, tensor in state.items()})
+
+
+def state_from_bytes(data: bytes, source: str) -> dict[str, torch.Tensor]:
+    """Read :func:`state_to_bytes` output: no unpickler is involved."""
+    from safetensors.torch import load
+
+    try:
+        return load(data)
+    except Exception as exc:  # safetensors raises its own SafetensorError on anything that is not one
         raise RunError(f"{source} is damaged or not a tripletshot file ({type(exc).__name__})") from None
 
 
@@ -127,8 +160,9 @@ class RunDir:
                     f"{self.manifest_path} is format version {version}, written by a newer tripletshot "
                     f"(this one, {__version__}, reads version {FORMAT_VERSION}): upgrade tripletshot"
                 )
+            why = f" ({CHANGES[version]})" if version in CHANGES else ""
             raise RunError(
-                f"{self.manifest_path} is format version {version!r}; this tripletshot reads version "
+                f"{self.manifest_path} is format version {version!r}{why}; this tripletshot reads version "
                 f"{FORMAT_VERSION}: train the run again"
             )
         files = manifest.get("files")
@@ -182,8 +216,10 @@ class RunDir:
         return data
 
     def read_tensors(self, role: str, manifest: dict[str, Any] | None = None) -> Any:
+        """The tensors of ``role``'s file: safetensors for the weights and centring, else ``weights_only``."""
         manifest = manifest or self.manifest()
-        return tensors_from_bytes(self.read(role, manifest), source=str(self.file_path(role, manifest)))
+        data, source = self.read(role, manifest), str(self.file_path(role, manifest))
+        return state_from_bytes(data, source) if role in SAFETENSORS else tensors_from_bytes(data, source)
 
     # --- writing ---
 
@@ -224,7 +260,8 @@ class RunDir:
     def commit(self, files: dict[str, bytes], run: dict[str, Any] | None = None, fresh: bool = False) -> None:
         """Write ``files`` (role -> bytes) and, if given, the run metadata, as one atomic step.
 
-        Roles not in ``files`` keep their current file; ``fresh`` starts from an empty manifest.
+        Roles not in ``files`` keep their current file, except that a ``model`` (a training's result) drops the
+        files that belonged to the old one (:data:`BELONGS_TO_MODEL`); ``fresh`` starts from an empty manifest.
         """
         with self.lock():
             manifest = (
@@ -232,6 +269,10 @@ class RunDir:
                 if fresh or not self.exists()
                 else self.manifest()
             )
+            if "model" in files:  # a training's result: what the old run's model had beside it goes with it
+                for role in BELONGS_TO_MODEL:
+                    if role not in files:
+                        manifest["files"].pop(role, None)  # collected below, with the old model
             for role, data in files.items():
                 digest = sha256(data)
                 name = f"{role}-{digest[:16]}{SUFFIXES[role]}"

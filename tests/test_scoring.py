@@ -1,0 +1,171 @@
+"""One scoring path: the open-set threshold is fitted on the distances ``embed predict`` computes.
+
+For every index type, with and without a PCA (``index_dim``), the threshold calibrated for a false-accept
+rate ``far`` must hold on images the calibration never saw, measured through prediction itself: a class is
+forgotten (removed from the index, as ``embed forget`` does) and its test images are predicted; each one
+answered with a class is a false accept.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from embedder.config import PredictConfig, TrainConfig
+from embedder.data.sampling import split_validation
+from embedder.fewshot.openset import evaluate_open_set, genuine_and_impostor
+from embedder.index.support_index import SupportIndex
+from embedder.runs.calibration import calibrate_index
+from embedder.runs.prediction import predict
+from embedder.runs.run import Run
+from embedder.runs.store import RunDir
+from embedder.training.trainer import build_support_index, train
+
+FAR = 0.2
+# A two-sided 99.9% normal interval for the difference of two binomial shares: the calibration's (m impostors,
+# the threshold is their far-quantile) and the one measured here (n impostors). Ten configurations share it.
+Z = 3.29
+KINDS = [(kind, dim) for kind in ("flat", "ivf", "hnsw", "ivfpq", "sq8") for dim in (None, 8)]
+TRAIN = dict(dataset="digits", classes=[0, 1, 2, 3, 4], epochs=15, m_per_class=32, device="cpu")
+OPTIONS = dict(embedding_dim=64, val_fraction=0.3, far=FAR)  # 64-d cut to 8: a PCA that matters
+
+
+def tolerance(far: float, calibrated: int, measured: int) -> float:
+    return Z * math.sqrt(far * (1 - far) * (1 / calibrated + 1 / measured))
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, digits):
+    run_dir = tmp_path_factory.mktemp("scoring") / "run"
+    train(TrainConfig(run_dir=str(run_dir), **TRAIN, **OPTIONS), progress=False, log=lambda _: None, dataset=digits)
+    return run_dir
+
+
+def run_with_index(base_run, tmp_path, digits, kind: str, dim: int | None) -> tuple[RunDir, TrainConfig, int]:
+    """A copy of the base run whose index is of ``kind``, calibrated as a training does."""
+    run_dir = tmp_path / f"{kind}-{dim}"
+    shutil.copytree(base_run, run_dir)
+    loaded = Run.load(run_dir)
+    config = TrainConfig(run_dir=str(run_dir), **TRAIN, **OPTIONS, index=kind, index_dim=dim)
+    train_rows, val_rows = split_validation(digits.train_labels, config.classes, config.val_fraction, config.seed)
+    images = digits.train_images[train_rows]
+    index, rows = build_support_index(loaded.embedder, digits, config, images, val_rows)
+    calibration = calibrate_index(loaded.embedder, index, digits, config, rows, log=lambda _: None)
+    metadata = {**loaded.metadata, "open_set": calibration.as_dict()}
+    metadata["index"] = {**metadata["index"], "support_rows": rows.tolist(), "faiss": index.describe()}
+    store = RunDir(run_dir)
+    store.commit({"index": index.to_bytes()}, run=metadata)
+    return store, config, calibration.impostors
+
+
+def accepted_once_forgotten(store: RunDir, label: int, images) -> int:
+    """How many of ``images`` ``predict`` answers with a class once ``label`` is forgotten from the run."""
+    loaded = Run.load(store.path)
+    assert loaded.index.remove(label) > 0
+    answers = predict(loaded, images, [str(i) for i in range(len(images))], PredictConfig(), log=lambda _: None)
+    return sum(a.known for a in answers)
+
+
+def calibration_images(digits, config: TrainConfig, store: RunDir):
+    """The held-out images the threshold was fitted on (the validation split less the supports)."""
+    _, val_rows = split_validation(digits.train_labels, config.classes, config.val_fraction, config.seed)
+    held_out = val_rows[~np.isin(val_rows, store.metadata()["index"]["support_rows"])]
+    return digits.train_images[held_out], digits.train_labels[held_out]
+
+
+@pytest.mark.parametrize(("kind", "dim"), KINDS, ids=[f"{k}-{d or 'full'}" for k, d in KINDS])
+def test_the_false_accept_rate_through_predict_is_the_calibrated_one(base_run, tmp_path, digits, kind, dim):
+    store, config, calibrated = run_with_index(base_run, tmp_path, digits, kind, dim)
+    calibration = store.metadata()["open_set"]
+    images, labels = calibration_images(digits, config, store)
+    accepted = impostors = replayed = 0
+    for label in config.classes:  # each trained class forgotten in turn: its test images are impostors
+        queries = digits.test_images[digits.test_labels == label]
+        accepted += accepted_once_forgotten(store, label, queries)
+        impostors += len(queries)
+        replayed += accepted_once_forgotten(store, label, images[labels == label])
+    # The calibration's own impostors, replayed through predict: the same distances, so the same share
+    # (hnsw: a graph searched without a class is not quite one built without it).
+    exact = 0 if kind != "hnsw" else 2 / calibrated
+    assert abs(replayed / calibrated - calibration["measured_far"]) <= exact + 1e-9
+    measured = accepted / impostors  # fresh impostors: the calibrated rate, within sampling error
+    assert impostors > 150 and calibrated > 150
+    assert abs(measured - FAR) <= tolerance(FAR, calibrated, impostors), (
+        measured,
+        tolerance(FAR, calibrated, impostors),
+    )
+
+
+@pytest.mark.parametrize(("kind", "dim"), [("flat", 8), ("ivfpq", None), ("hnsw", 8)])
+def test_calibration_and_the_open_set_evaluation_score_as_prediction_does(base_run, tmp_path, digits, kind, dim):
+    """The impostor distance of a query is the distance ``predict`` gives it once its class is forgotten."""
+    store, config, _ = run_with_index(base_run, tmp_path, digits, kind, dim)
+    loaded = Run.load(store.path)
+    seen = np.isin(digits.test_labels.numpy(), config.classes)
+    embeddings, labels = loaded.embedder.embed(digits.test_images[seen]), digits.test_labels.numpy()[seen]
+    genuine, impostor = genuine_and_impostor(loaded.classifier(), embeddings, labels)
+    open_set = evaluate_open_set(loaded.index, "nn", embeddings, labels, config.classes, threshold=1.0)
+    for label in config.classes:
+        forgotten = Run.load(store.path)
+        forgotten.index.remove(label)
+        _, distance = forgotten.classifier().predict_embeddings(embeddings[labels == label])
+        np.testing.assert_allclose(impostor[labels[np.isin(labels, config.classes)] == label], distance, atol=1e-5)
+        row = next(r for r in open_set["per_class"] if r["class"] == label)
+        assert row["unknown_rejected"] == pytest.approx(float((distance >= 1.0).mean()))
+    assert (genuine < impostor).mean() > 0.8  # a trained network: its own class is nearer, mostly
+
+
+def test_a_restricted_search_is_a_search_of_the_index_without_the_others():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(400, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = np.arange(400) % 8
+    for kind in ("flat", "ivf", "sq8"):
+        from embedder.config import IndexSpec
+
+        index = SupportIndex(16, IndexSpec(index=kind, nlist=4, nprobe=4))
+        index.add(vectors, labels)
+        smaller = SupportIndex.from_bytes(index.to_bytes())
+        smaller.remove(3)
+        queries = vectors[:50]
+        expected = smaller.search(queries, 3)
+        found = index.search(queries, 3, classes=[c for c in range(8) if c != 3])
+        np.testing.assert_array_equal(found[0], expected[0])
+        np.testing.assert_allclose(found[1], expected[1], atol=1e-6)
+
+
+def test_a_distance_at_the_threshold_is_unknown_everywhere(base_run, digits, monkeypatch):
+    """Known means strictly below the threshold: in predict, in calibration, and in the report's figure."""
+    from embedder.evaluation import figures, report
+    from embedder.evaluation.figures import Classes
+    from embedder.fewshot.openset import calibrate
+
+    loaded = Run.load(base_run)
+    images = digits.test_images[:10]
+    _, distances = loaded.classifier().predict_embeddings(loaded.embedder.embed(images))
+    at = float(distances[0])
+    answers = predict(loaded, images, list("abcdefghij"), PredictConfig(threshold=at), log=lambda _: None)
+    assert not answers[0].known and answers[0].name == "unknown"
+    assert all(a.known == (a.distance < at) for a in answers)
+
+    impostor = np.array([0.2, 0.4, 0.4, 0.6, 0.8])
+    calibration = calibrate(np.array([0.1, 0.3]), impostor, far=0.2)
+    assert calibration.threshold == 0.4 and calibration.measured_far == 0.2  # 0.2 only: the 0.4s are not below
+
+    seen: dict[str, float] = {}
+
+    def capture(genuine, impostor, query_seen, threshold, classes):
+        seen["accepted"] = float(np.mean(impostor <= threshold))  # the figure's own rule
+        seen["expected"] = float(np.mean(impostor < float(loaded.metadata["open_set"]["threshold"])))
+        return b""
+
+    monkeypatch.setattr(figures, "open_set", capture)
+    embeddings, truth = loaded.embedder.embed(digits.test_images), digits.test_labels.numpy()
+    _, impostors = genuine_and_impostor(loaded.classifier(), embeddings, truth)
+    threshold = float(np.sort(impostors)[len(impostors) // 5])  # exactly one impostor's distance
+    loaded.metadata["open_set"]["threshold"] = threshold
+    report._open_set(loaded, embeddings, truth, threshold, Classes(digits.classes, [], loaded.trained_classes))
+    assert seen["accepted"] == seen["expected"] == float(np.mean(impostors < threshold))
