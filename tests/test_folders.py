@@ -92,7 +92,8 @@ def test_folder_dataset_names_classes_by_path_and_skips_bad_files_with_a_warning
         load_dataset(f"folder:{tmp_path / 'images'}", tmp_path / "data", strict=True)
 
 
-def test_the_decoded_images_are_cached_by_path_size_and_mtime(tmp_path):
+def test_the_decoded_images_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRIPLETSHOT_CACHE")  # a user's default: beside the data (here a private data root)
     user_tree(tmp_path / "images", per_class=3)
     name, data_root = f"folder:{tmp_path / 'images'}", tmp_path / "data"
     first = load_dataset(name, data_root)
@@ -111,6 +112,18 @@ def test_the_decoded_images_are_cached_by_path_size_and_mtime(tmp_path):
         and "skipped 3 of 11" in renewed.warnings[0]
         and "0.png" in renewed.warnings[0]
     )
+
+
+def test_the_cache_is_under_the_data_root_unless_tripletshot_cache_names_another(tmp_path, monkeypatch):
+    """A user's cache sits beside the data; the suite's (conftest sets $TRIPLETSHOT_CACHE) never does."""
+    user_tree(tmp_path / "images", per_class=3)
+    name, data_root = f"folder:{tmp_path / 'images'}", tmp_path / "data"
+    monkeypatch.setenv("TRIPLETSHOT_CACHE", str(tmp_path / "elsewhere"))
+    load_dataset(name, data_root)
+    assert not data_root.exists() and len(list((tmp_path / "elsewhere" / "folders").glob("*.npz"))) == 1
+    monkeypatch.delenv("TRIPLETSHOT_CACHE")
+    load_dataset(name, data_root)
+    assert len(list((data_root / "cache" / "folders").glob("*.npz"))) == 1
 
 
 def test_train_and_test_folders_give_the_split(tmp_path):

@@ -37,7 +37,7 @@ from embedder.runs.run import run_files
 from embedder.runs.store import RunDir, prepare_run_dir, tensors_to_bytes
 from embedder.training import distributed
 from embedder.training.augment import AugmentConfig, augment_batch
-from embedder.training.checkpoint import EpochProgress, TrainingState, config_from_checkpoint
+from embedder.training.checkpoint import EpochProgress, TrainingState, config_from_checkpoint, finished_epoch
 from embedder.training.devices import resolve_device
 from embedder.training.interrupt import Interrupted, StopRequest
 from embedder.utils.progress import duration, progress_bar, progress_line
@@ -262,9 +262,15 @@ def resume(
     store = RunDir(run_dir)
     if not store.exists() or not store.has("checkpoint"):
         raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
-    # Locked before reading: no other process may write it meanwhile (rank 0's lock stands for every rank).
+    manifest = store.manifest()
+    checkpoint = store.read_tensors("checkpoint", manifest)  # on the CPU; load_state_dict moves it
+    finished = finished_epoch(checkpoint, manifest.get("run"))
+    if finished is not None:  # resuming would rebuild the index and drop enrolments and a recalibration
+        raise RunError(f"this run ({run_dir}) finished at epoch {finished}; nothing to resume")
+    # Locked before the checkpoint counts: no other process may write it meanwhile (rank 0's lock stands for all).
     with store.lock() if distributed.launched_as_main() else contextlib.nullcontext():
-        checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
+        if store.manifest()["files"]["checkpoint"] != manifest["files"]["checkpoint"]:  # written meanwhile
+            checkpoint = store.read_tensors("checkpoint")
         config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
         config, dataset = _dataset_for(config, dataset, log)
         with distributed.session(resolve_device(config.device)) as (world, device):
