@@ -3,7 +3,6 @@ enrolling nothing is an error, a bad image among good ones fails alone, and the 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
