@@ -300,6 +300,12 @@ def _dataset_for(
     return config, dataset
 
 
+def pixel_statistics(images: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of uint8 ``images`` as shares of 255: the network's input normalisation."""
+    pixels = images.float() / 255.0
+    return float(pixels.mean()), float(pixels.std())
+
+
 def _resume_hint(run_dir: Path) -> str:
     return f"checkpointed in {run_dir}; continue with `embed train --resume --run-dir {run_dir}`"
 
@@ -323,11 +329,10 @@ class _Training:
         self.progress, self.fresh = progress and self.world.is_main, fresh
         self.log = log if self.world.is_main else lambda _: None
         torch.manual_seed(config.seed)
-        pixels = dataset.train_images.float() / 255.0
-        self.normalization = (float(pixels.mean()), float(pixels.std()))
         train_rows, self.val_rows = split_validation(
             dataset.train_labels, config.classes, config.val_fraction, config.seed
         )
+        self.normalization = pixel_statistics(dataset.train_images[train_rows])  # what it trains on, nothing unseen
         val_rows = self.val_rows
         everything = (dataset.train_images, dataset.train_labels)
         self.images, self.labels = (t[train_rows].to(device) for t in everything)
@@ -371,6 +376,11 @@ class _Training:
             raise RunError(f"the checkpoint in {self.store.path} does not fit this training: {first}") from None
         if warning:
             self.log(warning)
+        # A checkpoint from before normalisation was kept (0.3) trained with all the train split's pixels.
+        stored = checkpoint.get("normalization")
+        self.normalization = (
+            (float(stored[0]), float(stored[1])) if stored is not None else pixel_statistics(self.dataset.train_images)
+        )
         self._restore_augmentation(checkpoint.get("augment_generators"))
         self.log(
             f"resuming {self.store.path} at epoch {self.state.epoch + 1} of {self.epochs}, "
@@ -393,6 +403,7 @@ class _Training:
     def save_checkpoint(self) -> None:
         self.state.seconds = time.perf_counter() - self.started
         snapshot = self.state.snapshot(self.config)
+        snapshot["normalization"] = list(self.normalization)
         if self.world.distributed:  # a collective: every rank takes part, rank 0 writes
             snapshot["augment_generators"] = self.world.gather_states(self.augment_generator)
         if self.world.is_main:
