@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,6 +165,8 @@ def test_training_on_a_folder_from_the_cli(tmp_path):
     ]  # fmt: skip
     trained = subprocess.run(train, capture_output=True, text=True, env=env)
     assert trained.returncode == 0, trained.stderr
+    # Its decoded images went to the suite's own cache (conftest's $TRIPLETSHOT_CACHE), not beside the data.
+    assert not (tmp_path / "data").exists() and list(Path(os.environ["TRIPLETSHOT_CACHE"]).glob("folders/*.npz"))
     assert "skipped 2 of 18 images" in trained.stderr
     assert "1 class(es) with under 2 training images are indexed, not trained on: lonely" in trained.stderr
     assert "classes Greek/alpha,Greek/beta,cats," in trained.stdout
