@@ -100,3 +100,16 @@ def test_pixel_normalisation_is_measured_on_the_training_images_alone(tmp_path, 
     assert stored["mean"] == pytest.approx(float(trained_on.mean()), rel=1e-5)
     assert stored["std"] == pytest.approx(float(trained_on.std()), rel=1e-5)
     assert abs(stored["mean"] - float(everything.mean())) > 1e-3  # 0s and 1s are not the average digit
+
+
+def test_a_training_killed_after_its_last_epoch_but_before_saving_the_run_still_resumes():
+    """Only the run this very checkpoint committed counts as finished: not an older run it was replacing."""
+    from embedder.training.checkpoint import finished_epoch
+
+    curve = [{"epoch": 1, "train_loss": 0.5, "val_loss": float("nan"), "seconds": 1.0}]
+    checkpoint = {"epoch": 1, "step": 0, "curve": curve}
+    assert finished_epoch(checkpoint, {"curve": [dict(row) for row in curve]}) == 1  # NaN compares as itself
+    assert finished_epoch(checkpoint, None) is None  # killed before the run was committed
+    older = [{**curve[0], "seconds": 7.5}]
+    assert finished_epoch(checkpoint, {"curve": older}) is None  # a previous training's run, being replaced
+    assert finished_epoch({**checkpoint, "step": 3}, {"curve": curve}) is None  # mid-epoch

@@ -99,18 +99,34 @@ def _host_group() -> Any:
     return _HOST_GROUPS[key]
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """All-reduce (sum) whose backward pass is the all-reduce of the gradient: a batch statistic that depends on
+    every rank's values sends each rank the gradient of the whole batch's loss with respect to it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        total = x.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+
 class _Synchronised:
     """The training-mode forward of a batch norm over every rank's part of the batch, as one process would
     compute it over the whole batch: the mean and (biased) variance of all the ranks' values, in two
-    all-reduces that carry the gradient back (``torch.distributed.nn``); the running statistics are updated
+    all-reduces that carry the gradient back (:class:`_SumOverRanks`); the running statistics are updated
     with the whole batch's mean and unbiased variance, as ``nn.BatchNorm`` does. Outside training, or with
     no process group, it is the plain batch norm."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)  # type: ignore[misc]
-        from torch.distributed.nn.functional import all_reduce
-
+        all_reduce = _SumOverRanks.apply
         dims = [d for d in range(x.dim()) if d != 1]
         count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
         sums = all_reduce(torch.cat([x.sum(dims), count]))

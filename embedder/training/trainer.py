@@ -376,7 +376,7 @@ class _Training:
             raise RunError(f"the checkpoint in {self.store.path} does not fit this training: {first}") from None
         if warning:
             self.log(warning)
-        # A checkpoint from before normalisation was kept (0.3) trained with all the train split's pixels.
+        # A checkpoint written before it held the normalisation trained with the whole train split's pixels.
         stored = checkpoint.get("normalization")
         self.normalization = (
             (float(stored[0]), float(stored[1])) if stored is not None else pixel_statistics(self.dataset.train_images)
