@@ -264,6 +264,7 @@ def resume(
         raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
     manifest = store.manifest()
     checkpoint = store.read_tensors("checkpoint", manifest)  # on the CPU; load_state_dict moves it
+    config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)  # a bad option first
     finished = finished_epoch(checkpoint, manifest.get("run"))
     if finished is not None:  # resuming would rebuild the index and drop enrolments and a recalibration
         raise RunError(f"this run ({run_dir}) finished at epoch {finished}; nothing to resume")
@@ -271,7 +272,7 @@ def resume(
     with store.lock() if distributed.launched_as_main() else contextlib.nullcontext():
         if store.manifest()["files"]["checkpoint"] != manifest["files"]["checkpoint"]:  # written meanwhile
             checkpoint = store.read_tensors("checkpoint")
-        config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
+            config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
         config, dataset = _dataset_for(config, dataset, log)
         with distributed.session(resolve_device(config.device)) as (world, device):
             training = _Training(config, store, device, dataset, progress, log, False, world)
