@@ -62,6 +62,25 @@ def run_dir_option(help: str = "The run folder.") -> Decorator:
 DEVICE_HELP = "auto (CUDA if available), cpu, cuda or cuda:N."
 device_option = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+
+
+def json_text(value: Any) -> str:
+    """``value`` as strict JSON, indented: a NaN or an infinity (no JSON number) is ``null``."""
+    import json
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), indent=2, allow_nan=False)
+
+
 quiet_option = click.option(
     "--quiet", "-q", is_flag=True, help="No progress and no notes on stderr: only the result, and errors."
 )

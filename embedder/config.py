@@ -56,11 +56,14 @@ class TrainConfig:
     seed: int = _option(0, "Seed of the weights, batches, augmentation and support draws.")
     shots: int | None = _option(
         None,
-        "Index N random train-split images of each class [default: k-means centroids of all of them, see --centroids].",
+        "Index N random train-split images of each class (1: one-shot) [default: k-means centroids of all of each "
+        "class's labelled train images, unseen classes included, see --centroids].",
         type=int,
     )
     centroids: int = _option(
-        DEFAULT_CENTROIDS, "Centroids per class in the default index (k-means of the class's train-split embeddings)."
+        DEFAULT_CENTROIDS,
+        "Centroids per class in the default index: k-means of the embeddings of all the class's labelled train-split "
+        "images (held-out ones aside), for unseen classes too.",
     )
     method: str = _option("nn", "Nearest support (nn), or nearest class mean (prototype).", choices=METHODS)
     device: str = _option("auto", "auto (CUDA if available), cpu, cuda or cuda:N.")

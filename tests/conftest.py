@@ -19,6 +19,18 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 DIGITS_TRAIN = dict(dataset="digits", classes=[0, 1, 2, 3, 4], epochs=15, m_per_class=32, device="cpu")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never write into a data root: decoded folders are cached in a temporary folder ($TRIPLETSHOT_CACHE,
+    inherited by the CLI processes tests start; test_folders.py checks that one did not write beside its data)."""
+    previous = os.environ.get("TRIPLETSHOT_CACHE")
+    os.environ["TRIPLETSHOT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    os.environ.pop("TRIPLETSHOT_CACHE")
+    if previous is not None:
+        os.environ["TRIPLETSHOT_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def digits() -> Dataset:
     return load_dataset("digits")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -148,25 +149,45 @@ def test_mnist_dry_run_through_the_cli_and_eval_remembers_the_data(tmp_path, mni
     assert not (tmp_path / "nowhere").exists()  # and a failed download leaves no empty folders
 
 
-def test_resume_refuses_options_that_conflict_with_the_checkpoint(tmp_path, digits_run):
+@pytest.fixture()
+def interrupted(tmp_path, digits) -> Path:
+    """A training of 2 epochs on digits 0-4 stopped by a real SIGINT in its second epoch (checkpointed)."""
+    from embedder.config import TrainConfig
+    from embedder.training.interrupt import Interrupted
+    from embedder.training.trainer import train
+
+    def ctrl_c_after_epoch_1(epoch, model):
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
     run_dir = tmp_path / "run"
-    shutil.copytree(digits_run, run_dir)
-    resumed = CliRunner().invoke(embed, ["train", "--resume", "--run-dir", str(run_dir), "--epochs", "50"])
+    config = TrainConfig(dataset="digits", classes=[0, 1, 2, 3, 4], epochs=2, m_per_class=32, device="cpu",
+                         run_dir=str(run_dir))  # fmt: skip
+    with pytest.raises(Interrupted):
+        train(config, progress=False, log=lambda _: None, dataset=digits, on_epoch_end=ctrl_c_after_epoch_1)
+    return run_dir
+
+
+def test_resume_refuses_options_that_conflict_with_the_checkpoint(interrupted):
+    resumed = CliRunner().invoke(embed, ["train", "--resume", "--run-dir", str(interrupted), "--epochs", "50"])
     assert resumed.exit_code == 2
     assert resumed.stderr.strip() == (
-        "Error: --epochs 50 conflicts with the checkpoint's 15: a resumed training keeps its options "
+        "Error: --epochs 50 conflicts with the checkpoint's 2: a resumed training keeps its options "
         "(start a new run to change them)"
     )
 
 
-def test_resume_takes_its_options_from_the_checkpoint(tmp_path):
-    run_dir = tmp_path / "run"
+def test_resume_takes_its_options_from_the_checkpoint(tmp_path, interrupted):
     runner = CliRunner()
-    first = runner.invoke(embed, [*TRAIN, "--epochs", "2", "--run-dir", str(run_dir)])  # the last --epochs wins
-    assert first.exit_code == 0, first.output
-    resumed = runner.invoke(embed, ["train", "--resume", "--run-dir", str(run_dir), "--device", "cpu"])
+    resumed = runner.invoke(embed, ["train", "--resume", "--run-dir", str(interrupted), "--device", "cpu"])
     assert resumed.exit_code == 0, resumed.output
-    meta = read_metadata(run_dir)
+    assert "resuming" in resumed.stderr and "at epoch 2 of 2" in resumed.stderr
+    meta = read_metadata(interrupted)
     assert meta["dataset"] == "digits" and meta["classes"] == [0, 1, 2, 3, 4] and len(meta["curve"]) == 2
+    again = runner.invoke(embed, ["train", "--resume", "--run-dir", str(interrupted), "--device", "cpu"])
+    assert (
+        again.exit_code == 1
+        and again.stderr == f"Error: this run ({interrupted}) finished at epoch 2; nothing to resume\n"
+    )
     nothing = runner.invoke(embed, ["train", "--resume", "--run-dir", str(tmp_path / "empty"), "--device", "cpu"])
     assert nothing.exit_code == 1 and "nothing to resume" in nothing.output

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,7 +93,8 @@ def test_folder_dataset_names_classes_by_path_and_skips_bad_files_with_a_warning
         load_dataset(f"folder:{tmp_path / 'images'}", tmp_path / "data", strict=True)
 
 
-def test_the_decoded_images_are_cached_by_path_size_and_mtime(tmp_path):
+def test_the_decoded_images_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRIPLETSHOT_CACHE")  # a user's default: beside the data (here a private data root)
     user_tree(tmp_path / "images", per_class=3)
     name, data_root = f"folder:{tmp_path / 'images'}", tmp_path / "data"
     first = load_dataset(name, data_root)
@@ -111,6 +113,18 @@ def test_the_decoded_images_are_cached_by_path_size_and_mtime(tmp_path):
         and "skipped 3 of 11" in renewed.warnings[0]
         and "0.png" in renewed.warnings[0]
     )
+
+
+def test_the_cache_is_under_the_data_root_unless_tripletshot_cache_names_another(tmp_path, monkeypatch):
+    """A user's cache sits beside the data; the suite's (conftest sets $TRIPLETSHOT_CACHE) never does."""
+    user_tree(tmp_path / "images", per_class=3)
+    name, data_root = f"folder:{tmp_path / 'images'}", tmp_path / "data"
+    monkeypatch.setenv("TRIPLETSHOT_CACHE", str(tmp_path / "elsewhere"))
+    load_dataset(name, data_root)
+    assert not data_root.exists() and len(list((tmp_path / "elsewhere" / "folders").glob("*.npz"))) == 1
+    monkeypatch.delenv("TRIPLETSHOT_CACHE")
+    load_dataset(name, data_root)
+    assert len(list((data_root / "cache" / "folders").glob("*.npz"))) == 1
 
 
 def test_train_and_test_folders_give_the_split(tmp_path):
@@ -151,6 +165,8 @@ def test_training_on_a_folder_from_the_cli(tmp_path):
     ]  # fmt: skip
     trained = subprocess.run(train, capture_output=True, text=True, env=env)
     assert trained.returncode == 0, trained.stderr
+    # Its decoded images went to the suite's own cache (conftest's $TRIPLETSHOT_CACHE), not beside the data.
+    assert not (tmp_path / "data").exists() and list(Path(os.environ["TRIPLETSHOT_CACHE"]).glob("folders/*.npz"))
     assert "skipped 2 of 18 images" in trained.stderr
     assert "1 class(es) with under 2 training images are indexed, not trained on: lonely" in trained.stderr
     assert "classes Greek/alpha,Greek/beta,cats," in trained.stdout

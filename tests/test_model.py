@@ -28,12 +28,26 @@ def test_centering_is_an_explicit_transform_fitted_on_features():
     torch.testing.assert_close(reloaded(features), torch.from_numpy(centred), atol=1e-5, rtol=1e-4)
 
 
-def test_shared_weights_embed_the_same_image_the_same_way():
-    model = EmbeddingNet(embedding_dim=256).eval()
-    x = torch.randn(1, 1, 28, 28)
-    with torch.inference_mode():
-        batch = model(torch.cat([x, torch.randn(3, 1, 28, 28), x]))
-    torch.testing.assert_close(batch[0], batch[-1])
+def test_an_image_embeds_the_same_alone_and_among_hundreds_of_others():
+    """Embedding is per image: batch norm uses its running statistics (not the batch's), and the folded copy that
+    ``embed`` uses from 512 images on gives what the plain model gives one image. Training mode would fail this."""
+    torch.manual_seed(0)
+    model = EmbeddingNet(embedding_dim=256)
+    with torch.no_grad():  # running statistics that are not the identity, as after training
+        model.train()(torch.randn(256, 1, 28, 28) * 0.5 + 0.2)
+    embedder = Embedder(model.eval(), mean=0.13, std=0.3)
+    images = (torch.rand(600, 28, 28) * 255).to(torch.uint8)
+    alone = embedder.embed(images[:1])
+    among = embedder.embed(images)  # 600: the batch-norm-folded inference copy
+    torch.testing.assert_close(torch.from_numpy(among[:1]), torch.from_numpy(alone), atol=1e-5, rtol=1e-4)
+    model.train()
+    with torch.no_grad():
+        in_training = model(embedder_input(images[:4]))
+    assert not torch.allclose(in_training[:1], model(embedder_input(images[:1]).repeat(2, 1, 1, 1))[:1], atol=1e-3)
+
+
+def embedder_input(images: torch.Tensor) -> torch.Tensor:
+    return ((images.float() / 255 - 0.13) / 0.3).unsqueeze(1)
 
 
 def test_embedding_dim_must_fill_the_grid():

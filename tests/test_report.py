@@ -85,6 +85,8 @@ def test_embed_report_writes_every_figure_and_one_self_contained_page(digits_run
     assert len(sources) == len(FIGURES) and all(src.startswith("data:image/png;base64,") for src in sources)
     embedded = {base64.b64decode(src.split(",", 1)[1]) for src in sources}
     assert embedded == set(pngs.values())  # every figure, byte for byte, and nothing else
+    (open_set,) = re.findall(r"<td>open_set</td><td>(.*?)</td>", text)  # one sentence, not ~150 raw distances
+    assert "impostor_distances" not in text and len(open_set) < 200 and "false-accept rate" in open_set, open_set
 
     # The same numbers as `embed eval`, on the same episodes.
     evaluated = CliRunner().invoke(embed, ["eval", "--json", "--run-dir", str(digits_run), "--episodes", "20"])
@@ -193,3 +195,24 @@ def test_quiet_silences_the_adders_notes_and_keeps_its_result(digits_run):
     assert noted.exit_code == quiet.exit_code == 0
     assert "has no adder" in noted.stderr and quiet.stderr == ""
     assert json.loads(quiet.stdout) == json.loads(noted.stdout)
+
+
+def test_the_per_class_figure_keeps_its_legend_off_the_bars_and_its_tick_labels_apart():
+    """Ten classes, five unseen, the last bars full height: nothing the reader needs is covered."""
+    from embedder.evaluation.figures import Classes, per_class_figure
+
+    classes = Classes(labels=list(range(10)), names=[str(c) for c in range(10)], seen=[0, 1, 2, 3, 4])
+    rows = [{"class": c, "accuracy": 0.9, "episodes": {"mean": 0.97, "ci95": 0.02}} for c in range(10)]
+    rows[3]["episodes"]["ci95"] = None  # one episode: no interval, drawn without a bar's whisker
+    episodes = {"method": "nn", "all": {"ways": 10}, "shots": 1, "count": 30}
+    figure = per_class_figure(rows, episodes, classes)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (ax,) = figure.axes
+    legend = ax.get_legend().get_window_extent(renderer)
+    bars = [patch.get_window_extent(renderer) for patch in ax.patches]
+    assert len(bars) == 10 and not any(legend.overlaps(bar) for bar in bars)
+    ticks = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    gaps = [b.x0 - a.x1 for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert len(ticks) == 10 and min(gaps) >= 10, gaps  # pixels at 100 dpi; "5\n(unseen)" labels left 1.5
+    assert [t.get_color() for t in ax.get_xticklabels()][4:6] != ["black", "black"]  # unseen names are marked

@@ -33,8 +33,10 @@ def test_run_holds_weights_metadata_and_an_index_of_every_class(digits_run, digi
     assert np.allclose(np.linalg.norm(run.index.vectors(), axis=1), 1, atol=1e-5)
 
 
-def test_centroids_beat_one_random_shot_on_unseen_classes(digits_run, digits):
-    """The default index summarises each class; one random shot of it scores lower on the same queries."""
+def test_centroids_beat_as_many_random_shots_on_unseen_classes(digits_run, digits):
+    """The default index summarises each class: it beats an index of as many random images of each class (the
+    same size, the same labels available), on every one of 10 draws. Measured on 15 trainings (seeds 0-13, and 2
+    threads): by 15-17 points on the mean of the draws, and by 7 or more on the best draw."""
     from embedder.fewshot.classifiers import NearestNeighbor
     from embedder.index.support_index import SupportIndex
 
@@ -43,14 +45,16 @@ def test_centroids_beat_one_random_shot_on_unseen_classes(digits_run, digits):
     unseen = digits.test_labels.numpy() >= 5
     truth = digits.test_labels.numpy()[unseen]
     default = (run.classifier("nn").predict_embeddings(queries[unseen])[0] == truth).mean()
+    per_class, labels = np.bincount(run.index.labels, minlength=10), digits.train_labels.numpy()
+    assert per_class.min() >= 2  # else it would be one shot against one centroid
     rng = np.random.default_rng(0)
-    one_shot = []
+    as_many = []
     for _ in range(10):
-        rows = [rng.choice(np.flatnonzero(digits.train_labels.numpy() == c)) for c in range(10)]
+        rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class[c], replace=False) for c in range(10)])
         classifier = NearestNeighbor(run.embedder, SupportIndex(run.embedder.dim))
         classifier.process_support_set(digits.train_images[rows], digits.train_labels[rows])
-        one_shot.append((classifier.predict_embeddings(queries[unseen])[0] == truth).mean())
-    assert default > np.mean(one_shot) + 0.05, (default, np.mean(one_shot))
+        as_many.append((classifier.predict_embeddings(queries[unseen])[0] == truth).mean())
+    assert default > max(as_many) and default > np.mean(as_many) + 0.08, (default, as_many)
 
 
 def test_trained_run_beats_chance_by_far_on_seen_classes(digits_run, digits):
@@ -125,6 +129,8 @@ def test_interrupted_training_resumes_to_bit_identical_weights(tmp_path, digits)
                            device="cpu")  # fmt: skip
 
     train(config("straight"), progress=False, log=lambda _: None, dataset=digits)
+    # Whatever the suite started with: default_int_handler in a terminal, SIG_IGN in a background job (`&`, nohup).
+    found = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def ctrl_c_in_epoch_3(epoch, model):
         if epoch == 2:
@@ -143,7 +149,7 @@ def test_interrupted_training_resumes_to_bit_identical_weights(tmp_path, digits)
     assert (checkpoint["epoch"], checkpoint["step"]) == (2, 1)  # mid-epoch: a step-level checkpoint
     with pytest.raises(RunError, match="not finished.*--resume"):
         Run.load(tmp_path / "resumed")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert {s: signal.getsignal(s) for s in found} == found  # the handlers found are restored
 
     with pytest.raises(ConfigError, match="epochs 9 conflicts with the checkpoint's 4"):
         resume(tmp_path / "resumed", epochs=9, progress=False, log=lambda _: None, dataset=digits)

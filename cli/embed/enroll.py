@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from ..errors import info
-from ..options import device_option, json_option, run_dir_option
+from ..options import device_option, json_option, json_text, run_dir_option
 from .group import main
 
 
@@ -23,6 +21,12 @@ def _images_by_label(label: str | None, images: tuple[str, ...], folder: str | N
         classes, skipped = read_class_folders(folder)
         if skipped:
             first = ", ".join(f"{path} ({why.removeprefix(str(path) + ': ')})" for path, why in skipped[:3])
+            if not classes:  # enrolling nothing is an error, and the run is left as it is (not even locked)
+                from embedder.errors import ImageError
+
+                raise ImageError(
+                    f"nothing to enrol from {folder}: its {len(skipped)} image(s) cannot be read ({first})"
+                )
             info(f"warning: skipped {len(skipped)} unreadable or blank image(s): {first}")
         return classes
     if not images:
@@ -63,7 +67,7 @@ def enroll_command(
 
     enrolled = enrol(run_dir, classes, resolve_device(device))
     if as_json:
-        click.echo(json.dumps([c.as_dict() for c in enrolled], indent=2))
+        click.echo(json_text([c.as_dict() for c in enrolled]))
         return
     for c, (name, added) in zip(enrolled, classes.items(), strict=True):
         kind = "a new class" if c.origin == "enrolled" and c.shots == len(added) else f"now {c.shots} shots"

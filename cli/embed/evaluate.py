@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from embedder.config import EvalConfig
 
 from ..errors import notes
-from ..options import config_options, data_dir_option, device_option, json_option, quiet_option, run_dir_option
+from ..options import (
+    config_options,
+    data_dir_option,
+    device_option,
+    json_option,
+    json_text,
+    quiet_option,
+    run_dir_option,
+)
 from .group import main
 
 
@@ -17,10 +23,30 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _interval(e: dict) -> str:
+    return f"{100 * e['mean']:.1f}%" + ("" if e["ci95"] is None else f" ± {100 * e['ci95']:.1f}")
+
+
 def format_report(report: dict, per_class: bool) -> str:
-    """The human-readable form of an :func:`~embedder.evaluation.episodes.evaluate_run` report."""
-    lines = [f"run {report['run']} ({report['dataset']}, trained on {','.join(report['trained_class_names'])})"]
+    """The human-readable form of an :func:`~embedder.evaluation.episodes.evaluate_run` report.
+
+    The one-shot (K-shot) episodes come first: they measure what the network does for a class from K examples.
+    The saved index's accuracy follows, captioned with what that index holds.
+    """
+    from embedder.evaluation.episodes import describe_sources
+
     summary, episodes = report["summary"], report["episodes"]
+    lines = [
+        f"run {report['run']} ({report['dataset']}): the network trained on {','.join(report['trained_class_names'])}"
+    ]
+    parts = [f"{episodes['all']['ways']}-way {_interval(episodes['all'])}"]
+    if "unseen" in episodes:
+        parts.append(f"unseen {episodes['unseen']['ways']}-way {_interval(episodes['unseen'])}")
+    shots = episodes["shots"]
+    lines.append(
+        f"{shots}-shot episodes ({episodes['count']} random draws of {shots} labelled image{'s' if shots > 1 else ''} "
+        "a class, 95% CI): " + ", ".join(parts)
+    )
     if per_class:
         width = max(5, *(len(row["name"]) for row in report["per_class"]))
         lines += ["", f"{'class':>{width}}  {'':6}  {'queries':>7}  {'accuracy':>8}"]
@@ -31,18 +57,10 @@ def format_report(report: dict, per_class: bool) -> str:
             )
         lines.append("")
     lines.append(
-        f"saved index ({summary['index_rule']}, {summary['method']}): seen {_pct(summary['seen'])}, "
-        f"unseen {_pct(summary['unseen'])}, all {_pct(summary['all'])} (macro: mean of per-class accuracies)"
+        f"saved index ({summary['method']}): seen {_pct(summary['seen'])}, unseen {_pct(summary['unseen'])}, "
+        f"all {_pct(summary['all'])} (macro: mean of per-class accuracies)"
     )
-    parts = [
-        f"{episodes['all']['ways']}-way {100 * episodes['all']['mean']:.1f}% ± {100 * episodes['all']['ci95']:.1f}"
-    ]
-    if "unseen" in episodes:
-        e = episodes["unseen"]
-        parts.append(f"unseen {e['ways']}-way {100 * e['mean']:.1f}% ± {100 * e['ci95']:.1f}")
-    lines.append(
-        f"episodes ({episodes['count']} random {episodes['shots']}-shot support draws, 95% CI): " + ", ".join(parts)
-    )
+    lines.append(f"  its index: {describe_sources(summary['index_sources'])}")
     lines += _format_accuracy_calculator(report["accuracy_calculator"])
     if "open_set" in report:
         lines += _format_open_set(report["open_set"])
@@ -105,4 +123,4 @@ def eval_command(
     for warning in dataset.warnings:
         notes(quiet)(f"warning: {warning}")
     report = evaluate_run(run, dataset, config, progress=not quiet)
-    click.echo(json.dumps(report, indent=2) if as_json else format_report(report, per_class))
+    click.echo(json_text(report) if as_json else format_report(report, per_class))

@@ -10,7 +10,11 @@ from ..errors import Group
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="tripletshot", prog_name="embed")
 def main() -> None:
-    """Train a Siamese triplet embedder on some classes; label unseen ones from one example each.
+    """Train a Siamese triplet embedder on some classes; label every class, unseen ones too, by a faiss index.
+
+    By default the index holds up to 32 k-means centroids of each class's labelled train images (thousands
+    a class on MNIST), unseen classes included; `embed train --shots 1` indexes one example each, and `embed eval`
+    measures one-shot episodes first.
 
     \b
     Example:

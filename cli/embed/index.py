@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from ..options import json_option, run_dir_option
+from ..options import json_option, json_text, run_dir_option
 from .group import main
 
 
@@ -26,7 +24,7 @@ def index_command(run_dir: str, as_json: bool) -> None:
 
     classes = indexed_classes(Run.load(run_dir))
     if as_json:
-        click.echo(json.dumps([c.as_dict() for c in classes], indent=2))
+        click.echo(json_text([c.as_dict() for c in classes]))
         return
     width = max([len(c.name) for c in classes] + [5])
     click.echo(f"{'label':>5}  {'name':<{width}}  {'vectors':>7}  {'origin':<8}  {'added':<25}  updated")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from embedder.config import PredictConfig, field_table
 
 from ..errors import info
-from ..options import config_options, device_option, json_option, run_dir_option
+from ..options import config_options, device_option, json_option, json_text, run_dir_option
 from .group import main
 
 
@@ -32,15 +30,35 @@ def predict_command(images: tuple[str, ...], run_dir: str, device: str, as_json:
     config = PredictConfig(**options)  # checked before torch is imported
     import torch
 
-    from embedder.data.images import load_image
     from embedder.runs.prediction import predict
     from embedder.runs.run import Run
     from embedder.training.devices import resolve_device
 
-    tensors = torch.stack([load_image(path) for path in images])  # every file read before any model loads
-    predictions = predict(Run.load(run_dir, resolve_device(device)), tensors, list(images), config, log=info)
-    if as_json:
-        click.echo(json.dumps([p.as_dict() for p in predictions], indent=2))
-    else:
-        for p in predictions:
-            click.echo(str(p))
+    readable, failed = read_images(images)  # every file read before any model loads
+    if readable:
+        names = list(readable)
+        predictions = predict(Run.load(run_dir, resolve_device(device)), torch.stack(list(readable.values())), names,
+                              config, log=info)  # fmt: skip
+        if as_json:
+            click.echo(json_text([p.as_dict() for p in predictions]))
+        else:
+            for p in predictions:
+                click.echo(str(p))
+    for message in failed:  # each unreadable image on its own line, after the answers for the others
+        info(f"Error: {message}")
+    if failed:
+        click.get_current_context().exit(1)
+
+
+def read_images(paths: tuple[str, ...]) -> tuple[dict, list[str]]:
+    """``{path: uint8 image}`` for the files that can be read, in order, and one message per file that cannot."""
+    from embedder.data.images import load_image
+    from embedder.errors import ImageError
+
+    readable, failed = {}, []
+    for path in paths:
+        try:
+            readable[path] = load_image(path)
+        except ImageError as exc:
+            failed.append(str(exc))
+    return readable, failed

@@ -45,7 +45,11 @@ INDEX = (
 @quiet_option
 @click.pass_context
 def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **options) -> None:
-    """Train the embedder on --classes and index --shots examples of every class.
+    """Train the embedder on --classes, then index every class of the dataset, unseen ones included.
+
+    The default index holds up to --centroids k-means centroids of all of each class's labelled train
+    images (about 5,400 an MNIST digit); --shots N indexes N random images of each instead (--shots 1:
+    one-shot). Either way the network never trains on a class outside --classes.
 
     \b
     Example:

@@ -3,7 +3,8 @@
 Every folder under a root that directly holds image files is a class, named by its path relative to the
 root (``cats``, or ``Greek/alpha`` in a nested tree). Each image goes through :func:`embedder.data.images.load_image`,
 the same preprocessing as ``adder predict``, to the 28x28 convention the network reads. Decoding runs in
-threads once; the uint8 tensor is cached under the data root for every later command.
+threads once; the uint8 tensor is cached for every later command, under the data root's ``cache/folders``, or
+under ``$TRIPLETSHOT_CACHE/folders`` when that is set (the test suite sets it: tests never write into a data root).
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ def load_images(paths: list[Path], workers: int | None = None) -> LoadedImages:
 CACHE_VERSION = 1  # part of the cache key: raise it when load_image's preprocessing changes
 SPLIT_SEED = 0  # the random test split is a property of the folder, the same for every training
 SHOWN = 3  # skipped files named in a warning
+CACHE_ENV = "TRIPLETSHOT_CACHE"
+
+
+def cache_root(data_root: Path) -> Path:
+    """Where decoded folders are cached: ``$TRIPLETSHOT_CACHE``, else ``data_root/cache``."""
+    return Path(os.environ[CACHE_ENV]).expanduser() if os.environ.get(CACHE_ENV) else Path(data_root) / "cache"
 
 
 def load_folder_dataset(path: str, data_root: Path, test_fraction: float = 0.2, strict: bool = False) -> Dataset:
@@ -80,7 +87,7 @@ def load_folder_dataset(path: str, data_root: Path, test_fraction: float = 0.2, 
 
     The split is ``PATH/train`` + ``PATH/test`` when both exist, else ``test_fraction`` of each class, stratified
     and seeded. Unreadable or blank images are skipped with a warning (``strict``: an :class:`ImageError`).
-    The decoded images are cached under ``data_root``, keyed by the files' paths, sizes and mtimes.
+    The decoded images are cached under :func:`cache_root`, keyed by the files' paths, sizes and mtimes.
     """
     root = _check_folder(path)
     given_split = (root / "train").is_dir() and (root / "test").is_dir()
@@ -99,7 +106,7 @@ def load_folder_dataset(path: str, data_root: Path, test_fraction: float = 0.2, 
             paths += tree.get(name, [])
             labels += [label] * len(tree.get(name, []))
             parts += [part] * len(tree.get(name, []))
-    loaded, note = decode_cached(paths, data_root / "cache" / "folders")
+    loaded, note = decode_cached(paths, cache_root(data_root) / "folders")
     notes += [note] if note else []
     if loaded.skipped:
         message = _skipped_message(loaded.skipped, len(paths))

@@ -15,7 +15,7 @@ import numpy as np
 
 from embedder.config import EvalConfig
 from embedder.data.dataset import Dataset
-from embedder.data.sampling import sample_supports
+from embedder.data.sampling import sample_supports, split_validation
 from embedder.errors import ConfigError
 from embedder.evaluation.pml_metrics import grouped_accuracy_calculator
 from embedder.fewshot.classifiers import make_classifier
@@ -38,6 +38,11 @@ class EpisodeResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def finite_or_none(value: float) -> float | None:
+    """A report's number, or None where it has none (NaN): ``None`` is JSON's ``null``, NaN is no JSON at all."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def mean_ci95(values: np.ndarray) -> tuple[float, float]:
@@ -97,7 +102,7 @@ def per_class_accuracy(
                 "name": names[c],
                 "seen": c in seen,
                 "queries": int(mask.sum()),
-                "accuracy": float((predicted[mask] == c).mean()) if mask.any() else float("nan"),
+                "accuracy": float((predicted[mask] == c).mean()) if mask.any() else None,
             }
         )
     return rows
@@ -118,7 +123,7 @@ def _episodes_report(
     groups = {"all": classes, "unseen": unseen} if len(unseen) >= 2 else {"all": classes}
     results = {name: evaluate_episodes(*support, *query, group, **common) for name, group in groups.items()}
     for name, result in results.items():
-        report[name] = {"ways": result.ways, "mean": result.mean, "ci95": result.ci95}
+        report[name] = {"ways": result.ways, "mean": result.mean, "ci95": finite_or_none(result.ci95)}  # 1: None
     return report, results["all"]
 
 
@@ -162,14 +167,15 @@ def evaluate_run_in_detail(
         "index_shots": run.metadata["index"]["shots"],
         "index_rule": run.metadata["index"].get("rule") or describe_rule(run.metadata["index"]["shots"], None),
         "method": method,
+        "index_sources": index_sources(run, dataset),
     }
     support = (run.embedder.embed(dataset.train_images, progress), train_labels)
     episode_report, all_classes = _episodes_report(
         support, (query_embeddings, test_labels), dataset.classes, unseen, config, method, progress
     )
     for row in per_class:
-        mean, ci95 = all_classes.per_class.get(row["class"], (float("nan"), float("nan")))
-        row["episodes"] = {"mean": mean, "ci95": ci95}
+        mean, ci95 = all_classes.per_class.get(row["class"], (None, None))
+        row["episodes"] = {"mean": finite_or_none(mean), "ci95": finite_or_none(ci95)}
     report = {
         "run": str(run.path),
         "dataset": dataset.name,
@@ -198,3 +204,44 @@ def open_set_report(
     report = evaluate_open_set(run.index, method, embeddings, labels, unseen, threshold)
     report["far"] = calibrated.far if calibrated else None
     return report
+
+
+def open_set_summary(stored: dict[str, Any] | None) -> str:
+    """A run's stored calibration in one sentence (its ~150 impostor distances and rates left out)."""
+    if not stored:
+        return "no threshold (trained without held-out images, or before calibration): `embed calibrate` fits one"
+    return (
+        f"threshold {stored['threshold']:.3f} for a {stored['far']:.1%} false-accept rate: "
+        f"{stored['measured_far']:.1%} of {stored['impostors']} held-out impostors accepted, "
+        f"{stored['true_accept_rate']:.1%} of {stored['genuine']} genuine"
+    )
+
+
+def index_sources(run: Run, dataset: Dataset) -> dict[str, Any]:
+    """What stands behind each class of the run's saved index: its rule, and how many labelled train-split
+    images the training indexed of each dataset class (the held-out calibration images left out), unseen
+    classes included. The honest caption of every accuracy the saved index scores."""
+    index, options = run.metadata["index"], run.metadata.get("options", {})
+    labels = dataset.train_labels.numpy()
+    _, held_out = split_validation(
+        dataset.train_labels, run.trained_classes, options.get("val_fraction", 0.1), options.get("seed", 0)
+    )
+    counts = np.bincount(np.delete(labels, held_out), minlength=len(dataset.class_names))
+    shots = index.get("shots")
+    images = {int(c): int(min(shots, counts[c]) if shots else counts[c]) for c in dataset.classes}
+    return {
+        "rule": index.get("rule") or describe_rule(shots, index.get("centroids")),
+        "labelled_images": images,
+        "trained_class_names": [dataset.class_names[c] for c in run.trained_classes],
+    }
+
+
+def describe_sources(sources: dict[str, Any]) -> str:
+    """``up to 32 k-means centroids of each class, from 5,421-6,742 labelled images a class; the network trained on
+    0,1,2 only``: the saved index in words."""
+    counts = sorted(sources["labelled_images"].values())
+    many = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,}-{counts[-1]:,}"
+    return (
+        f"{sources['rule']}, from {many} labelled image{'s' if counts[-1] > 1 else ''} a class (unseen ones "
+        f"included); the network trained on {','.join(sources['trained_class_names'])} only"
+    )

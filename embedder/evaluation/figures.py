@@ -122,27 +122,40 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: Classes)
 
 def per_class_accuracy(rows: list[dict[str, Any]], episodes: dict[str, Any], classes: Classes) -> bytes:
     """Bars: each class's mean accuracy over the episodes with its 95% interval; dots: the saved index's accuracy."""
+    return _png(per_class_figure(rows, episodes, classes))
+
+
+def _percent(values: list[float | None]) -> np.ndarray:
+    """Shares as percentages; a missing one (None: one episode gives no interval) is NaN, drawn as nothing."""
+    return np.array([np.nan if v is None else 100 * v for v in values], dtype=np.float64)
+
+
+def per_class_figure(rows: list[dict[str, Any]], episodes: dict[str, Any], classes: Classes) -> Any:
+    """:func:`per_class_accuracy`'s figure. The legend sits outside the axes (it hid the last bars), and the
+    tick labels are the names alone, unseen ones red (a "(unseen)" under each ran into the next)."""
     by_class = {r["class"]: r for r in rows}
     order = [c for c in classes.ordered() if c in by_class]
     x = np.arange(len(order))
-    means = np.array([by_class[c]["episodes"]["mean"] for c in order]) * 100
-    ci = np.array([by_class[c]["episodes"]["ci95"] for c in order]) * 100
-    figure, ax = _figure(max(6.0, 0.55 * len(order) + 2), 4.5)
+    means = _percent([by_class[c]["episodes"]["mean"] for c in order])
+    ci = _percent([by_class[c]["episodes"]["ci95"] for c in order])
+    figure, ax = _figure(max(6.0, 0.55 * len(order) + 4), 4.5)
     for i, c in enumerate(order):
         seen = c in classes.seen
-        ax.bar(i, means[i], yerr=ci[i], capsize=3, color=classes.colour(c), alpha=0.85 if seen else 0.45,
-               hatch=None if seen else "//", edgecolor="black", lw=0.6)  # fmt: skip
-    ax.scatter(x, [100 * by_class[c]["accuracy"] for c in order], color="black", marker="D", s=18, zorder=3,
+        ax.bar(i, means[i], yerr=None if np.isnan(ci[i]) else ci[i], capsize=3, color=classes.colour(c),
+               alpha=0.85 if seen else 0.45, hatch=None if seen else "//", edgecolor="black", lw=0.6)  # fmt: skip
+    ax.scatter(x, _percent([by_class[c]["accuracy"] for c in order]), color="black", marker="D", s=18, zorder=3,
                label=f"saved index ({episodes['method']}, its own supports)")  # fmt: skip
-    ax.set_xticks(x, [classes.tag(c).replace(" (unseen)", "\n(unseen)") for c in order])
+    names = [classes.name(c) for c in order]
+    ax.set_xticks(x, names, rotation=90 if max(map(len, names)) > 3 else 0)
     _mark_unseen_ticks(ax.get_xticklabels(), classes, order)
+    ax.set_xlabel("class (red names, hatched bars: unseen, never trained on)")
     ax.set_ylim(0, 105), ax.set_ylabel("accuracy (%)")
     ax.set_title(
         f"{episodes['all']['ways']}-way {episodes['shots']}-shot accuracy per class: mean of {episodes['count']} "
         "episodes ± 95% CI"
     )
-    ax.legend(loc="lower right")
-    return _png(figure)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    return figure
 
 
 def training_curve(curve: list[dict[str, Any]], classes: Classes) -> bytes:

@@ -24,7 +24,7 @@ import numpy as np
 from embedder.config import EvalConfig
 from embedder.data.dataset import Dataset
 from embedder.evaluation import figures
-from embedder.evaluation.episodes import RunEvaluation, evaluate_run_in_detail
+from embedder.evaluation.episodes import RunEvaluation, evaluate_run_in_detail, open_set_summary
 from embedder.evaluation.figures import Classes, Mistake
 from embedder.fewshot.openset import genuine_and_impostor, scored
 from embedder.index.support_index import SupportIndex, similarity_to_distance
@@ -237,7 +237,7 @@ def render_html(run: Run, report: dict[str, Any], pngs: dict[str, bytes]) -> str
     trained = ", ".join(classes.name(c) for c in run.trained_classes)
     options = [[k, json.dumps(v)] for k, v in sorted(meta.get("options", {}).items())]
     if OPEN_SET_KEY in meta:
-        options.append([OPEN_SET_KEY, json.dumps(meta[OPEN_SET_KEY])])
+        options.append([OPEN_SET_KEY, open_set_summary(meta[OPEN_SET_KEY])])  # not its raw distances
     images = "".join(
         f'<h2>{html.escape(TITLES[name])}</h2><img alt="{html.escape(TITLES[name])}" '
         f'src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'

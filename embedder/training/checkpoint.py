@@ -7,6 +7,7 @@ into the next one, the running loss sum), the time spent, the loss curve so far,
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -71,6 +72,18 @@ class TrainingState:
         self.curve = list(checkpoint["curve"])
         self.seconds = float(checkpoint["seconds"])
         return warning
+
+
+def finished_epoch(checkpoint: dict[str, Any], run: dict[str, Any] | None) -> int | None:
+    """The last epoch, if the run's committed metadata is this checkpoint's finished training; else None.
+
+    The run is committed once, after the last epoch, with the loss curve the checkpoint holds; a run that an
+    unfinished training is replacing still holds the *previous* training's curve, so that one resumes.
+    """
+    if not isinstance(run, dict) or not checkpoint.get("curve"):
+        return None
+    as_text = [json.dumps(c, sort_keys=True) for c in (run.get("curve"), list(checkpoint["curve"]))]  # NaN-safe
+    return int(checkpoint["epoch"]) if as_text[0] == as_text[1] and int(checkpoint["step"]) == 0 else None
 
 
 # Options newer than the first checkpoints of this run format: a checkpoint without one had its default.

@@ -13,10 +13,17 @@ and nothing here changes what it does. Under ``torchrun``:
   takes a single label per embedding, where this loss takes a class and an instance), the other ranks'
   embeddings are constants there: each rank's gradient flows back through its own embeddings only, and
   DDP *sums* the ranks' gradients (:func:`_sum_gradients`) to the gradient of the whole batch's loss.
-- **Batch norm** uses each rank's own images (DDP's default), and rank 0's running statistics are
-  broadcast at each forward and after each epoch, so the weights stay identical on every rank.
+- **Batch norm** is synchronised (:func:`synchronise_batch_norm`): in training, each batch norm normalises
+  with the mean and variance of the *whole* batch, all ranks' images, and its backward pass sums over the
+  ranks, so the loss and the gradients are the whole batch's in training mode too (``test_distributed.py``
+  checks them in training mode against one process). The running statistics are then the same on every
+  rank; rank 0's are broadcast at each forward and after each epoch all the same. PyTorch's
+  ``SyncBatchNorm`` would do this on CUDA only; this one runs on gloo (CPU) as well.
 - **Stopping.** :meth:`World.any` tells every rank whether any rank got SIGINT/SIGTERM, after every step,
-  so all stop at the same step; rank 0 alone writes the run folder, under its lock.
+  so all stop at the same step; rank 0 alone writes the run folder, under its lock. It is one small
+  all-reduce of a CPU tensor over a gloo group of its own, so it never waits for the device's queue: on
+  CUDA the step loop still never reads back from the device (before, it was a device tensor and ``.item()``
+  waited for every step's kernels). On gloo its cost is measured in ``docs/correctness-claims.md``.
 """
 
 import contextlib
@@ -50,12 +57,13 @@ class World:
     def distributed(self) -> bool:
         return self.size > 1
 
-    def any(self, flag: bool, device: torch.device) -> bool:
-        """Whether ``flag`` is true on any rank (a collective: every rank must call it)."""
+    def any(self, flag: bool, device: torch.device | None = None) -> bool:
+        """Whether ``flag`` is true on any rank (a collective: every rank must call it). A host-side exchange
+        of one integer (``device`` is not used): no device synchronisation, whatever the backend."""
         if not self.distributed:
             return flag
-        value = torch.tensor([int(flag)], device=device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        value = torch.tensor([int(flag)])
+        dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_host_group())
         return bool(value.item())
 
     def barrier(self) -> None:
@@ -75,6 +83,85 @@ class World:
         states: list[Any] = [None] * self.size
         dist.all_gather_object(states, generator.get_state().tolist())  # plain ints: no tensor storage to share
         return torch.tensor(states, dtype=torch.uint8)
+
+
+_HOST_GROUPS: dict[int, Any] = {}
+
+
+def _host_group() -> Any:
+    """A gloo group of every rank, for small host-side exchanges; the default group itself where it is gloo."""
+    if dist.get_backend() == "gloo":
+        return None  # the default group
+    key = id(dist.group.WORLD)  # one per process group's lifetime (a test may create several)
+    if key not in _HOST_GROUPS:
+        _HOST_GROUPS.clear()
+        _HOST_GROUPS[key] = dist.new_group(backend="gloo")
+    return _HOST_GROUPS[key]
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """All-reduce (sum) whose backward pass is the all-reduce of the gradient: a batch statistic that depends on
+    every rank's values sends each rank the gradient of the whole batch's loss with respect to it."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        total = x.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total)
+        return total
+
+
+class _Synchronised:
+    """The training-mode forward of a batch norm over every rank's part of the batch, as one process would
+    compute it over the whole batch: the mean and (biased) variance of all the ranks' values, in two
+    all-reduces that carry the gradient back (:class:`_SumOverRanks`); the running statistics are updated
+    with the whole batch's mean and unbiased variance, as ``nn.BatchNorm`` does. Outside training, or with
+    no process group, it is the plain batch norm."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return super().forward(x)  # type: ignore[misc]
+        all_reduce = _SumOverRanks.apply
+        dims = [d for d in range(x.dim()) if d != 1]
+        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
+        sums = all_reduce(torch.cat([x.sum(dims), count]))
+        n = sums[-1]
+        mean = sums[:-1] / n
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        centred = x - mean.reshape(shape)
+        var = all_reduce((centred * centred).sum(dims)) / n
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(var.detach() * n / (n - 1), momentum)
+        out = centred / torch.sqrt(var + self.eps).reshape(shape)
+        return out * self.weight.reshape(shape) + self.bias.reshape(shape) if self.affine else out
+
+
+class SynchronisedBatchNorm1d(_Synchronised, nn.BatchNorm1d):
+    pass
+
+
+class SynchronisedBatchNorm2d(_Synchronised, nn.BatchNorm2d):
+    pass
+
+
+def synchronise_batch_norm(model: nn.Module) -> nn.Module:
+    """Make every batch norm of ``model`` synchronised, in place. Each keeps its parameters, buffers and state
+    dict (and stays an ``nn.BatchNorm2d``, so folding it for inference works as before)."""
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = SynchronisedBatchNorm2d
+        elif type(module) is nn.BatchNorm1d:
+            module.__class__ = SynchronisedBatchNorm1d
+    return model
 
 
 def launched_as_main() -> bool:
@@ -172,6 +259,7 @@ class DistributedNet(nn.Module):
     def __init__(self, model: nn.Module, device: torch.device) -> None:
         super().__init__()
         device_ids = [device.index] if device.type == "cuda" else None
+        synchronise_batch_norm(model)  # the whole batch's statistics on every rank, as one process has them
         self.ddp = DistributedDataParallel(_TrainingOutputs(model), device_ids=device_ids)
         self.ddp.register_comm_hook(None, _sum_gradients)
 

@@ -37,7 +37,7 @@ from embedder.runs.run import run_files
 from embedder.runs.store import RunDir, prepare_run_dir, tensors_to_bytes
 from embedder.training import distributed
 from embedder.training.augment import AugmentConfig, augment_batch
-from embedder.training.checkpoint import EpochProgress, TrainingState, config_from_checkpoint
+from embedder.training.checkpoint import EpochProgress, TrainingState, config_from_checkpoint, finished_epoch
 from embedder.training.devices import resolve_device
 from embedder.training.interrupt import Interrupted, StopRequest
 from embedder.utils.progress import duration, progress_bar, progress_line
@@ -262,10 +262,17 @@ def resume(
     store = RunDir(run_dir)
     if not store.exists() or not store.has("checkpoint"):
         raise RunError(f"nothing to resume: {run_dir} holds no checkpoint")
-    # Locked before reading: no other process may write it meanwhile (rank 0's lock stands for every rank).
+    manifest = store.manifest()
+    checkpoint = store.read_tensors("checkpoint", manifest)  # on the CPU; load_state_dict moves it
+    config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)  # a bad option first
+    finished = finished_epoch(checkpoint, manifest.get("run"))
+    if finished is not None:  # resuming would rebuild the index and drop enrolments and a recalibration
+        raise RunError(f"this run ({run_dir}) finished at epoch {finished}; nothing to resume")
+    # Locked before the checkpoint counts: no other process may write it meanwhile (rank 0's lock stands for all).
     with store.lock() if distributed.launched_as_main() else contextlib.nullcontext():
-        checkpoint = store.read_tensors("checkpoint")  # on the CPU; load_state_dict moves it
-        config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
+        if store.manifest()["files"]["checkpoint"] != manifest["files"]["checkpoint"]:  # written meanwhile
+            checkpoint = store.read_tensors("checkpoint")
+            config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
         config, dataset = _dataset_for(config, dataset, log)
         with distributed.session(resolve_device(config.device)) as (world, device):
             training = _Training(config, store, device, dataset, progress, log, False, world)
@@ -294,6 +301,12 @@ def _dataset_for(
     return config, dataset
 
 
+def pixel_statistics(images: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of uint8 ``images`` as shares of 255: the network's input normalisation."""
+    pixels = images.float() / 255.0
+    return float(pixels.mean()), float(pixels.std())
+
+
 def _resume_hint(run_dir: Path) -> str:
     return f"checkpointed in {run_dir}; continue with `embed train --resume --run-dir {run_dir}`"
 
@@ -317,11 +330,10 @@ class _Training:
         self.progress, self.fresh = progress and self.world.is_main, fresh
         self.log = log if self.world.is_main else lambda _: None
         torch.manual_seed(config.seed)
-        pixels = dataset.train_images.float() / 255.0
-        self.normalization = (float(pixels.mean()), float(pixels.std()))
         train_rows, self.val_rows = split_validation(
             dataset.train_labels, config.classes, config.val_fraction, config.seed
         )
+        self.normalization = pixel_statistics(dataset.train_images[train_rows])  # what it trains on, nothing unseen
         val_rows = self.val_rows
         everything = (dataset.train_images, dataset.train_labels)
         self.images, self.labels = (t[train_rows].to(device) for t in everything)
@@ -365,6 +377,11 @@ class _Training:
             raise RunError(f"the checkpoint in {self.store.path} does not fit this training: {first}") from None
         if warning:
             self.log(warning)
+        # A checkpoint written before it held the normalisation trained with the whole train split's pixels.
+        stored = checkpoint.get("normalization")
+        self.normalization = (
+            (float(stored[0]), float(stored[1])) if stored is not None else pixel_statistics(self.dataset.train_images)
+        )
         self._restore_augmentation(checkpoint.get("augment_generators"))
         self.log(
             f"resuming {self.store.path} at epoch {self.state.epoch + 1} of {self.epochs}, "
@@ -387,6 +404,7 @@ class _Training:
     def save_checkpoint(self) -> None:
         self.state.seconds = time.perf_counter() - self.started
         snapshot = self.state.snapshot(self.config)
+        snapshot["normalization"] = list(self.normalization)
         if self.world.distributed:  # a collective: every rank takes part, rank 0 writes
             snapshot["augment_generators"] = self.world.gather_states(self.augment_generator)
         if self.world.is_main:
