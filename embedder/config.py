@@ -14,6 +14,8 @@ from embedder.data.classes import ALL, ClassList, check_class_list, parse_classe
 from embedder.errors import ConfigError
 
 DEFAULT_RUN_DIR = "runs/latest"
+LOSSES = ("triplet", "contrast")  # embedder.losses.make_loss
+AUGMENTATIONS = ("strokes", "objects")  # embedder.training.augment.PRESETS
 METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedder.fewshot.classifiers.CLASSIFIERS)
 MAX_WAYS = 8  # classes per batch when batch_size is not given
 DEFAULT_EPOCHS = 30
@@ -49,7 +51,20 @@ class TrainConfig:
     lr: float = _option(2e-3, "Peak learning rate (one-cycle schedule, AdamW).")
     weight_decay: float = _option(1e-4, "AdamW weight decay.")
     margin: float = _option(0.4, "Triplet margin.")
-    class_weight: float = _option(0.3, "Weight of class triplets next to instance triplets.")
+    class_weight: float = _option(0.3, "Weight of class triplets next to instance triplets (--loss triplet).")
+    loss: str = _option(
+        "triplet",
+        "Objective: instance + class triplets with a margin (triplet), or class contrast with a temperature "
+        "(SupCon) plus instance contrast of two views (contrast).",
+        choices=LOSSES,
+    )
+    temperature: float = _option(0.1, "Temperature of the contrast losses (--loss contrast).")
+    instance_weight: float = _option(0.5, "Weight of instance contrast next to class contrast (--loss contrast).")
+    augmentation: str = _option(
+        "strokes",
+        "Augmentation set: strokes (thickness, elastic warps: handwriting) or objects (mirrors, crops).",
+        choices=AUGMENTATIONS,
+    )
     augment: float = _option(1.0, "Strength of the augmentation: 0 none, 1 the default, 2 twice as strong.")
     embedding_dim: int = _option(1024, "Embedding size: a 4x4 grid of dim/16 channels.")
     width: int = _option(32, "Channels of the first convolution (the network's width).")
@@ -88,7 +103,7 @@ class TrainConfig:
         for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots", "centroids"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "margin", "class_weight", "weight_decay", "augment"):
+        for name in ("lr", "margin", "class_weight", "weight_decay", "augment", "instance_weight"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 kind = "positive" if name == "lr" else "non-negative"
@@ -98,6 +113,11 @@ class TrainConfig:
                 "embedding_dim",
                 f"{{embedding_dim}} must be a multiple of 16 (a 4x4 grid of descriptors), got {self.embedding_dim}",
             )
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError("temperature", f"{{temperature}} must be a positive number, got {self.temperature}")
+        for name, allowed in (("loss", LOSSES), ("augmentation", AUGMENTATIONS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(name, f"{{{name}}} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.method not in METHODS:
             raise ConfigError("method", f"{{method}} must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not 0 <= self.val_fraction < 1:

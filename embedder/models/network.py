@@ -59,6 +59,16 @@ class EmbeddingNet(nn.Module):
         """Raw backbone features ``(B, embedding_dim)``: centre and normalise them to retrieve."""
         return self.backbone(x.contiguous(memory_format=torch.channels_last))
 
+    def block_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each conv block's map average-pooled to the GRID x GRID grid and flattened, then the embedding itself:
+        ``[block 1, block 2, block 3, final]``. What a multi-depth descriptor is made of."""
+        out, h = [], x.contiguous(memory_format=torch.channels_last)
+        for layer in self.backbone:
+            h = layer(h)
+            if isinstance(layer, nn.Sequential):
+                out.append(F.adaptive_avg_pool2d(h, GRID).flatten(1))
+        return [*out, h]
+
     def training_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised projection-head outputs, used only by the training loss."""
         return F.normalize(self.head(self(x)).float(), dim=1)

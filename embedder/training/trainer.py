@@ -28,6 +28,7 @@ from embedder.data.sampling import BalancedBatchSampler, batch_shape, sample_sup
 from embedder.errors import ConfigError, RunError
 from embedder.index.support_index import POINTS_PER_CENTROID, SupportIndex, minimum_training
 from embedder.index.supports import centroid_count, centroid_supports, describe_rule
+from embedder.losses.contrast import make_loss
 from embedder.losses.triplet import InstanceAndClassTripletLoss
 from embedder.models.embedder import Embedder
 from embedder.models.network import EmbeddingNet
@@ -36,7 +37,7 @@ from embedder.runs.enrolment import training_records
 from embedder.runs.run import run_files
 from embedder.runs.store import RunDir, prepare_run_dir, tensors_to_bytes
 from embedder.training import distributed
-from embedder.training.augment import AugmentConfig, augment_batch
+from embedder.training.augment import PRESETS, AugmentConfig, augment_batch
 from embedder.training.checkpoint import EpochProgress, TrainingState, config_from_checkpoint
 from embedder.training.devices import resolve_device
 from embedder.training.interrupt import Interrupted, StopRequest
@@ -326,8 +327,10 @@ class _Training:
         everything = (dataset.train_images, dataset.train_labels)
         self.images, self.labels = (t[train_rows].to(device) for t in everything)
         self.val_images, self.val_labels = (t[val_rows].to(device) for t in everything)
-        self.criterion = InstanceAndClassTripletLoss(config.margin, config.class_weight)
-        self.augment = AugmentConfig().scaled(config.augment)
+        self.criterion = make_loss(
+            config.loss, config.margin, config.class_weight, config.temperature, config.instance_weight
+        )
+        self.augment = PRESETS[config.augmentation].scaled(config.augment)
         counts = np.bincount(dataset.train_labels[train_rows].numpy(), minlength=len(dataset.class_names))
         self.ways, self.m = batch_shape([int(counts[c]) for c in config.classes], config.m_per_class, config.batch_size)
         per_epoch = max(1, math.ceil(len(train_rows) / (self.ways * self.m)))
