@@ -50,7 +50,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "supcon+inst+rot": {"loss": "contrast", "instance_weight": 0.5, "rotation": 0.5},
     "triplet+rot": {"loss": "triplet", "rotation": 0.5},
 }
-DESCRIPTORS = ("final l2", "final cl2n", "multi", "multi-f2", "b1+final", "block1")
+DESCRIPTORS = (
+    "final l2", "final cl2n", "multi l2", "multi cl2n", "multi-f2 l2", "multi-f2 cl2n", "b1+final cl2n", "block1 l2"
+)  # fmt: skip
 
 
 def criterion_for(v: dict[str, Any]) -> torch.nn.Module:
@@ -66,6 +68,8 @@ def train_net(images: torch.Tensor, labels: torch.Tensor, classes: list[int], v:
     rotation = torch.nn.Linear(net.embedding_dim, 4) if v.get("rotation") else None
     params = list(net.parameters()) + (list(rotation.parameters()) if rotation else [])
     steps = v.get("steps", args.steps)
+    mean, std = float(images.float().mean() / 255), float(images.float().std() / 255)
+    net.mean_std = (mean, std)
     if steps == 0:
         return net.eval()
     optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
@@ -75,7 +79,6 @@ def train_net(images: torch.Tensor, labels: torch.Tensor, classes: list[int], v:
     ways = min(len(classes), max(2, args.batch // m))
     sampler = BalancedBatchSampler(labels, classes, m, ways, generator)
     augment = PRESETS[v.get("augment", "strokes")]
-    mean, std = float(images.float().mean() / 255), float(images.float().std() / 255)
     net.train()
     for _ in range(steps):
         rows, y = sampler.sample()
@@ -94,33 +97,33 @@ def train_net(images: torch.Tensor, labels: torch.Tensor, classes: list[int], v:
         loss.backward()
         optimizer.step()
         scheduler.step()
-    net.mean_std = (mean, std)
     return net.eval()
 
 
+WEIGHTS = {"final": (0, 0, 0, 1), "multi": (1, 1, 1, 1), "multi-f2": (1, 1, 1, 2), "b1+final": (1, 0, 0, 1)}
+
+
 @torch.inference_mode()
-def descriptors(net: EmbeddingNet, images: torch.Tensor, centre: torch.Tensor) -> dict[str, np.ndarray]:
-    mean, std = getattr(net, "mean_std", (float(images.float().mean() / 255), float(images.float().std() / 255)))
+def raw_descriptors(net: EmbeddingNet, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each weighting's concatenation of L2-normalised block features (what the network's forward returns)."""
+    mean, std = net.mean_std
     chunks = [
         net.block_features((images[i : i + 512].unsqueeze(1).float() / 255 - mean) / std)
         for i in range(0, len(images), 512)
     ]
-    blocks = [torch.cat([chunk[b] for chunk in chunks]) for b in range(len(chunks[0]))]
-    final = blocks[-1]
-    return {
-        "final l2": F.normalize(final, dim=1).numpy(),
-        "final cl2n": F.normalize(final - centre, dim=1).numpy(),
-        "multi": _concat(blocks, (1, 1, 1, 1)),
-        "multi-f2": _concat(blocks, (1, 1, 1, 2)),
-        "b1+final": _concat(blocks, (1, 0, 0, 1)),
-        "block1": F.normalize(blocks[0], dim=1).numpy(),
-    }
+    blocks = [F.normalize(torch.cat([chunk[b] for chunk in chunks]), dim=1) for b in range(len(chunks[0]))]
+    out = {name: torch.cat([w * b for b, w in zip(blocks, ws, strict=True) if w], 1) for name, ws in WEIGHTS.items()}
+    return {**out, "block1": blocks[0]}
 
 
-def _concat(blocks: list[torch.Tensor], weights: tuple[float, ...]) -> np.ndarray:
-    """Each block L2-normalised and weighted, concatenated, L2-normalised again."""
-    parts = [w * F.normalize(b, dim=1) for b, w in zip(blocks, weights, strict=True) if w]
-    return F.normalize(torch.cat(parts, dim=1), dim=1).numpy()
+def descriptors(net: EmbeddingNet, images: torch.Tensor, training: torch.Tensor) -> dict[str, np.ndarray]:
+    """``NAME l2`` (plain L2 normalisation) and ``NAME cl2n`` (centred on the training images' mean first)."""
+    raw, centres = raw_descriptors(net, images), raw_descriptors(net, training)
+    out = {}
+    for name, x in raw.items():
+        out[f"{name} l2"] = F.normalize(x, dim=1).numpy()
+        out[f"{name} cl2n"] = F.normalize(x - centres[name].mean(0), dim=1).numpy()
+    return out
 
 
 def pools(labels: np.ndarray, classes: list[int], per_class: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -192,12 +195,7 @@ def main() -> None:
         started = time.perf_counter()
         net = train_net(images, train_labels, trained, VARIANTS[name], args)
         seconds = time.perf_counter() - started
-        with torch.inference_mode():
-            mean, std = getattr(net, "mean_std", (0.0, 1.0))
-            sample = images[:: max(1, len(images) // 2000)]
-            centre_vec = torch.cat([net((sample[i:i + 512].unsqueeze(1).float() / 255 - mean) / std)
-                                    for i in range(0, len(sample), 512)]).mean(0)  # fmt: skip
-        feats = descriptors(net, both, centre_vec)
+        feats = descriptors(net, both, images[:: max(1, len(images) // 2000)])
         cells = [f"{accuracy(feats[d]):.1f}" for d in DESCRIPTORS]
         print(f"| {name} | " + " | ".join(cells) + f" | {seconds:.0f} |", flush=True)
 

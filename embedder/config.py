@@ -16,6 +16,10 @@ from embedder.errors import ConfigError
 DEFAULT_RUN_DIR = "runs/latest"
 LOSSES = ("triplet", "contrast")  # embedder.losses.make_loss
 AUGMENTATIONS = ("strokes", "objects")  # embedder.training.augment.PRESETS
+DESCRIPTORS = ("final", "multi")  # embedder.models.network: the final map, or every block's (DEPTH_WEIGHTS)
+STEPS_PER_CLASS = 4  # default epochs give at least this many steps per training class (and MIN_STEPS)
+SMALL_CLASS = 32  # training classes this small (and more than MAX_WAYS of them) get SMALL_BATCH by default
+SMALL_BATCH = (32, 8)  # classes x images per batch for many small classes
 METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedder.fewshot.classifiers.CLASSIFIERS)
 MAX_WAYS = 8  # classes per batch when batch_size is not given
 DEFAULT_EPOCHS = 30
@@ -41,11 +45,14 @@ class TrainConfig:
     epochs: int | None = _option(
         None,
         f"Passes over the training classes' images [default: {DEFAULT_EPOCHS}, more on a small dataset, "
-        f"so that training takes at least {MIN_STEPS} steps].",
+        f"so that training takes at least {MIN_STEPS} steps and {STEPS_PER_CLASS} per training class].",
         type=int,
     )
     batch_size: int | None = _option(
-        None, "Images per batch, a multiple of {m_per_class} [default: m x min(classes, 8)].", type=int
+        None,
+        "Images per batch, a multiple of {m_per_class} [default: m x min(classes, 8); for more than 8 classes "
+        f"of under {SMALL_CLASS} images, {SMALL_BATCH[0]} classes x {SMALL_BATCH[1]}].",
+        type=int,
     )
     m_per_class: int = _option(64, "Images of each class in a batch (fewer where a class has fewer).")
     lr: float = _option(2e-3, "Peak learning rate (one-cycle schedule, AdamW).")
@@ -60,6 +67,11 @@ class TrainConfig:
     )
     temperature: float = _option(0.1, "Temperature of the contrast losses (--loss contrast).")
     instance_weight: float = _option(0.5, "Weight of instance contrast next to class contrast (--loss contrast).")
+    descriptor: str = _option(
+        "final",
+        "Embedding: the final map's 4x4 grid (final), or every block's pooled map, each L2-normalised (multi).",
+        choices=DESCRIPTORS,
+    )
     augmentation: str = _option(
         "strokes",
         "Augmentation set: strokes (thickness, elastic warps: handwriting) or objects (mirrors, crops).",
@@ -115,7 +127,7 @@ class TrainConfig:
             )
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ConfigError("temperature", f"{{temperature}} must be a positive number, got {self.temperature}")
-        for name, allowed in (("loss", LOSSES), ("augmentation", AUGMENTATIONS)):
+        for name, allowed in (("loss", LOSSES), ("augmentation", AUGMENTATIONS), ("descriptor", DESCRIPTORS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(name, f"{{{name}}} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.method not in METHODS:
