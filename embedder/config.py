@@ -15,7 +15,8 @@ from embedder.errors import ConfigError
 
 DEFAULT_RUN_DIR = "runs/latest"
 LOSSES = ("triplet", "contrast")  # embedder.losses.make_loss
-AUGMENTATIONS = ("strokes", "objects")  # embedder.training.augment.PRESETS
+AUGMENTATIONS = ("auto", "strokes", "objects")  # embedder.training.augment.PRESETS; auto: OBJECT_DATASETS
+OBJECT_DATASETS = ("fashion-mnist",)  # datasets of photographed things: objects augmentation under auto
 DESCRIPTORS = ("final", "multi")  # embedder.models.network: the final map, or every block's (DEPTH_WEIGHTS)
 STEPS_PER_CLASS = 4  # default epochs give at least this many steps per training class (and MIN_STEPS)
 SMALL_CLASS = 32  # training classes this small (and more than MAX_WAYS of them) get SMALL_BATCH by default
@@ -60,21 +61,22 @@ class TrainConfig:
     margin: float = _option(0.4, "Triplet margin.")
     class_weight: float = _option(0.3, "Weight of class triplets next to instance triplets (--loss triplet).")
     loss: str = _option(
-        "triplet",
+        "contrast",
         "Objective: instance + class triplets with a margin (triplet), or class contrast with a temperature "
         "(SupCon) plus instance contrast of two views (contrast).",
         choices=LOSSES,
     )
     temperature: float = _option(0.1, "Temperature of the contrast losses (--loss contrast).")
-    instance_weight: float = _option(0.5, "Weight of instance contrast next to class contrast (--loss contrast).")
+    instance_weight: float = _option(0.0, "Weight of instance contrast next to class contrast (--loss contrast).")
     descriptor: str = _option(
-        "final",
+        "multi",
         "Embedding: the final map's 4x4 grid (final), or every block's pooled map, each L2-normalised (multi).",
         choices=DESCRIPTORS,
     )
     augmentation: str = _option(
-        "strokes",
-        "Augmentation set: strokes (thickness, elastic warps: handwriting) or objects (mirrors, crops).",
+        "auto",
+        "Augmentation set: strokes (thickness, elastic warps: handwriting), objects (mirrors, crops), or auto "
+        f"(objects for {', '.join(OBJECT_DATASETS)}, strokes otherwise).",
         choices=AUGMENTATIONS,
     )
     augment: float = _option(1.0, "Strength of the augmentation: 0 none, 1 the default, 2 twice as strong.")

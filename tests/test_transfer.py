@@ -99,3 +99,11 @@ def test_contrast_and_multi_depth_train_a_run_that_labels_unseen_digits(tmp_path
     labels = digits.train_labels.numpy(), digits.test_labels.numpy()
     result = evaluate_episodes(train_x, labels[0], test_x, labels[1], unseen, shots=1, episodes=20)
     assert result.mean > 0.6  # chance is 0.2
+
+
+def test_auto_augmentation_is_named_by_the_dataset():
+    from embedder.training.trainer import augmentation_for
+
+    assert augmentation_for(TrainConfig(dataset="fashion-mnist")) == "objects"
+    assert augmentation_for(TrainConfig(dataset="mnist")) == "strokes"
+    assert augmentation_for(TrainConfig(dataset="fashion-mnist", augmentation="strokes")) == "strokes"

@@ -20,7 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedder.config import DEFAULT_EPOCHS, MAX_WAYS, MIN_STEPS, SMALL_BATCH, SMALL_CLASS, STEPS_PER_CLASS, TrainConfig
+from embedder.config import (
+    DEFAULT_EPOCHS,
+    MAX_WAYS,
+    MIN_STEPS,
+    OBJECT_DATASETS,
+    SMALL_BATCH,
+    SMALL_CLASS,
+    STEPS_PER_CLASS,
+    TrainConfig,
+)
 from embedder.data.classes import resolve_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
@@ -295,6 +304,14 @@ def _dataset_for(
     return config, dataset
 
 
+def augmentation_for(config: TrainConfig) -> str:
+    """The augmentation preset a training uses: ``auto`` names one by the dataset (issue 19's screen: mirrors
+    and crops help on clothes, and mirrored strokes are other symbols)."""
+    if config.augmentation != "auto":
+        return config.augmentation
+    return "objects" if config.dataset in OBJECT_DATASETS else "strokes"
+
+
 def _batch_rule(counts: list[int], config: TrainConfig) -> tuple[list[int], int, int | None]:
     """``batch_shape``'s arguments: many small classes (a user's folder) get more classes of fewer images a
     batch by default, as a hand-set 32 x 8 schedule that beat the defaults on such a folder (issue 19) had."""
@@ -339,7 +356,7 @@ class _Training:
         self.criterion = make_loss(
             config.loss, config.margin, config.class_weight, config.temperature, config.instance_weight
         )
-        self.augment = PRESETS[config.augmentation].scaled(config.augment)
+        self.augment = PRESETS[augmentation_for(config)].scaled(config.augment)
         counts = np.bincount(dataset.train_labels[train_rows].numpy(), minlength=len(dataset.class_names))
         self.ways, self.m = batch_shape(*_batch_rule([int(counts[c]) for c in config.classes], config))
         per_epoch = max(1, math.ceil(len(train_rows) / (self.ways * self.m)))
