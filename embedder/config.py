@@ -69,7 +69,7 @@ class TrainConfig:
     temperature: float = _option(0.1, "Temperature of the contrast losses (--loss contrast).")
     instance_weight: float = _option(0.0, "Weight of instance contrast next to class contrast (--loss contrast).")
     descriptor: str = _option(
-        "multi",
+        "final",
         "Embedding: the final map's 4x4 grid (final), or every block's pooled map, each L2-normalised (multi).",
         choices=DESCRIPTORS,
     )
