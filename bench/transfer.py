@@ -3,12 +3,16 @@
     python bench/transfer.py --domain fashion --variants triplet,supcon,... [--steps 250] [--episodes 100]
     python bench/transfer.py --domain loco --variants ...       # MNIST: train on 0,1; score 0,1,2 (3-way)
     python bench/transfer.py --domain folder:/tmp/glyphs --train-classes 0-99 --ways 20 --variants ...
+    python bench/transfer.py --test mnist --variants triplet,supcon   # measuring: once per final configuration
 
 A short loop of the project's own parts (EmbeddingNet, augment_batch, the losses, BalancedBatchSampler,
 AdamW with the one-cycle schedule), not ``embed train``: it skips the run's index and calibration, so a
 variant costs a few hundred steps. Selection domains only: Fashion-MNIST (train 0,1,2; 7-way 1-shot of
 3-9) and MNIST leave-class-out (train 0,1; 3-way 1-shot of 0,1,2), each scored on two disjoint halves of
 the *train* split (supports from one, queries from the other); MNIST 3-9 and test splits are never read.
+``--test DATASET`` is for measuring finals only: train on 0,1,2 of the train split, then bench/oneshot.py's
+protocol (10-way 1-shot and 5-shot, unseen 7-way 1-shot; test queries, supports drawn from the train split,
+here from a seeded pool of ``--per-class`` images of each class) with the descriptor a run saves (final cl2n).
 Every trained net is scored with several descriptors on the same episodes as raw pixels and HOG-like:
 ``final`` (the run's embedding, l2 or centred on the training classes, cl2n), ``multi`` (blocks 1-4, each
 pooled to 4x4 and L2-normalised, concatenated; ``multi-f2`` with the final block weighted 2), ``b1+final``
@@ -46,6 +50,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "supcon+inst-t0.2": {"loss": "contrast", "instance_weight": 0.5, "temperature": 0.2},
     "supcon+inst-objects": {"loss": "contrast", "instance_weight": 0.5, "augment": "objects"},
     "supcon-objects": {"loss": "contrast", "instance_weight": 0.0, "augment": "objects"},
+    "triplet-strokes": {"loss": "triplet"},  # today's default recipe, named for the finals
     "supcon+rot": {"loss": "contrast", "instance_weight": 0.0, "rotation": 0.5},
     "supcon+inst+rot": {"loss": "contrast", "instance_weight": 0.5, "rotation": 0.5},
     "triplet+rot": {"loss": "triplet", "rotation": 0.5},
@@ -151,6 +156,56 @@ def domain(name: str, args) -> tuple[Any, list[int], list[int], int]:
     return data, trained, [c for c in data.classes if c not in trained], args.ways
 
 
+def test_protocol(name: str, args) -> None:
+    """Finals: each variant trained on classes 0,1,2 of ``name``, scored on its test split."""
+    data = load_dataset(name, args.data_dir)
+    labels = data.train_labels.numpy()
+    trained = np.flatnonzero(np.isin(labels, [0, 1, 2]))
+    pool = np.concatenate([np.random.default_rng(2).permutation(np.flatnonzero(labels == c))[: args.per_class]
+                           for c in data.classes])  # fmt: skip
+    settings = [("10-way 1-shot", data.classes, 1), ("10-way 5-shot", data.classes, 5),
+                ("unseen 7-way 1-shot", list(range(3, 10)), 1)]  # fmt: skip
+    print(f"{name} test queries, train-split supports ({args.per_class} a class), {args.episodes} episodes, "
+          f"{args.steps} steps")  # fmt: skip
+    print("| variant | " + " | ".join(s[0] for s in settings) + " | train s |\n|---|---|---|---|---|")
+
+    def row(label: str, support: np.ndarray, query: np.ndarray, seconds: str) -> None:
+        cells = [evaluate_episodes(support, labels[pool], query, data.test_labels.numpy(), classes, shots,
+                                   args.episodes, seed=0).mean for _, classes, shots in settings]  # fmt: skip
+        print(f"| {label} | " + " | ".join(f"{100 * c:.1f}" for c in cells) + f" | {seconds} |", flush=True)
+
+    for label, features in (("raw pixels", raw_pixel_features), ("HOG-like", hog_features)):
+        row(label, features(data.train_images[pool]), features(data.test_images), "-")
+    for variant in [v for v in args.variants.split(",") if v]:
+        started = time.perf_counter()
+        net = train_net(data.train_images[trained], data.train_labels[trained], [0, 1, 2], VARIANTS[variant], args)
+        seconds = f"{time.perf_counter() - started:.0f}"
+        centre = data.train_images[trained][:: max(1, len(trained) // 2000)]
+        s, q = descriptors(net, data.train_images[pool], centre), descriptors(net, data.test_images, centre)
+        row(f"{variant} (final cl2n)", s["final cl2n"], q["final cl2n"], seconds)
+        if args.glyphs:
+            print(f"|   same net on {args.glyphs}'s held-out classes, {args.ways}-way 1-shot: "
+                  f"{other_domain(net, centre, args):.1f} |", flush=True)  # fmt: skip
+
+
+def other_domain(net: EmbeddingNet, centre: torch.Tensor, args) -> float:
+    """The net, centred on its own training images, on another domain's held-out classes (the screen's pools)."""
+    data = load_dataset(args.glyphs, args.data_dir)
+    trained = parse_classes(args.train_classes)
+    scored = [c for c in data.classes if c not in trained]
+    labels = data.train_labels.numpy()
+    support, query = pools(labels, scored, args.per_class)
+    raw = raw_descriptors(net, torch.cat([data.train_images[support], data.train_images[query]]))["final"]
+    x = F.normalize(raw - raw_descriptors(net, centre)["final"].mean(0), dim=1).numpy()
+    means = []
+    for e in range(max(1, math.ceil(len(scored) / args.ways))):
+        classes = list(np.random.default_rng(e).choice(scored, args.ways, False))
+        r = evaluate_episodes(x[: len(support)], labels[support], x[len(support) :], labels[query], classes,
+                              1, args.episodes, seed=e)  # fmt: skip
+        means.append(r.mean)
+    return 100 * float(np.mean(means))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--domain", default="fashion", help="fashion, loco, or a dataset name / folder:PATH")
@@ -164,7 +219,11 @@ def main() -> None:
     parser.add_argument("--ways", type=int, default=20, help="N of N-way 1-shot episodes of a dataset domain")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir")
+    parser.add_argument("--test", help="measure finals on this dataset's test split (mnist, fashion-mnist)")
+    parser.add_argument("--glyphs", help="with --test: also score the net on this dataset's held-out classes")
     args = parser.parse_args()
+    if args.test:
+        return test_protocol(args.test, args)
     data, trained, scored, ways = domain(args.domain, args)
     labels = data.train_labels.numpy()
     support, query = pools(labels, scored, args.per_class)
