@@ -2,7 +2,7 @@
 
 The dataset stays on the training device as one uint8 tensor. Each step draws a balanced batch
 (``ways`` classes x ``m_per_class`` images) by index on the device, makes two augmented views of
-every image on the device, and takes one optimizer step on the instance + class triplet loss.
+every image on the device, and takes one optimizer step on the run's objective (:mod:`embedder.losses`).
 The step loop never reads a value back to the host; the epoch's mean loss is read once at its end.
 """
 
