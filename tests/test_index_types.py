@@ -8,9 +8,9 @@ import logging
 import numpy as np
 import pytest
 
-from embedder import index as index_module
 from embedder.config import IndexSpec, TrainConfig
 from embedder.errors import ConfigError, RunError
+from embedder.index import support_index as index_module
 from embedder.index.support_index import SupportIndex
 from embedder.runs.run import Run
 from embedder.runs.store import RunDir

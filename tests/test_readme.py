@@ -1,9 +1,9 @@
 """The README is run, not just read: every Python block as written, and every shell block a test can afford.
 
 A shell block preceded by ``<!-- not run by the tests: REASON -->`` is skipped (the reason is printed). In the
-others, ``pip install -e '.[test]' &&`` is dropped (this environment is that install) and a line that runs
+others, ``pip install -e '.[EXTRAS]' &&`` is dropped (this environment is that install) and a line that runs
 pytest is skipped (it is this test suite). Each block runs in a fresh folder holding ``photo.jpg``: a digit
-drawn as a user would photograph it, dark on light.
+drawn as a user would photograph it, dark on light, and a copy of ``examples/``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import pytest
 from PIL import Image
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = README.parent / "docs" / "guide.md"
+INSTALL = re.compile(r"pip install -e '\.\[[a-z,]+\]' && ")
 SKIP = re.compile(r"<!-- not run by the tests: (.+?) -->")
 
 
@@ -62,7 +64,7 @@ def test_every_python_block_runs_as_written(workdir):
 def shell_lines(code: str) -> list[str]:
     lines = []
     for line in code.splitlines():
-        line = re.sub(r"\s+#.*$", "", line).replace("pip install -e '.[test]' && ", "").strip()
+        line = INSTALL.sub("", re.sub(r"\s+#.*$", "", line)).strip()
         if line and "pytest" not in line:
             lines.append(line)
     return lines
@@ -85,8 +87,8 @@ def test_every_affordable_shell_block_runs(workdir):
     assert re.search(r"star-4\.png: star \(", predicted) and re.search(r"noise\.png: unknown", predicted), predicted
 
 
-def test_the_readme_counts_the_bad_input_matrix_right():
+def test_the_guide_counts_the_bad_input_matrix_right():
     from tests.test_bad_input import CASES
 
-    claimed = re.search(r"(\d+) cases over `embed train`", README.read_text())
+    claimed = re.search(r"(\d+) cases over `embed train`", GUIDE.read_text())
     assert claimed and int(claimed.group(1)) == len(CASES)
