@@ -5,6 +5,7 @@ options on the CPU, then report N-way K-shot accuracy on its test split (support
     python bench/oneshot.py [--dataset fashion-mnist] [--data-dir DIR] [--run-dir runs/bench] [--skip-train]
                             [--all-classes]
     python bench/oneshot.py --skip-train --run-dir RUN --index-dims 256,128,64,32 --no-baselines
+    python bench/oneshot.py --set loss=triplet --set descriptor=final   # a recipe other than the defaults
 
 ``--all-classes`` also trains on 0-9 and reports 1-NN accuracy against the full train split.
 ``--index-dims`` adds a row per dimension D: the run's embeddings through the PCA that ``--index-dim D``
@@ -58,6 +59,19 @@ def report(name: str, train_x: np.ndarray, test_x: np.ndarray, dataset, episodes
     print(f"| {name:<34} | " + " | ".join(cells) + " |", flush=True)
 
 
+def _option(item: str) -> tuple[str, object]:
+    """``name=value`` with the value typed as the TrainConfig field's default is."""
+    from dataclasses import fields
+
+    name, _, value = item.partition("=")
+    default = {f.name: f.default for f in fields(TrainConfig)}.get(name)
+    if isinstance(default, float):
+        return name, float(value)
+    if isinstance(default, int) or name in ("epochs", "batch_size"):
+        return name, int(value)
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist", help="a name of embedder.data.datasets.DATASETS or folder:PATH")
@@ -68,20 +82,28 @@ def main() -> None:
     parser.add_argument("--all-classes", action="store_true", help="also train on 0-9, 1-NN on the full train split")
     parser.add_argument("--index-dims", default="", help="comma-separated PCA dimensions to score as well")
     parser.add_argument("--no-baselines", action="store_true", help="skip the raw-pixel and HOG-like rows")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="a TrainConfig option")
     args = parser.parse_args()
+    options = dict(_option(item) for item in args.set)
     dataset = load_dataset(args.dataset, args.data_dir)
     if not args.skip_train:
         started = time.perf_counter()
         train(
             TrainConfig(
-                classes=TRAINED, dataset=args.dataset, data_dir=args.data_dir, run_dir=args.run_dir, device="cpu"
+                classes=TRAINED,
+                dataset=args.dataset,
+                data_dir=args.data_dir,
+                run_dir=args.run_dir,
+                device="cpu",
+                **options,
             ),
             force=True,
             progress=False,
             dataset=dataset,
         )
         seconds = time.perf_counter() - started
-        print(f"training wall time ({args.dataset} classes 0,1,2, defaults, CPU): {seconds:.0f} s")
+        recipe = ", ".join(args.set) or "defaults"
+        print(f"training wall time ({args.dataset} classes 0,1,2, {recipe}, CPU): {seconds:.0f} s")
     run = Run.load(args.run_dir)
     print(
         f"run {args.run_dir}: {run.metadata['options']['epochs']} epochs, "
@@ -113,7 +135,12 @@ def main() -> None:
         run_dir = args.run_dir + "-all"
         train(
             TrainConfig(
-                classes=dataset.classes, dataset=args.dataset, data_dir=args.data_dir, run_dir=run_dir, device="cpu"
+                classes=dataset.classes,
+                dataset=args.dataset,
+                data_dir=args.data_dir,
+                run_dir=run_dir,
+                device="cpu",
+                **options,
             ),
             force=True,
             progress=False,

@@ -14,6 +14,13 @@ from embedder.data.classes import ALL, ClassList, check_class_list, parse_classe
 from embedder.errors import ConfigError
 
 DEFAULT_RUN_DIR = "runs/latest"
+LOSSES = ("triplet", "contrast")  # embedder.losses.make_loss
+AUGMENTATIONS = ("auto", "strokes", "objects")  # embedder.training.augment.PRESETS; auto: OBJECT_DATASETS
+OBJECT_DATASETS = ("fashion-mnist",)  # datasets of photographed things: objects augmentation under auto
+DESCRIPTORS = ("final", "multi")  # embedder.models.network: the final map, or every block's (DEPTH_WEIGHTS)
+STEPS_PER_CLASS = 4  # default epochs give at least this many steps per training class (and MIN_STEPS)
+SMALL_CLASS = 32  # training classes this small (and more than MAX_WAYS of them) get SMALL_BATCH by default
+SMALL_BATCH = (32, 8)  # classes x images per batch for many small classes
 METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedder.fewshot.classifiers.CLASSIFIERS)
 MAX_WAYS = 8  # classes per batch when batch_size is not given
 DEFAULT_EPOCHS = 30
@@ -39,17 +46,39 @@ class TrainConfig:
     epochs: int | None = _option(
         None,
         f"Passes over the training classes' images [default: {DEFAULT_EPOCHS}, more on a small dataset, "
-        f"so that training takes at least {MIN_STEPS} steps].",
+        f"so that training takes at least {MIN_STEPS} steps and {STEPS_PER_CLASS} per training class].",
         type=int,
     )
     batch_size: int | None = _option(
-        None, "Images per batch, a multiple of {m_per_class} [default: m x min(classes, 8)].", type=int
+        None,
+        "Images per batch, a multiple of {m_per_class} [default: m x min(classes, 8); for more than 8 classes "
+        f"of under {SMALL_CLASS} images, {SMALL_BATCH[0]} classes x {SMALL_BATCH[1]}].",
+        type=int,
     )
     m_per_class: int = _option(64, "Images of each class in a batch (fewer where a class has fewer).")
     lr: float = _option(2e-3, "Peak learning rate (one-cycle schedule, AdamW).")
     weight_decay: float = _option(1e-4, "AdamW weight decay.")
     margin: float = _option(0.4, "Triplet margin.")
-    class_weight: float = _option(0.3, "Weight of class triplets next to instance triplets.")
+    class_weight: float = _option(0.3, "Weight of class triplets next to instance triplets (--loss triplet).")
+    loss: str = _option(
+        "contrast",
+        "Objective: instance + class triplets with a margin (triplet), or class contrast with a temperature "
+        "(SupCon) plus instance contrast of two views (contrast).",
+        choices=LOSSES,
+    )
+    temperature: float = _option(0.1, "Temperature of the contrast losses (--loss contrast).")
+    instance_weight: float = _option(0.0, "Weight of instance contrast next to class contrast (--loss contrast).")
+    descriptor: str = _option(
+        "final",
+        "Embedding: the final map's 4x4 grid (final), or every block's pooled map, each L2-normalised (multi).",
+        choices=DESCRIPTORS,
+    )
+    augmentation: str = _option(
+        "auto",
+        "Augmentation set: strokes (thickness, elastic warps: handwriting), objects (mirrors, crops), or auto "
+        f"(objects for {', '.join(OBJECT_DATASETS)}, strokes otherwise).",
+        choices=AUGMENTATIONS,
+    )
     augment: float = _option(1.0, "Strength of the augmentation: 0 none, 1 the default, 2 twice as strong.")
     embedding_dim: int = _option(1024, "Embedding size: a 4x4 grid of dim/16 channels.")
     width: int = _option(32, "Channels of the first convolution (the network's width).")
@@ -91,7 +120,7 @@ class TrainConfig:
         for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots", "centroids"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "margin", "class_weight", "weight_decay", "augment"):
+        for name in ("lr", "margin", "class_weight", "weight_decay", "augment", "instance_weight"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 kind = "positive" if name == "lr" else "non-negative"
@@ -101,6 +130,11 @@ class TrainConfig:
                 "embedding_dim",
                 f"{{embedding_dim}} must be a multiple of 16 (a 4x4 grid of descriptors), got {self.embedding_dim}",
             )
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError("temperature", f"{{temperature}} must be a positive number, got {self.temperature}")
+        for name, allowed in (("loss", LOSSES), ("augmentation", AUGMENTATIONS), ("descriptor", DESCRIPTORS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(name, f"{{{name}}} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.method not in METHODS:
             raise ConfigError("method", f"{{method}} must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not 0 <= self.val_fraction < 1:

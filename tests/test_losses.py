@@ -63,3 +63,44 @@ def test_collapsed_embeddings_cost_the_margin():
     ids, labels = torch.arange(4).repeat(2), torch.tensor([0, 1, 0, 1]).repeat(2)
     loss = InstanceAndClassTripletLoss(margin=0.2, class_weight=0.3)(emb, labels, ids)
     assert loss.item() == pytest.approx(0.2 * 1.3, abs=1e-4)
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.1, 0.5])
+def test_supcon_matrix_form_equals_pml_supcon(temperature):
+    from pytorch_metric_learning.losses import SupConLoss
+
+    from embedder.losses.contrast import supcon_loss
+
+    emb, labels, _ = two_view_batch(seed=4)
+    torch.testing.assert_close(supcon_loss(emb, labels, temperature), SupConLoss(temperature)(emb, labels))
+
+
+def test_supcon_skips_anchors_without_positives_like_pml():
+    from pytorch_metric_learning.losses import SupConLoss
+
+    from embedder.losses.contrast import supcon_loss
+
+    emb = F.normalize(torch.randn(7, 8, generator=torch.Generator().manual_seed(5)), dim=1)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 3])  # classes 2 and 3 have one image each
+    torch.testing.assert_close(supcon_loss(emb, labels, 0.1), SupConLoss(0.1)(emb, labels))
+
+
+@pytest.mark.parametrize("temperature", [0.07, 0.3])
+def test_two_view_ntxent_equals_pml_ntxent(temperature):
+    from pytorch_metric_learning.losses import NTXentLoss
+
+    from embedder.losses.contrast import two_view_ntxent
+
+    emb, _, ids = two_view_batch(seed=6)
+    torch.testing.assert_close(two_view_ntxent(emb, temperature), NTXentLoss(temperature)(emb, ids))
+
+
+def test_contrast_loss_has_gradients_and_weights_its_instance_term():
+    from embedder.losses.contrast import ClassAndInstanceContrastLoss, supcon_loss, two_view_ntxent
+
+    emb, labels, ids = two_view_batch(seed=7)
+    emb.requires_grad_(True)
+    loss = ClassAndInstanceContrastLoss(0.2, instance_weight=0.5)(emb, labels, ids)
+    torch.testing.assert_close(loss, supcon_loss(emb, labels, 0.2) + 0.5 * two_view_ntxent(emb, 0.2))
+    loss.backward()
+    assert emb.grad.abs().sum() > 0

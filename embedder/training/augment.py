@@ -25,6 +25,7 @@ class AugmentConfig:
     max_thickness: float = 1.0  # blend weight towards a 3x3 dilation or erosion
     erase_prob: float = 0.3
     erase_max: int = 8  # pixels
+    flip_prob: float = 0.0  # chance of a left-right mirror: objects keep their class, strokes do not
 
     def scaled(self, strength: float) -> AugmentConfig:
         """Every deformation's magnitude times ``strength``: 0 leaves images as they are."""
@@ -39,7 +40,18 @@ class AugmentConfig:
             max_thickness=min(1.0, self.max_thickness * strength),
             erase_prob=min(1.0, self.erase_prob * strength),
             erase_max=self.erase_max,
+            flip_prob=self.flip_prob,
         )
+
+
+# Named sets: ``strokes`` (thickness, elastic warps) for handwriting; ``objects`` (mirrors, crops, no
+# dilated outlines) for photographs of things such as clothes.
+PRESETS = {
+    "strokes": AugmentConfig(),
+    "objects": AugmentConfig(
+        max_rotation_deg=8.0, scale=(0.8, 1.1), max_shear=0.1, elastic_alpha=0.0, max_thickness=0.0, flip_prob=0.5
+    ),
+}
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -59,6 +71,8 @@ def augment_batch(
     shift = _uniform(2 * n, -config.max_translate, config.max_translate, generator, device).view(n, 2)
     cos, sin = torch.cos(angle), torch.sin(angle)
     sx, sy = 1 / (scale * aspect), aspect / scale  # the grid maps output to input coordinates
+    if config.flip_prob:  # a mirror negates the input's x coordinate
+        sx = sx * torch.where(torch.rand(n, generator=generator, device=device) < config.flip_prob, -1.0, 1.0)
     theta = torch.stack(
         [
             torch.stack([cos * sx, -sin * sx + shear * sx, shift[:, 0]], dim=1),

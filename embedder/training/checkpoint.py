@@ -88,6 +88,15 @@ def finished_epoch(checkpoint: dict[str, Any], run: dict[str, Any] | None) -> in
 
 # Options newer than the first checkpoints of this run format: a checkpoint without one had its default.
 ADDED_LATER = {"far", "test_fraction", "strict", "augment", "centroids", *(f.name for f in fields(IndexSpec))}
+# ...except these, whose defaults changed when they were added (0.4): a checkpoint without one trained so.
+TRAINED_BEFORE = {
+    "loss": "triplet",
+    "temperature": 0.1,
+    "instance_weight": 0.5,
+    "descriptor": "final",
+    "augmentation": "strokes",
+}
+ADDED_LATER |= set(TRAINED_BEFORE)
 
 
 def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: Any) -> TrainConfig:
@@ -99,6 +108,7 @@ def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: A
     try:
         stored = checkpoint["config"]
         saved = {f.name: stored[f.name] for f in fields(TrainConfig) if f.name in stored or f.name not in ADDED_LATER}
+        saved |= {name: value for name, value in TRAINED_BEFORE.items() if name not in stored}
         config = TrainConfig(**saved)
     except (KeyError, TypeError, ValueError) as exc:
         raise RunError(f"the checkpoint in {source} is not one this tripletshot can resume ({exc})") from None

@@ -2,7 +2,7 @@
 
 The dataset stays on the training device as one uint8 tensor. Each step draws a balanced batch
 (``ways`` classes x ``m_per_class`` images) by index on the device, makes two augmented views of
-every image on the device, and takes one optimizer step on the instance + class triplet loss.
+every image on the device, and takes one optimizer step on the run's objective (:mod:`embedder.losses`).
 The step loop never reads a value back to the host; the epoch's mean loss is read once at its end.
 """
 
@@ -20,7 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from embedder.config import DEFAULT_EPOCHS, MIN_STEPS, TrainConfig
+from embedder.config import (
+    DEFAULT_EPOCHS,
+    MAX_WAYS,
+    MIN_STEPS,
+    OBJECT_DATASETS,
+    SMALL_BATCH,
+    SMALL_CLASS,
+    STEPS_PER_CLASS,
+    TrainConfig,
+)
 from embedder.data.classes import resolve_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
@@ -28,15 +37,16 @@ from embedder.data.sampling import BalancedBatchSampler, batch_shape, sample_sup
 from embedder.errors import ConfigError, RunError
 from embedder.index.support_index import POINTS_PER_CENTROID, SupportIndex, minimum_training
 from embedder.index.supports import centroid_count, centroid_supports, describe_rule
+from embedder.losses.contrast import make_loss
 from embedder.losses.triplet import InstanceAndClassTripletLoss
 from embedder.models.embedder import Embedder
-from embedder.models.network import EmbeddingNet
+from embedder.models.network import DEPTH_WEIGHTS, EmbeddingNet
 from embedder.runs.calibration import calibrate_index
 from embedder.runs.enrolment import training_records
 from embedder.runs.run import run_files
 from embedder.runs.store import RunDir, prepare_run_dir, tensors_to_bytes
 from embedder.training import distributed
-from embedder.training.augment import AugmentConfig, augment_batch
+from embedder.training.augment import PRESETS, AugmentConfig, augment_batch
 from embedder.training.checkpoint import EpochProgress, TrainingState, config_from_checkpoint, finished_epoch
 from embedder.training.devices import resolve_device
 from embedder.training.interrupt import Interrupted, StopRequest
@@ -307,6 +317,23 @@ def pixel_statistics(images: torch.Tensor) -> tuple[float, float]:
     return float(pixels.mean()), float(pixels.std())
 
 
+def augmentation_for(config: TrainConfig) -> str:
+    """The augmentation preset a training uses: ``auto`` names one by the dataset (docs/results.md's transfer
+    screen: mirrors and crops help on clothes, and mirrored strokes are other symbols)."""
+    if config.augmentation != "auto":
+        return config.augmentation
+    return "objects" if config.dataset in OBJECT_DATASETS else "strokes"
+
+
+def _batch_rule(counts: list[int], config: TrainConfig) -> tuple[list[int], int, int | None]:
+    """``batch_shape``'s arguments: many small classes (a user's folder) get more classes of fewer images a
+    batch by default, as a hand-set 32 x 8 schedule that beat the defaults on such a folder had (docs/results.md)."""
+    if config.batch_size is None and len(counts) > MAX_WAYS and min(counts) < SMALL_CLASS:
+        ways, m = SMALL_BATCH
+        return counts, min(m, config.m_per_class), m * min(ways, len(counts))
+    return counts, config.m_per_class, config.batch_size
+
+
 def _resume_hint(run_dir: Path) -> str:
     return f"checkpointed in {run_dir}; continue with `embed train --resume --run-dir {run_dir}`"
 
@@ -338,13 +365,16 @@ class _Training:
         everything = (dataset.train_images, dataset.train_labels)
         self.images, self.labels = (t[train_rows].to(device) for t in everything)
         self.val_images, self.val_labels = (t[val_rows].to(device) for t in everything)
-        self.criterion = InstanceAndClassTripletLoss(config.margin, config.class_weight)
-        self.augment = AugmentConfig().scaled(config.augment)
+        self.criterion = make_loss(
+            config.loss, config.margin, config.class_weight, config.temperature, config.instance_weight
+        )
+        self.augment = PRESETS[augmentation_for(config)].scaled(config.augment)
         counts = np.bincount(dataset.train_labels[train_rows].numpy(), minlength=len(dataset.class_names))
-        self.ways, self.m = batch_shape([int(counts[c]) for c in config.classes], config.m_per_class, config.batch_size)
+        self.ways, self.m = batch_shape(*_batch_rule([int(counts[c]) for c in config.classes], config))
         per_epoch = max(1, math.ceil(len(train_rows) / (self.ways * self.m)))
         if config.epochs is None:  # resolved here, where the steps are known, and saved with the options
-            self.config = config = replace(config, epochs=max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
+            least = max(MIN_STEPS, STEPS_PER_CLASS * len(config.classes))
+            self.config = config = replace(config, epochs=max(DEFAULT_EPOCHS, math.ceil(least / per_epoch)))
         self.steps = 2 if config.dry_run else per_epoch
         self.epochs = 1 if config.dry_run else config.epochs
         self.state = self._initial_state()
@@ -361,7 +391,8 @@ class _Training:
 
     def _initial_state(self) -> TrainingState:
         config = self.config
-        model = EmbeddingNet(config.embedding_dim, config.width).to(self.device)
+        model = EmbeddingNet(config.embedding_dim, config.width, depth_weights=DEPTH_WEIGHTS[config.descriptor])
+        model = model.to(self.device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=self.epochs * self.steps, pct_start=0.15
