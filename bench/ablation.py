@@ -1,4 +1,4 @@
-"""Ablation of the training recipe, chosen without MNIST digits 3-9 (the selection protocol: Fashion-MNIST and leave-one-class-out).
+"""Ablation of the training recipe, chosen without MNIST digits 3-9 (selected on Fashion-MNIST and leave-one-class-out).
 
     python bench/ablation.py --protocol select [--epochs 10] [--variants base,cw0,...] [--data-dir DIR]
     python bench/ablation.py --protocol test --variants base,... [--data-dir DIR]

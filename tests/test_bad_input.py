@@ -140,7 +140,10 @@ def locked(run: Path) -> None:
 
 
 def empty_index(run: Path) -> None:
-    replace_and_resign(run, "index", SupportIndex(1024).to_bytes())
+    from embedder.runs.run import Run
+
+    dim = Run.load(run).embedder.model.embedding_dim  # the run's own width: only the emptiness is wrong
+    replace_and_resign(run, "index", SupportIndex(dim).to_bytes())
 
 
 CASES = [
@@ -235,7 +238,7 @@ CASES = [
     ("flipped-index-byte", embed, EVAL, flip_a_byte_of_the_index, 1, r"index-\w+\.npz is damaged: its sha256"),
     ("other-architecture", embed, EVAL, other_architecture, 1, "does not fit the model"),
     ("other-embedding-dim", embed, EVAL, other_embedding_dim, 1, "does not fit the model"),
-    ("index-dim-mismatch", embed, EVAL, index_of_other_dim, 1, "holds 32-d vectors but the model embeds to 1024-d"),
+    ("index-dim-mismatch", embed, EVAL, index_of_other_dim, 1, r"holds 32-d vectors but the model embeds to \d+-d"),
     ("pickled-code", embed, EVAL, pickled_code_as_model, 1, "damaged or not a tripletshot file"),
     ("invalid-json", embed, EVAL, invalid_json, 1, "run.json is damaged: not valid JSON"),
     ("future-format", embed, EVAL, future_format, 1, "format version 99, written by a newer tripletshot"),

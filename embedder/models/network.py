@@ -24,6 +24,23 @@ FINAL_ONLY = (0.0, 0.0, 0.0, 1.0)
 DEPTH_WEIGHTS = {"final": FINAL_ONLY, "multi": (1.0, 1.0, 1.0, 1.0)}  # TrainConfig.descriptor
 
 
+def _pool_matrix(size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``(GRID, size)``: row i averages the span ``adaptive_avg_pool2d`` gives output cell i."""
+    matrix = torch.zeros(GRID, size, device=device, dtype=dtype)
+    for i in range(GRID):
+        start, end = (i * size) // GRID, -((-(i + 1) * size) // GRID)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+def grid_pool(h: torch.Tensor) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d(h, GRID)`` as two matrix products: the same spans, and ONNX exports it for map
+    sizes GRID does not divide (14x14, 7x7), which ``adaptive_avg_pool2d`` refuses to export."""
+    rows = _pool_matrix(h.shape[-2], h.device, h.dtype)
+    cols = _pool_matrix(h.shape[-1], h.device, h.dtype)
+    return rows @ h.contiguous() @ cols.T
+
+
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
@@ -52,6 +69,7 @@ class EmbeddingNet(nn.Module):
             raise ValueError(f"depth_weights are 4 non-negative weights, the last positive, got {depth_weights}")
         self.grid_dim, self.width = embedding_dim, width
         self.register_buffer("depth_weights", torch.tensor(depth_weights, dtype=torch.float32))
+        self._weights = tuple(float(w) for w in depth_weights)  # the buffer's values on the host: no read-back
         channels = embedding_dim // (GRID * GRID)
         self.backbone = nn.Sequential(
             _conv_block(1, width),
@@ -76,17 +94,17 @@ class EmbeddingNet(nn.Module):
     def embedding_dim(self) -> int:
         """Size of the features :meth:`forward` returns."""
         block_dims = (self.width, 2 * self.width, 2 * self.width)
-        weights = self.depth_weights.tolist()
-        return self.grid_dim + sum(GRID * GRID * d for d, w in zip(block_dims, weights, strict=False) if w)
+        return self.grid_dim + sum(GRID * GRID * d for d, w in zip(block_dims, self._weights, strict=False) if w)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         # A model saved before multi-depth descriptors has no weights: it embedded with its final map only.
-        state_dict.setdefault(prefix + "depth_weights", torch.tensor(FINAL_ONLY))
+        weights = state_dict.setdefault(prefix + "depth_weights", torch.tensor(FINAL_ONLY))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._weights = tuple(float(w) for w in weights.tolist())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw features ``(B, embedding_dim)``: centre and normalise them to retrieve."""
-        weights = self.depth_weights.tolist()
+        weights = self._weights
         if not any(weights[:3]):
             return self.backbone(x.contiguous(memory_format=torch.channels_last))
         blocks = self.block_features(x)
@@ -103,7 +121,7 @@ class EmbeddingNet(nn.Module):
         for layer in self.backbone:
             h = layer(h)
             if isinstance(layer, nn.Sequential):
-                out.append(F.adaptive_avg_pool2d(h, GRID).flatten(1))
+                out.append(grid_pool(h).flatten(1))
         return [*out, h]
 
     def training_outputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +138,7 @@ class EmbeddingNet(nn.Module):
         """
         fused = copy.deepcopy(self).eval()
         layers = list(fused.backbone)
-        if any(self.depth_weights.tolist()[:3]):  # the blocks' own outputs are read: fold, keep each block whole
+        if any(self._weights[:3]):  # the blocks' own outputs are read: fold, keep each block whole
             fused.backbone = nn.Sequential(
                 *(nn.Sequential(fuse_conv_bn_eval(b[0], b[1]), b[2]) if _is_block(b) else b for b in layers)
             ).to(memory_format=torch.channels_last)
