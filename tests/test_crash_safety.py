@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from cli.embed import main as embed
 from embedder.runs.run import Run
 from embedder.runs.store import RunDir
+from embedder.training.checkpoint import finished_epoch
 from tests.test_cli import script
 
 # Tiny and fast, so that checkpoints (each a commit: files, fsync, manifest) come every fraction of a second.
@@ -115,6 +116,15 @@ def check_run_dir(run: Path) -> tuple[tuple[int, int] | None, bool]:
     return (checkpoint["epoch"], checkpoint["step"]), complete
 
 
+def finished(run: Path) -> bool:
+    """The run's last training committed its final state (a kill can land after that): resume refuses it."""
+    store = RunDir(run)
+    if not store.has("checkpoint"):
+        return False
+    manifest = store.manifest()
+    return finished_epoch(store.read_tensors("checkpoint", manifest), manifest.get("run")) is not None
+
+
 def temp_files(run: Path) -> set[str]:
     return {name for name in os.listdir(run) if name.endswith(".tmp")}
 
@@ -156,7 +166,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_run(tmp_path):
     while kills < 20:
         assert time.monotonic() < deadline, f"only {kills} kills before the deadline"
         # Resume a killed training (even one killed in its final save); after one that finished, train anew.
-        resume = not last_finished and RunDir(run).exists()
+        resume = not last_finished and RunDir(run).exists() and not finished(run)  # killed after its commit
         if not resume:
             position = None  # a new training starts its checkpoints from zero
         left_before = temp_files(run)
