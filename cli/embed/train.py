@@ -12,8 +12,8 @@ from ..options import DatasetChoice, config_option, config_options, data_dir_opt
 from .group import main
 
 HOW = (
-    "epochs", "batch_size", "m_per_class", "lr", "weight_decay", "margin", "class_weight", "augment", "embedding_dim",
-    "width",
+    "epochs", "batch_size", "m_per_class", "lr", "weight_decay", "loss", "temperature", "instance_weight", "margin",
+    "class_weight", "augmentation", "augment", "descriptor", "embedding_dim", "width",
 )  # fmt: skip
 INDEX = (
     "shots",
