@@ -116,7 +116,7 @@ def check_run_dir(run: Path) -> tuple[tuple[int, int] | None, bool]:
     return (checkpoint["epoch"], checkpoint["step"]), complete
 
 
-def finished(run: Path) -> bool:
+def run_finished(run: Path) -> bool:
     """The run's last training committed its final state (a kill can land after that): resume refuses it."""
     store = RunDir(run)
     if not store.has("checkpoint"):
@@ -166,7 +166,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_run(tmp_path):
     while kills < 20:
         assert time.monotonic() < deadline, f"only {kills} kills before the deadline"
         # Resume a killed training (even one killed in its final save); after one that finished, train anew.
-        resume = not last_finished and RunDir(run).exists() and not finished(run)  # killed after its commit
+        resume = not last_finished and RunDir(run).exists() and not run_finished(run)  # killed after its commit
         if not resume:
             position = None  # a new training starts its checkpoints from zero
         left_before = temp_files(run)
