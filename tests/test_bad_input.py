@@ -398,7 +398,7 @@ def test_loading_refuses_a_pickle_that_runs_code(tmp_path, digits_run):
     """Even with a matching checksum (someone hand-signed it), the model file is never unpickled."""
     from embedder.errors import RunError
     from embedder.runs.run import Run
-    from embedder.runs.store import load_tensors
+    from embedder.runs.store import tensors_from_bytes
 
     marker = tmp_path / "pwned"
     run = tmp_path / "run"
@@ -413,8 +413,8 @@ def test_loading_refuses_a_pickle_that_runs_code(tmp_path, digits_run):
     with pytest.raises(RunError, match="damaged or not a tripletshot file"):
         Run.load(run)
     with pytest.raises(RunError, match="damaged or not a tripletshot file"):
-        load_tensors(path)
+        tensors_from_bytes(path.read_bytes(), str(path))  # how a checkpoint and an adder are read
     torch.save({"x": Payload(marker)}, tmp_path / "evil.pt")  # the torch.save form of the same attack
     with pytest.raises(RunError):
-        load_tensors(tmp_path / "evil.pt")
+        tensors_from_bytes((tmp_path / "evil.pt").read_bytes(), "evil.pt")
     assert not marker.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from embedder.config import EvalConfig
+from embedder.utils.formatting import percent
 
 from ..errors import notes
 from ..options import (
@@ -19,12 +20,8 @@ from ..options import (
 from .group import main
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def _interval(e: dict) -> str:
-    return f"{100 * e['mean']:.1f}%" + ("" if e["ci95"] is None else f" ± {100 * e['ci95']:.1f}")
+    return percent(e["mean"], e["ci95"])
 
 
 def format_report(report: dict, per_class: bool) -> str:
@@ -53,12 +50,12 @@ def format_report(report: dict, per_class: bool) -> str:
         for row in report["per_class"]:
             lines.append(
                 f"{row['name']:>{width}}  {'seen' if row['seen'] else 'unseen':6}  "
-                f"{row['queries']:>7}  {_pct(row['accuracy']):>8}"
+                f"{row['queries']:>7}  {percent(row['accuracy']):>8}"
             )
         lines.append("")
     lines.append(
-        f"saved index ({summary['method']}): seen {_pct(summary['seen'])}, unseen {_pct(summary['unseen'])}, "
-        f"all {_pct(summary['all'])} (macro: mean of per-class accuracies)"
+        f"saved index ({summary['method']}): seen {percent(summary['seen'])}, unseen {percent(summary['unseen'])}, "
+        f"all {percent(summary['all'])} (macro: mean of per-class accuracies)"
     )
     lines.append(f"  its index: {describe_sources(summary['index_sources'])}")
     lines += _format_accuracy_calculator(report["accuracy_calculator"])
@@ -88,8 +85,8 @@ def _format_open_set(report: dict) -> list[str]:
     else:
         lines.append(
             f"at the run's threshold {report['threshold']:.3f} (calibrated for {100 * report['far']:g}% false "
-            f"accepts): unknown queries rejected {_pct(mean['unknown_rejected'])}, known queries right and accepted "
-            f"{_pct(mean['known_accuracy'])} (right without rejection: {_pct(mean['closed_set_accuracy'])})"
+            f"accepts): unknown queries rejected {percent(mean['unknown_rejected'])}, known queries right and accepted "
+            f"{percent(mean['known_accuracy'])} (right without rejection: {percent(mean['closed_set_accuracy'])})"
         )
     return lines
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 DIGIT_NAMES = [str(d) for d in range(10)]
@@ -56,6 +57,14 @@ class Dataset:
     def classes(self) -> list[int]:
         """The labels present in the train split, sorted."""
         return sorted(set(self.train_labels.tolist()))
+
+    def class_counts(self, rows: Any = None) -> np.ndarray:
+        """Train-split images of each label (``len(class_names)`` counts), over ``rows`` (indices or a mask) if
+        given: the one count that batch shapes, shot checks and index sizing read."""
+        import numpy as np  # lazily: the CLI reads this module for its help
+
+        labels = self.train_labels.numpy() if rows is None else self.train_labels.numpy()[rows]
+        return np.bincount(labels, minlength=len(self.class_names))
 
     def split(self, name: str = "train") -> Split:
         """The ``"train"`` or ``"test"`` split as a PyTorch dataset."""

@@ -23,6 +23,7 @@ import torch
 
 from embedder.data.dataset import Dataset
 from embedder.data.images import load_image
+from embedder.data.sampling import split_validation
 from embedder.errors import ConfigError, ImageError, quote
 from embedder.utils.files import write_bytes_atomic
 
@@ -145,11 +146,10 @@ def _check_classes(root: Path, names: list[str], labels: torch.Tensor) -> None:
 
 
 def _random_test_split(labels: np.ndarray, fraction: float) -> np.ndarray:
-    """A mask of the test images: ``fraction`` of each class, seeded, leaving each class two to train on."""
-    rng, test = np.random.default_rng(SPLIT_SEED), np.zeros(len(labels), dtype=bool)
-    for label in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == label))
-        test[rows[: max(0, min(int(round(len(rows) * fraction)), len(rows) - 2))]] = True
+    """A mask of the test images: ``fraction`` of each class, seeded, leaving each class two to train on (the
+    validation split's own rule, applied once per folder)."""
+    test = np.zeros(len(labels), dtype=bool)
+    test[split_validation(torch.from_numpy(labels), np.unique(labels).tolist(), fraction, SPLIT_SEED)[1]] = True
     return test
 
 

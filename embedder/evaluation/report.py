@@ -30,6 +30,7 @@ from embedder.fewshot.openset import genuine_and_impostor, scored
 from embedder.index.support_index import SupportIndex, similarity_to_distance
 from embedder.runs.run import Run
 from embedder.utils.files import write_bytes_atomic
+from embedder.utils.formatting import percent
 from embedder.utils.progress import progress_bar
 
 OPEN_SET_KEY = "open_set"  # run metadata: {"threshold": float, ...}; other keys are shown, not read
@@ -197,27 +198,21 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _pct(value: float | None, ci: float | None = None) -> str:
-    if value is None or value != value:  # None or NaN
-        return "-"
-    return f"{100 * value:.1f}%" + (f" ± {100 * ci:.1f}" if ci is not None and ci == ci else "")
-
-
 def _numbers(report: dict[str, Any], classes: Classes) -> str:
     summary, episodes = report["summary"], report["episodes"]
     lines = [
-        ["saved index: seen classes", _pct(summary["seen"])],
-        ["saved index: unseen classes", _pct(summary["unseen"])],
-        ["saved index: all classes (macro)", _pct(summary["all"])],
+        ["saved index: seen classes", percent(summary["seen"])],
+        ["saved index: unseen classes", percent(summary["unseen"])],
+        ["saved index: all classes (macro)", percent(summary["all"])],
     ]
     for group in ("all", "unseen"):
         if group in episodes:
             e = episodes[group]
             what = f"{e['ways']}-way {episodes['shots']}-shot episodes ({group}, {episodes['count']} draws, 95% CI)"
-            lines.append([what, _pct(e["mean"], e["ci95"])])
+            lines.append([what, percent(e["mean"], e["ci95"])])
     per_class = [
-        [classes.name(r["class"]), "seen" if r["seen"] else "unseen", r["queries"], _pct(r["accuracy"]),
-         _pct(r["episodes"]["mean"], r["episodes"]["ci95"])]
+        [classes.name(r["class"]), "seen" if r["seen"] else "unseen", r["queries"], percent(r["accuracy"]),
+         percent(r["episodes"]["mean"], r["episodes"]["ci95"])]
         for r in report["per_class"]
     ]  # fmt: skip
     header = ["class", "", "test queries", "saved index", f"episodes ({episodes['all']['ways']}-way)"]

@@ -96,15 +96,6 @@ def state_from_bytes(data: bytes, source: str) -> dict[str, torch.Tensor]:
         raise RunError(f"{source} is damaged or not a tripletshot file ({type(exc).__name__})") from None
 
 
-def load_tensors(path: str | os.PathLike, device: torch.device | str = "cpu") -> Any:
-    """Load a file of :func:`tensors_to_bytes` bytes, refusing anything that would unpickle code."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
-    return tensors_from_bytes(data, str(path), device)
-
-
 # --- the run folder ---
 
 

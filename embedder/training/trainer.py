@@ -184,7 +184,7 @@ def check_shots(dataset: Dataset, shots: int | None) -> None:
     """Every class must have ``shots`` train-split images to put in the index: check before training."""
     if shots is None:
         return
-    counts = np.bincount(dataset.train_labels.numpy(), minlength=max(dataset.classes) + 1)
+    counts = dataset.class_counts()
     short = [c for c in dataset.classes if counts[c] < shots]
     if short:
         raise ConfigError(
@@ -198,7 +198,9 @@ def check_index_training(dataset: Dataset, config: TrainConfig) -> None:
     train_rows, held_out = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
     spec = config.index_spec
     needed = minimum_training(spec, config.embedding_dim)
-    counts = np.bincount(np.delete(dataset.train_labels.numpy(), held_out), minlength=len(dataset.class_names))
+    kept = np.ones(len(dataset.train_labels), dtype=bool)
+    kept[held_out] = False
+    counts = dataset.class_counts(kept)
     if config.shots is None:
         supports = sum(centroid_count(int(counts[c]), config.centroids) for c in dataset.classes)
     else:
@@ -299,7 +301,7 @@ def _dataset_for(
     for warning in dataset.warnings:
         log(f"warning: {warning}")
     labels = resolve_classes(config.classes, dataset.class_names, dataset.classes, dataset.name)
-    counts = np.bincount(dataset.train_labels.numpy(), minlength=len(dataset.class_names))
+    counts = dataset.class_counts()
     small = [c for c in labels if counts[c] < 2]
     if small:
         names = ", ".join(dataset.class_names[c] for c in small[:5]) + (", ..." if len(small) > 5 else "")
@@ -369,7 +371,7 @@ class _Training:
             config.loss, config.margin, config.class_weight, config.temperature, config.instance_weight
         )
         self.augment = PRESETS[augmentation_for(config)].scaled(config.augment)
-        counts = np.bincount(dataset.train_labels[train_rows].numpy(), minlength=len(dataset.class_names))
+        counts = dataset.class_counts(train_rows)
         self.ways, self.m = batch_shape(*_batch_rule([int(counts[c]) for c in config.classes], config))
         per_epoch = max(1, math.ceil(len(train_rows) / (self.ways * self.m)))
         if config.epochs is None:  # resolved here, where the steps are known, and saved with the options
