@@ -17,12 +17,13 @@ import pytest
 from embedder.config import PredictConfig, TrainConfig
 from embedder.data.sampling import split_validation
 from embedder.fewshot.openset import evaluate_open_set, genuine_and_impostor
+from embedder.index.build import build_support_index
 from embedder.index.support_index import SupportIndex
 from embedder.runs.calibration import calibrate_index
 from embedder.runs.prediction import predict
 from embedder.runs.run import Run
 from embedder.runs.store import RunDir
-from embedder.training.trainer import build_support_index, train
+from embedder.training.trainer import train
 
 FAR = 0.2
 # A two-sided 99.9% normal interval for the difference of two binomial shares: the calibration's (m impostors,

@@ -13,11 +13,10 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from embedder.config import (
@@ -33,17 +32,14 @@ from embedder.config import (
 from embedder.data.classes import resolve_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
-from embedder.data.sampling import BalancedBatchSampler, batch_shape, sample_supports, split_validation
-from embedder.errors import ConfigError, RunError
-from embedder.index.support_index import POINTS_PER_CENTROID, SupportIndex, minimum_training
-from embedder.index.supports import centroid_count, centroid_supports, describe_rule
+from embedder.data.sampling import BalancedBatchSampler, batch_shape, split_validation
+from embedder.errors import RunError
+from embedder.index.build import check_index_training, check_shots
 from embedder.losses.contrast import make_loss
 from embedder.losses.triplet import InstanceAndClassTripletLoss
 from embedder.models.embedder import Embedder
 from embedder.models.network import DEPTH_WEIGHTS, EmbeddingNet
-from embedder.runs.calibration import calibrate_index
-from embedder.runs.enrolment import training_records
-from embedder.runs.run import run_files
+from embedder.runs.finish import FinishedTraining, finish_run
 from embedder.runs.store import RunDir, prepare_run_dir, tensors_to_bytes
 from embedder.training import distributed
 from embedder.training.augment import PRESETS, AugmentConfig, augment_batch
@@ -51,7 +47,6 @@ from embedder.training.checkpoint import EpochProgress, TrainingState, config_fr
 from embedder.training.devices import resolve_device
 from embedder.training.interrupt import Interrupted, StopRequest
 from embedder.utils.progress import duration, progress_bar, progress_line
-from embedder.version import __version__
 
 EpochHook = Callable[[int, Embedder], None]
 
@@ -147,82 +142,6 @@ def validation_loss(
     return float(total / batches)
 
 
-def build_support_index(
-    embedder: Embedder,
-    dataset: Dataset,
-    config: TrainConfig,
-    training_images: torch.Tensor | None = None,
-    held_out: np.ndarray | None = None,
-) -> tuple[SupportIndex, np.ndarray]:
-    """The index of *every* class of the dataset, and the train-split rows of the images behind it.
-
-    With ``config.shots`` unset, up to ``config.centroids`` k-means centroids of each class's train-split
-    embeddings (:mod:`embedder.index.supports`), leaving out the ``held_out`` rows the open-set threshold is
-    calibrated on; the rows returned are the images nearest each centroid. Else ``shots`` seeded random
-    images of each class. An index that learns (a quantiser, a PCA) trains on the supports when they
-    are at least as many as ``training_images`` (the training classes' images), else on those images'.
-    """
-    labels = dataset.train_labels.numpy()
-    if config.shots is None:
-        rows = np.setdiff1d(np.flatnonzero(np.isin(labels, dataset.classes)), held_out if held_out is not None else [])
-        supports, support_labels, nearest = centroid_supports(
-            embedder.embed(dataset.train_images[rows]), labels[rows], dataset.classes, config.centroids, config.seed
-        )
-        chosen = rows[nearest]
-    else:
-        chosen = sample_supports(labels, dataset.classes, config.shots, np.random.default_rng(config.seed))
-        supports, support_labels = embedder.embed(dataset.train_images[chosen]), labels[chosen]
-    index = SupportIndex(embedder.dim, config.index_spec)
-    if not index.is_trained and training_images is not None:
-        sample = supports if len(supports) >= len(training_images) else embedder.embed(training_images)
-        index.train(sample, config.seed)
-    index.add(supports, support_labels)
-    return index, chosen
-
-
-def check_shots(dataset: Dataset, shots: int | None) -> None:
-    """Every class must have ``shots`` train-split images to put in the index: check before training."""
-    if shots is None:
-        return
-    counts = dataset.class_counts()
-    short = [c for c in dataset.classes if counts[c] < shots]
-    if short:
-        raise ConfigError(
-            "shots", f"{{shots}} {shots} is more than class {short[0]} has training images ({counts[short[0]]})"
-        )
-
-
-def check_index_training(dataset: Dataset, config: TrainConfig) -> None:
-    """The run's index must find enough vectors to train on (:func:`build_support_index` trains it on the
-    supports or on the training images, whichever are more): check before training, not after."""
-    train_rows, held_out = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
-    spec = config.index_spec
-    needed = minimum_training(spec, config.embedding_dim)
-    kept = np.ones(len(dataset.train_labels), dtype=bool)
-    kept[held_out] = False
-    counts = dataset.class_counts(kept)
-    if config.shots is None:
-        supports = sum(centroid_count(int(counts[c]), config.centroids) for c in dataset.classes)
-    else:
-        supports = config.shots * len(dataset.classes)
-    available = max(len(train_rows), supports)
-    if needed <= available:
-        return
-    param = (
-        "index_dim"
-        if needed == spec.index_dim
-        else "nlist"
-        if spec.nlist and needed == POINTS_PER_CENTROID * spec.nlist
-        else "index"
-    )
-    value = {"index_dim": spec.index_dim, "nlist": spec.nlist, "index": spec.index}[param]
-    raise ConfigError(
-        param,
-        f"{{{param}}} {value} needs {needed} vectors to train the index on, but this run has {available} "
-        "(its training images, or its supports if more)",
-    )
-
-
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -239,7 +158,7 @@ def train(
     dataset: Dataset | None = None,
     on_epoch_end: EpochHook | None = None,
 ) -> TrainResult:
-    """Train an embedder on ``config.classes``, index every class (:func:`build_support_index`), save the run.
+    """Train an embedder on ``config.classes``, index every class (:mod:`embedder.index.build`), save the run.
 
     The run dir is locked for the whole training. A checkpoint is committed after every epoch, and after
     the current step when SIGINT or SIGTERM arrives; that raises :class:`Interrupted`. ``on_epoch_end(epoch,
@@ -510,44 +429,20 @@ class _Training:
         )
 
     def _finish(self, train_seconds: float) -> TrainResult:
-        """Centre on the training classes' mean feature, index the supports, commit the run in one step."""
+        """Centre on the training classes' mean feature, then index, calibrate and commit the run in one step."""
         if not self.world.is_main:
             self.world.barrier()  # rank 0 writes the run meanwhile
             return TrainResult(self.store.path, {}, written=False)
-        config, dataset = self.config, self.dataset
         embedder = self.embedder().fit_centering(self.images)
-        index, support_rows = build_support_index(embedder, dataset, config, self.images, self.val_rows)
-        metadata = {
-            "tripletshot_version": __version__,
-            "torch_version": torch.__version__,
-            "dataset": config.dataset,
-            "data_root": str(dataset.root.resolve()) if dataset.root else None,
-            "dataset_classes": dataset.classes,
-            "class_names": list(dataset.class_names),
-            "classes": config.classes,
-            "embedding_dim": config.embedding_dim,
-            "width": config.width,
+        training = {
             "normalization": {"mean": self.normalization[0], "std": self.normalization[1]},
-            "seed": config.seed,
             "device": str(self.device),
             "processes": self.world.size,
             "steps_per_epoch": self.steps,
-            "options": asdict(config),
             "curve": self.state.curve,
             "train_seconds": train_seconds,
-            "index": {
-                "shots": config.shots,
-                "centroids": None if config.shots else config.centroids,
-                "rule": describe_rule(config.shots, config.centroids),
-                "method": config.method,
-                "support_rows": support_rows.tolist(),
-                "faiss": index.describe(),  # the spec itself is in the index file and in options
-            },
         }
-        metadata["index"]["classes"] = training_records(index, dataset.class_names)
-        calibration = calibrate_index(embedder, index, dataset, config, support_rows, self.log)
-        metadata["open_set"] = calibration.as_dict() if calibration else None
-        # One commit: model, centring, index and metadata replace the previous run's together, or not at all.
-        self.store.commit(run_files(embedder, index), run=metadata, fresh=self.fresh)
+        finished = FinishedTraining(embedder, self.dataset, self.config, self.images, self.val_rows, training)
+        metadata = finish_run(self.store, finished, fresh=self.fresh, log=self.log)
         self.world.barrier()
         return TrainResult(self.store.path, metadata)

@@ -1,0 +1,106 @@
+"""A run's support index: which images stand for each class, and checks that an index can be built.
+
+:func:`build_support_index` and :func:`check_index_training` share :func:`source_rows` and
+:func:`trains_on_supports`, so the check made before training is the rule the build follows after it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from embedder.config import TrainConfig
+from embedder.data.dataset import Dataset
+from embedder.data.sampling import sample_supports, split_validation
+from embedder.errors import ConfigError
+from embedder.index.support_index import POINTS_PER_CENTROID, SupportIndex, minimum_training
+from embedder.index.supports import centroid_count, centroid_supports
+from embedder.models.embedder import Embedder
+
+
+def source_rows(dataset: Dataset, held_out: np.ndarray | None = None) -> np.ndarray:
+    """Train-split rows whose embeddings the centroids summarise: every class's, less the ``held_out`` rows
+    the open-set threshold is calibrated on."""
+    rows = np.flatnonzero(np.isin(dataset.train_labels.numpy(), dataset.classes))
+    return np.setdiff1d(rows, held_out if held_out is not None else [])
+
+
+def trains_on_supports(supports: int, training_images: int) -> bool:
+    """An index that learns (a quantiser, a PCA) trains on the supports when they are at least as many as the
+    training classes' images, else on those images' embeddings."""
+    return supports >= training_images
+
+
+def build_support_index(
+    embedder: Embedder,
+    dataset: Dataset,
+    config: TrainConfig,
+    training_images: torch.Tensor | None = None,
+    held_out: np.ndarray | None = None,
+) -> tuple[SupportIndex, np.ndarray]:
+    """The index of *every* class of the dataset, and the train-split rows of the images behind it.
+
+    With ``config.shots`` unset, up to ``config.centroids`` k-means centroids of each class's train-split
+    embeddings (:mod:`embedder.index.supports`), leaving out the ``held_out`` rows the open-set threshold is
+    calibrated on; the rows returned are the images nearest each centroid. Else ``shots`` seeded random
+    images of each class. An index that learns (a quantiser, a PCA) trains on the supports when they
+    are at least as many as ``training_images`` (the training classes' images), else on those images'.
+    """
+    labels = dataset.train_labels.numpy()
+    if config.shots is None:
+        rows = source_rows(dataset, held_out)
+        supports, support_labels, nearest = centroid_supports(
+            embedder.embed(dataset.train_images[rows]), labels[rows], dataset.classes, config.centroids, config.seed
+        )
+        chosen = rows[nearest]
+    else:
+        chosen = sample_supports(labels, dataset.classes, config.shots, np.random.default_rng(config.seed))
+        supports, support_labels = embedder.embed(dataset.train_images[chosen]), labels[chosen]
+    index = SupportIndex(embedder.dim, config.index_spec)
+    if not index.is_trained and training_images is not None:
+        on_supports = trains_on_supports(len(supports), len(training_images))
+        sample = supports if on_supports else embedder.embed(training_images)
+        index.train(sample, config.seed)
+    index.add(supports, support_labels)
+    return index, chosen
+
+
+def check_shots(dataset: Dataset, shots: int | None) -> None:
+    """Every class must have ``shots`` train-split images to put in the index: check before training."""
+    if shots is None:
+        return
+    counts = dataset.class_counts()
+    short = [c for c in dataset.classes if counts[c] < shots]
+    if short:
+        raise ConfigError(
+            "shots", f"{{shots}} {shots} is more than class {short[0]} has training images ({counts[short[0]]})"
+        )
+
+
+def check_index_training(dataset: Dataset, config: TrainConfig) -> None:
+    """The run's index must find enough vectors to train on (:func:`build_support_index` trains it on the
+    supports or on the training images, whichever are more): check before training, not after."""
+    train_rows, held_out = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+    spec = config.index_spec
+    needed = minimum_training(spec, config.embedding_dim)
+    if config.shots is None:  # the centroids build_support_index will make, from the same rows
+        counts = dataset.class_counts(source_rows(dataset, held_out))
+        supports = sum(centroid_count(int(counts[c]), config.centroids) for c in dataset.classes)
+    else:
+        supports = config.shots * len(dataset.classes)
+    available = supports if trains_on_supports(supports, len(train_rows)) else len(train_rows)
+    if needed <= available:
+        return
+    param = (
+        "index_dim"
+        if needed == spec.index_dim
+        else "nlist"
+        if spec.nlist and needed == POINTS_PER_CENTROID * spec.nlist
+        else "index"
+    )
+    value = {"index_dim": spec.index_dim, "nlist": spec.nlist, "index": spec.index}[param]
+    raise ConfigError(
+        param,
+        f"{{{param}}} {value} needs {needed} vectors to train the index on, but this run has {available} "
+        "(its training images, or its supports if more)",
+    )
