@@ -90,7 +90,8 @@ def test_mnist_digits_saved_as_files_are_predicted_as_their_tensors(tmp_path, mn
     from_tensors, tensor_distances = classifier.predict(digits)
     files = torch.stack([load_image(forms(d.numpy(), tmp_path)[form]) for d in digits])
     from_files, file_distances = classifier.predict(files)
-    # The file comes back as (nearly) the same digit: the same distance to what it matched, and the same label
-    # but where two supports are near-tied (one of these 9s sits as far from a 3 as from a 6).
-    np.testing.assert_allclose(file_distances, tensor_distances, atol=0.1)  # resampling moves it a little
-    assert (from_files == from_tensors).sum() >= len(digits) - 1, (from_files, from_tensors)
+    # The file comes back as (nearly) the same digit: the same label but where two supports are near-tied (one
+    # of these 9s sits as far from a 3 as from a 6), and, where the label is the same, the same distance.
+    same = from_files == from_tensors
+    assert same.sum() >= len(digits) - 1, (from_files, from_tensors)
+    np.testing.assert_allclose(file_distances[same], tensor_distances[same], atol=0.1)  # resampling moves it a little
