@@ -36,7 +36,6 @@ from embedder.data.sampling import BalancedBatchSampler, batch_shape, split_vali
 from embedder.errors import RunError
 from embedder.index.build import check_index_training, check_shots
 from embedder.losses.contrast import make_loss
-from embedder.losses.triplet import InstanceAndClassTripletLoss
 from embedder.models.embedder import Embedder
 from embedder.models.network import DEPTH_WEIGHTS, EmbeddingNet
 from embedder.runs.finish import FinishedTraining, finish_run
@@ -53,7 +52,7 @@ EpochHook = Callable[[int, Embedder], None]
 
 def views_loss(
     model: EmbeddingNet,
-    criterion: InstanceAndClassTripletLoss,
+    criterion: torch.nn.Module,  # make_loss: class contrast or triplets, (embeddings, labels, ids) -> loss
     images: torch.Tensor,
     labels: torch.Tensor,
     generator: torch.Generator,
@@ -77,7 +76,7 @@ class TrainingStopped(Exception):
 
 def train_one_epoch(
     model: EmbeddingNet,
-    criterion: InstanceAndClassTripletLoss,
+    criterion: torch.nn.Module,  # make_loss: class contrast or triplets, (embeddings, labels, ids) -> loss
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     sampler: BalancedBatchSampler,
@@ -118,7 +117,7 @@ def train_one_epoch(
 
 def validation_loss(
     model: EmbeddingNet,
-    criterion: InstanceAndClassTripletLoss,
+    criterion: torch.nn.Module,  # make_loss: class contrast or triplets, (embeddings, labels, ids) -> loss
     images: torch.Tensor,
     labels: torch.Tensor,
     normalization: tuple[float, float],
