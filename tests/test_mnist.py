@@ -92,6 +92,8 @@ def test_mnist_digits_saved_as_files_are_predicted_as_their_tensors(tmp_path, mn
     from_files, file_distances = classifier.predict(files)
     # The file comes back as (nearly) the same digit: the same label but where two supports are near-tied (one
     # of these 9s sits as far from a 3 as from a 6), and, where the label is the same, the same distance.
-    same = from_files == from_tensors
-    assert same.sum() >= len(digits) - 1, (from_files, from_tensors)
-    np.testing.assert_allclose(file_distances[same], tensor_distances[same], atol=0.1)  # resampling moves it a little
+    # At 1 thread that 9 keeps its label but moves 0.12; at 2 it flips: either way it is the one exception.
+    alike = (from_files == from_tensors) & (
+        np.abs(file_distances - tensor_distances) <= 0.1
+    )  # resampling moves a little
+    assert alike.sum() >= len(digits) - 1, (from_files, from_tensors, file_distances, tensor_distances)
