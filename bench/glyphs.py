@@ -2,8 +2,11 @@
 the held-out scripts, against HOG-like, raw pixels and a run trained elsewhere (MNIST 0,1,2) on the same episodes.
 
     python examples/render_glyphs.py /tmp/glyphs
-    python bench/glyphs.py --data folder:/tmp/glyphs --train-classes 0-146 --run-dir runs/glyphs \\
-        [--other-run runs/bench] [--set loss=triplet ...] [--skip-train]
+    python bench/glyphs.py --data folder:/tmp/glyphs --run-dir runs/glyphs \\
+        [--train-classes 0-117 | --train-scripts abcde] [--other-run runs/bench] [--set loss=triplet ...] [--skip-train]
+
+By default it trains on the classes of the first five scripts (folder names starting a- to e-: Latin, Greek,
+Cyrillic, Armenian, Hebrew) and holds out the other four (Georgian, Cherokee, Runic, Tifinagh).
 
 Supports from the held-out classes' train split, queries from their test split; each episode draws 20 of the
 held-out classes and one support of each (``--episodes`` per draw of classes, seeded).
@@ -40,7 +43,8 @@ def held_out_accuracy(train_x, test_x, dataset, held_out: list[int], ways: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="folder:/tmp/glyphs")
-    parser.add_argument("--train-classes", default="0-146")
+    parser.add_argument("--train-classes", help="class indices; default: those of --train-scripts")
+    parser.add_argument("--train-scripts", default="abcde", help="first letters of the training scripts' folders")
     parser.add_argument("--run-dir", default="runs/glyphs")
     parser.add_argument("--other-run", action="append", default=[], help="a run trained elsewhere, scored too")
     parser.add_argument("--ways", type=int, default=20)
@@ -49,7 +53,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="a TrainConfig option")
     args = parser.parse_args()
     dataset = load_dataset(args.data)
-    trained = parse_classes(args.train_classes)
+    trained = (
+        parse_classes(args.train_classes)
+        if args.train_classes
+        else [c for c, name in enumerate(dataset.class_names) if name[0] in args.train_scripts]
+    )
     held_out = [c for c in dataset.classes if c not in trained]
     if not args.skip_train:
         started = time.perf_counter()

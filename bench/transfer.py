@@ -54,9 +54,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "supcon+rot": {"loss": "contrast", "instance_weight": 0.0, "rotation": 0.5},
     "supcon+inst+rot": {"loss": "contrast", "instance_weight": 0.5, "rotation": 0.5},
     "triplet+rot": {"loss": "triplet", "rotation": 0.5},
+    "supcon-objects+rot": {"loss": "contrast", "instance_weight": 0.0, "augment": "objects", "rotation": 0.5},
 }
 DESCRIPTORS = (
-    "final l2", "final cl2n", "multi l2", "multi cl2n", "multi-f2 l2", "multi-f2 cl2n", "b1+final cl2n", "block1 l2"
+    "final l2", "final cl2n", "final ac2n", "multi l2", "multi cl2n", "multi-f2 l2", "multi-f2 cl2n",
+    "b1+final cl2n", "block1 l2",
 )  # fmt: skip
 
 
@@ -121,13 +123,25 @@ def raw_descriptors(net: EmbeddingNet, images: torch.Tensor) -> dict[str, torch.
     return {**out, "block1": blocks[0]}
 
 
-def descriptors(net: EmbeddingNet, images: torch.Tensor, training: torch.Tensor) -> dict[str, np.ndarray]:
-    """``NAME l2`` (plain L2 normalisation) and ``NAME cl2n`` (centred on the training images' mean first)."""
+def descriptors(
+    net: EmbeddingNet,
+    images: torch.Tensor,
+    training: torch.Tensor,
+    anchors: tuple[torch.Tensor, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """``NAME l2`` (plain L2 normalisation) and ``NAME cl2n`` (centred on the training images' mean first); with
+    ``anchors`` (labelled images of every class a run would index: the training images and the supports),
+    ``NAME ac2n``: centred on the mean of those classes' means, so every indexed class counts once."""
     raw, centres = raw_descriptors(net, images), raw_descriptors(net, training)
+    anchored = raw_descriptors(net, anchors[0]) if anchors is not None else None
     out = {}
     for name, x in raw.items():
         out[f"{name} l2"] = F.normalize(x, dim=1).numpy()
         out[f"{name} cl2n"] = F.normalize(x - centres[name].mean(0), dim=1).numpy()
+        if anchored is not None:
+            labels = anchors[1]
+            means = torch.stack([anchored[name][torch.from_numpy(labels == c)].mean(0) for c in np.unique(labels)])
+            out[f"{name} ac2n"] = F.normalize(x - means.mean(0), dim=1).numpy()
     return out
 
 
@@ -254,7 +268,10 @@ def main() -> None:
         started = time.perf_counter()
         net = train_net(images, train_labels, trained, VARIANTS[name], args)
         seconds = time.perf_counter() - started
-        feats = descriptors(net, both, images[:: max(1, len(images) // 2000)])
+        sub = slice(None, None, max(1, len(images) // 2000))
+        anchors = (torch.cat([images[sub], data.train_images[support]]),
+                   np.concatenate([train_labels[sub].numpy(), labels[support]]))  # fmt: skip
+        feats = descriptors(net, both, images[sub], anchors)
         cells = [f"{accuracy(feats[d]):.1f}" for d in DESCRIPTORS]
         print(f"| {name} | " + " | ".join(cells) + f" | {seconds:.0f} |", flush=True)
 

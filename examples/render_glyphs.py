@@ -6,6 +6,8 @@ Each class is one character; its folder is ``<script>-<code point>`` (``a-latin-
 group the scripts: train on the first scripts' labels, score the others (bench/transfer.py, bench/glyphs.py).
 Each image is the character in a random font that covers it (fontTools reads the cmap), at a random size,
 rotation, position and stroke weight, slightly blurred, with speckle noise: what a scan of print would see.
+A character drawn as a kept one is (Greek Alpha and Cyrillic A as Latin A, Cherokee and Tifinagh letters
+that are Latin ones) is left out, so that every class is a shape of its own.
 Images are 56x56 PNGs, bright ink on black. Never commit the output; needs Pillow and fontTools
 (fonts-noto-core, fonts-dejavu-core, fonts-freefont-ttf, fonts-liberation).
 """
@@ -30,6 +32,10 @@ SCRIPTS = {  # name: (first, last) code point; every covered character of the ra
 }
 SIZE = 56
 MIN_FONTS = 2  # a character fewer fonts cover is left out
+# Median correlation, over the fonts two characters share, from which they are one shape: homoglyphs (Latin A and
+# Greek Alpha) score 0.98-1.00; distinct letters of a similar build (Lambda and A, runes a stroke apart) 0.90-0.97.
+TWIN = 0.97
+REFERENCE_FONTS = 5  # how many shared fonts a pair is compared in
 
 
 def font_coverage(root: Path) -> list[tuple[Path, set[int]]]:
@@ -72,6 +78,46 @@ def render(char: str, font_path: Path, rng: random.Random):
     return out
 
 
+def reference(char: str, font_path: Path):
+    """The character's outline in one font, cropped to its ink, on a 24x24 grid with zero mean and unit norm."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("L", (96, 96), 0)
+    ImageDraw.Draw(canvas).text((48, 48), char, fill=255, font=ImageFont.truetype(str(font_path), 48), anchor="mm")
+    box = canvas.getbbox()
+    if box is None:
+        return None
+    glyph = canvas.crop(box)
+    side = max(glyph.size)
+    square = Image.new("L", (side, side), 0)
+    square.paste(glyph, ((side - glyph.width) // 2, (side - glyph.height) // 2))
+    x = np.asarray(square.resize((24, 24), Image.BILINEAR), dtype=np.float64).ravel()
+    x -= x.mean()
+    return x / (np.linalg.norm(x) or 1.0)
+
+
+def is_twin(code: int, kept: list[int], covering: dict[int, list[Path]], cache: dict) -> int | None:
+    """A kept character of the same shape (Latin A, Greek Alpha and Cyrillic A are one drawing in most fonts):
+    two classes that no font tells apart would make an impossible class pair, and an open-set threshold
+    calibrated on them would have to reject nearly everything."""
+    import numpy as np
+
+    def outline(c: int, font: Path):
+        if (c, font) not in cache:
+            cache[c, font] = reference(chr(c), font)
+        return cache[c, font]
+
+    for other in kept:
+        shared = [f for f in covering[code] if f in set(covering[other])][:REFERENCE_FONTS]
+        scores = [
+            float(a @ b) for f in shared if (a := outline(code, f)) is not None and (b := outline(other, f)) is not None
+        ]
+        if scores and float(np.median(scores)) >= TWIN:
+            return other
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="where the class folders are written (not in the repository)")
@@ -87,12 +133,17 @@ def main() -> int:
     if not fonts:
         print(f"error: no .ttf or .otf fonts under {args.fonts}", file=sys.stderr)
         return 2
-    rng, classes = random.Random(args.seed), 0
+    rng, classes, kept, twins, cache = random.Random(args.seed), 0, [], 0, {}
+    covering_fonts = {}
     for script, (first, last) in SCRIPTS.items():
         for code in range(first, last + 1):
-            covering = [path for path, cmap in fonts if code in cmap]
+            covering = covering_fonts[code] = [path for path, cmap in fonts if code in cmap]
             if len(covering) < MIN_FONTS:
                 continue
+            if is_twin(code, kept, covering_fonts, cache) is not None:
+                twins += 1
+                continue
+            kept.append(code)
             folder = args.out / f"{script}-{code:04X}"
             folder.mkdir(parents=True, exist_ok=True)
             written = 0
@@ -104,7 +155,7 @@ def main() -> int:
                 if written == args.per_class:
                     break
             classes += 1
-    print(f"{classes} classes of {args.per_class} images under {args.out}")
+    print(f"{classes} classes of {args.per_class} images under {args.out} ({twins} left out as twins of a kept shape)")
     return 0
 
 
