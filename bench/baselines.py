@@ -1,42 +1,9 @@
-"""Features that involve no learning, to judge a trained embedder against.
-
-A trained embedder that labels unseen classes worse than raw pixels or a HOG-like descriptor
-has not learned what transfers. ``bench/oneshot.py`` reports both on the same episodes.
+"""Features that involve no learning, to judge a trained embedder against: they live in the library now
+(:mod:`embedder.models.baselines`, which training scores on its validation classes); bench scripts import them here.
 """
 
 from __future__ import annotations
 
-import math
+from embedder.models.baselines import hog_features, raw_pixel_features
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-
-def raw_pixel_features(images: torch.Tensor) -> np.ndarray:
-    """Flattened pixels, L2-normalised: 1-NN on these is cosine 1-NN on raw pixels."""
-    flat = images.reshape(len(images), -1).float()
-    return F.normalize(flat, dim=1).numpy()
-
-
-def hog_features(images: torch.Tensor, cell: int = 7, bins: int = 9) -> np.ndarray:
-    """Gradient-orientation histograms over ``cell x cell`` cells (HOG-like), L2-normalised.
-
-    Unsigned orientations, soft-binned into ``bins``, weighted by gradient magnitude, each cell's
-    histogram normalised on its own before the whole vector is.
-    """
-    x = images.reshape(len(images), 1, *images.shape[-2:]).float() / 255.0
-    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    gx = F.conv2d(x, sobel.view(1, 1, 3, 3), padding=1)
-    gy = F.conv2d(x, sobel.t().reshape(1, 1, 3, 3), padding=1)
-    magnitude = torch.sqrt(gx**2 + gy**2)
-    angle = torch.atan2(gy, gx) % math.pi  # unsigned orientation in [0, pi)
-    position = angle / math.pi * bins
-    lower = position.floor().long() % bins
-    upper_weight = position - position.floor()
-    histogram = torch.zeros(len(x), bins, *x.shape[-2:])
-    histogram.scatter_add_(1, lower, magnitude * (1 - upper_weight))
-    histogram.scatter_add_(1, (lower + 1) % bins, magnitude * upper_weight)
-    cells = F.avg_pool2d(histogram, cell)  # (N, bins, H/cell, W/cell)
-    cells = F.normalize(cells, dim=1)
-    return F.normalize(cells.flatten(1), dim=1).numpy()
+__all__ = ["hog_features", "raw_pixel_features"]

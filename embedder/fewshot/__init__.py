@@ -1,5 +1,5 @@
-"""Few-shot: ``FewShotClassifier(nn.Module)`` and its methods (``NearestNeighbor``, ``Prototype``), and the open-
-set rule (``Calibration``).
+"""Few-shot: ``FewShotClassifier(nn.Module)`` and its methods (``NearestNeighbor``, ``Prototype``), the open-set
+rule (``Calibration``), and N-way 1-shot episodes drawn once to score any features on (``FixedEpisodes``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ _EXPORTS = {
     "Calibration": ".openset",
     "calibrate": ".openset",
     "auroc": ".openset",
+    "FixedEpisodes": ".fixed_episodes",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
