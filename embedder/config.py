@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from embedder.data.classes import ALL, ClassList, check_class_list, parse_classes
+from embedder.data.classes import ALL, ClassList, ValClasses, check_class_list, parse_classes, parse_val_classes
 from embedder.errors import ConfigError
 
 DEFAULT_RUN_DIR = "runs/latest"
@@ -27,6 +27,10 @@ DEFAULT_EPOCHS = 30
 MIN_STEPS = 60  # a small dataset's default epochs give at least this many steps (the bundled digits' 2 x 30)
 DEFAULT_CENTROIDS = 32  # per class in a run's default index (embedder.index.supports; torch-free, so kept here)
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8")  # faiss index types (embedder.index.support_index.SupportIndex)
+# By default a training of this many classes or more holds this share of them out (validation classes): few-shot
+# practice (the Vinyals split of Omniglot); with fewer, holding any out costs more training than the score is worth.
+VAL_CLASSES_FROM = 20
+DEFAULT_VAL_SHARE = 0.2
 
 
 def _option(default: Any, help: str, **extra: Any) -> Any:
@@ -104,6 +108,14 @@ class TrainConfig:
     ef_search: int = _option(64, "Candidates an hnsw search keeps.")
     code_size: int | None = _option(None, "Bytes per vector of an ivfpq index [default: dim/4, at most 64].", type=int)
     val_fraction: float = _option(0.1, "Share of the training classes' images held out to track the loss.")
+    val_classes: ValClasses = _option(
+        None,
+        "Validation classes: K of {classes} held out of training, on which N-way 1-shot is scored during training "
+        "(the best epoch's weights are kept), or which ones (labels, a range or names; one label as 7-7) "
+        f"[default: {DEFAULT_VAL_SHARE:.0%} of {{classes}}, seeded, when there are {VAL_CLASSES_FROM} or more, "
+        "else none; 0: none].",
+        type=str,
+    )
     far: float = _option(0.01, "Target false-accept rate of the open-set threshold, calibrated on the held-out images.")
     test_fraction: float = _option(
         0.2, "Share of each class of a folder: dataset held out as its test split, unless it has train/ and test/."
@@ -116,7 +128,9 @@ class TrainConfig:
         check_class_list(classes)
         if all(isinstance(c, int) for c in classes):
             classes = sorted(classes)
-        object.__setattr__(self, "classes", classes)  # frozen: the one sanctioned write
+        object.__setattr__(self, "classes", classes)  # frozen: the sanctioned writes, of the parsed forms
+        # Checked against the classes once the dataset is loaded (resolve_val_classes): the names need it.
+        object.__setattr__(self, "val_classes", parse_val_classes(self.val_classes))
         for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots", "centroids"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
@@ -257,6 +271,11 @@ class PredictConfig:
                 )
             if not self.reject:
                 raise ConfigError("threshold", "{threshold} and {reject} contradict each other: give one or the other")
+
+
+def default_val_classes(classes: int) -> int:
+    """How many of ``classes`` requested classes a training holds out for validation when not told."""
+    return round(DEFAULT_VAL_SHARE * classes) if classes >= VAL_CLASSES_FROM else 0
 
 
 def check_far(far: float) -> None:

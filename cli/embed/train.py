@@ -34,6 +34,7 @@ INDEX = (
 
 @main.command("train")
 @config_option(TrainConfig, "classes")
+@config_option(TrainConfig, "val_classes", metavar="K|CLASSES")
 @config_option(TrainConfig, "dataset", type=DatasetChoice(list(DATASETS), FOLDER))
 @data_dir_option
 @config_options(TrainConfig, "test_fraction", "strict")
@@ -56,6 +57,7 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
       embed train --dataset digits --classes 0-4 --epochs 10
       embed train --dataset fashion-mnist --classes 'T-shirt/top,Trouser,Pullover'
       embed train --dataset folder:my_symbols --classes all
+      embed train --dataset folder:glyphs --classes all --val-classes 0   # train on every class
       embed train --classes 0,1,2 --device cuda      # MNIST
       embed train --resume                            # after Ctrl-C
       embed train --classes 0,1,2 > train.log 2>&1    # one line per epoch in the log, no bars

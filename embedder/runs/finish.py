@@ -33,7 +33,7 @@ class FinishedTraining:
     config: TrainConfig
     images: torch.Tensor  # the training classes' training images (the held-out ones apart)
     held_out: np.ndarray  # train-split rows kept for the open-set threshold
-    training: dict[str, Any]  # normalization, device, processes, steps_per_epoch, curve, train_seconds
+    training: dict[str, Any]  # normalization, device, processes, steps_per_epoch, curve, train_seconds, held_out
 
 
 def finish_run(store: RunDir, done: FinishedTraining, fresh: bool, log: Callable[[str], None]) -> dict[str, Any]:
@@ -58,7 +58,8 @@ def run_metadata(done: FinishedTraining, faiss_name: str, support_rows: np.ndarr
         "data_root": str(dataset.root.resolve()) if dataset.root else None,
         "dataset_classes": dataset.classes,
         "class_names": list(dataset.class_names),
-        "classes": config.classes,
+        "classes": config.classes,  # trained on; the validation classes are not among them
+        "val_classes": list(config.val_classes or []),
         "embedding_dim": config.embedding_dim,
         "width": config.width,
         "seed": config.seed,

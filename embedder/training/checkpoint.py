@@ -2,13 +2,14 @@
 
 A checkpoint is a dict of tensors and plain values (no pickled objects): the model, optimizer and
 scheduler states, the device generator and CPU RNG states, how far training got (epochs done, steps
-into the next one, the running loss sum), the time spent, the loss curve so far, and the options.
+into the next one, the running loss sum), the time spent, the loss curve so far, and the options; with
+validation classes, their score curve and the best-scoring epoch's weights (:class:`BestEpoch`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -26,6 +27,38 @@ class EpochProgress:
 
 
 @dataclass
+class BestEpoch:
+    """The validation classes' score at each scored epoch, and the best-scoring epoch's weights: the run ends with
+    them, so a resumed training must keep them too."""
+
+    curve: list[dict[str, float]] = field(default_factory=list)  # {"epoch", "accuracy"}, in order
+    epoch: int | None = None
+    accuracy: float | None = None
+    weights: dict[str, torch.Tensor] | None = None  # a CPU copy of the model's state dict at ``epoch``
+
+    def record(self, epoch: int, accuracy: float, model: torch.nn.Module) -> bool:
+        """Add the epoch's score; keep the model's weights if it is the best so far (the earliest of equals)."""
+        self.curve.append({"epoch": epoch, "accuracy": accuracy})
+        if self.accuracy is not None and accuracy <= self.accuracy:
+            return False
+        self.epoch, self.accuracy = epoch, accuracy
+        self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"curve": list(self.curve), "epoch": self.epoch, "accuracy": self.accuracy, "weights": self.weights}
+
+    @classmethod
+    def restore(cls, stored: dict[str, Any] | None) -> BestEpoch:
+        """From a checkpoint's ``best`` entry; a checkpoint from before validation classes has none."""
+        if not stored:
+            return cls()
+        accuracy = stored["accuracy"]
+        return cls(list(stored["curve"]), stored["epoch"], None if accuracy is None else float(accuracy),
+                   stored["weights"])  # fmt: skip
+
+
+@dataclass
 class TrainingState:
     """Everything that changes while training runs."""
 
@@ -37,6 +70,7 @@ class TrainingState:
     progress: EpochProgress | None = None
     curve: list[dict[str, float]] | None = None
     seconds: float = 0.0
+    best: BestEpoch = field(default_factory=BestEpoch)
 
     def snapshot(self, config: TrainConfig) -> dict[str, Any]:
         """The checkpoint dict of this state."""
@@ -52,6 +86,7 @@ class TrainingState:
             "loss_sum": progress.loss_sum if progress.loss_sum is not None else torch.zeros(()),
             "seconds": self.seconds,
             "curve": list(self.curve or []),
+            "best": self.best.snapshot(),
             "config": asdict(config),
         }
 
@@ -71,6 +106,7 @@ class TrainingState:
         self.progress = EpochProgress(int(checkpoint["step"]), checkpoint["loss_sum"].to(device))
         self.curve = list(checkpoint["curve"])
         self.seconds = float(checkpoint["seconds"])
+        self.best = BestEpoch.restore(checkpoint.get("best"))
         return warning
 
 
@@ -95,6 +131,7 @@ TRAINED_BEFORE = {
     "instance_weight": 0.5,
     "descriptor": "final",
     "augmentation": "strokes",
+    "val_classes": 0,  # before validation classes, every requested class was trained on
 }
 ADDED_LATER |= set(TRAINED_BEFORE)
 
@@ -114,10 +151,24 @@ def config_from_checkpoint(checkpoint: dict[str, Any], source: str, **changes: A
         raise RunError(f"the checkpoint in {source} is not one this tripletshot can resume ({exc})") from None
     wanted = TrainConfig(**{**saved, **changes})
     for name in changes:
-        if name not in RESUMABLE_CHANGES and getattr(wanted, name) != getattr(config, name):
+        if name not in RESUMABLE_CHANGES and not _agrees(name, wanted, config):
             raise ConfigError(
                 name,
                 f"{{{name}}} {getattr(wanted, name)} conflicts with the checkpoint's {getattr(config, name)}: "
                 "a resumed training keeps its options (start a new run to change them)",
             )
     return TrainConfig(**{**saved, **{k: v for k, v in changes.items() if k in RESUMABLE_CHANGES}})
+
+
+def _agrees(name: str, wanted: TrainConfig, stored: TrainConfig) -> bool:
+    """Whether an option given to a resume says what the checkpoint holds. The checkpoint holds the labels drawn:
+    ``classes`` the trained ones, ``val_classes`` those held out (0 for none); the classes and the count given
+    to start it say the same."""
+    held_out = list(stored.val_classes or [])
+    if name == "classes":
+        return wanted.classes in (stored.classes, sorted(stored.classes + held_out))
+    if name == "val_classes" and isinstance(wanted.val_classes, int):
+        return wanted.val_classes == len(held_out)
+    if name == "val_classes":
+        return wanted.val_classes == held_out
+    return getattr(wanted, name) == getattr(stored, name)

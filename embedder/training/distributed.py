@@ -24,6 +24,8 @@ and nothing here changes what it does. Under ``torchrun``:
   all-reduce of a CPU tensor over a gloo group of its own, so it never waits for the device's queue: on
   CUDA the step loop still never reads back from the device (before, it was a device tensor and ``.item()``
   waited for every step's kernels). On gloo its cost is measured in ``docs/correctness-claims.md``.
+- **Validation classes.** Rank 0 alone scores them (:mod:`embedder.training.held_out`) while the others wait;
+  :meth:`World.share` hands its score to every rank, so every rank keeps the same best epoch.
 """
 
 import contextlib
@@ -69,6 +71,15 @@ class World:
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
+
+    def share(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank (a collective: every rank must call it; the others wait meanwhile).
+        One float over the host group: what rank 0 alone computed, so every rank decides alike on it."""
+        if not self.distributed:
+            return value
+        shared = torch.tensor([value], dtype=torch.float64)
+        dist.broadcast(shared, src=0, group=_host_group())
+        return float(shared.item())
 
     def share_buffers(self, module: nn.Module) -> None:
         """Rank 0's buffers (batch-norm running statistics) on every rank. DDP broadcasts them before each

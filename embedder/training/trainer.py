@@ -28,8 +28,9 @@ from embedder.config import (
     SMALL_CLASS,
     STEPS_PER_CLASS,
     TrainConfig,
+    default_val_classes,
 )
-from embedder.data.classes import resolve_classes
+from embedder.data.classes import resolve_classes, resolve_val_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
 from embedder.data.sampling import BalancedBatchSampler, batch_shape, split_validation
@@ -44,7 +45,9 @@ from embedder.training import distributed
 from embedder.training.augment import PRESETS, AugmentConfig, augment_batch
 from embedder.training.checkpoint import EpochProgress, TrainingState, config_from_checkpoint, finished_epoch
 from embedder.training.devices import resolve_device
+from embedder.training.held_out import HeldOut, held_out_line, held_out_warning, scored_epoch
 from embedder.training.interrupt import Interrupted, StopRequest
+from embedder.utils.formatting import percent
 from embedder.utils.progress import duration, progress_bar, progress_line
 
 EpochHook = Callable[[int, Embedder], None]
@@ -203,7 +206,7 @@ def resume(
         if store.manifest()["files"]["checkpoint"] != manifest["files"]["checkpoint"]:  # written meanwhile
             checkpoint = store.read_tensors("checkpoint")
             config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
-        config, dataset = _dataset_for(config, dataset, log)
+        config, dataset = _dataset_for(config, dataset, log, drawn=True)
         with distributed.session(resolve_device(config.device)) as (world, device):
             training = _Training(config, store, device, dataset, progress, log, False, world)
             training.restore(checkpoint)
@@ -211,9 +214,13 @@ def resume(
 
 
 def _dataset_for(
-    config: TrainConfig, dataset: Dataset | None, log: Callable[[str], None]
+    config: TrainConfig, dataset: Dataset | None, log: Callable[[str], None], drawn: bool = False
 ) -> tuple[TrainConfig, Dataset]:
-    """The dataset, and the config with its classes as labels: the one place class names are resolved."""
+    """The dataset, and the config with its classes as labels: the one place class names are resolved.
+
+    From here on ``classes`` are the classes trained on and ``val_classes`` the labels held out of them (0 for
+    none). ``drawn``: the config is a checkpoint's, whose validation classes were already drawn.
+    """
     if dataset is None or dataset.name != config.dataset:
         dataset = load_dataset(config.dataset, config.data_dir, config.test_fraction, config.strict)
     for warning in dataset.warnings:
@@ -225,10 +232,23 @@ def _dataset_for(
         names = ", ".join(dataset.class_names[c] for c in small[:5]) + (", ..." if len(small) > 5 else "")
         log(f"warning: {len(small)} class(es) with under 2 training images are indexed, not trained on: {names}")
         labels = [c for c in labels if c not in small]
-    config = replace(config, classes=labels, dataset=dataset.name)
+    held_out = _val_classes(config, labels, dataset, drawn)
+    trained = [c for c in labels if c not in held_out]
+    config = replace(config, classes=trained, val_classes=held_out or 0, dataset=dataset.name)
     check_shots(dataset, config.shots)
     check_index_training(dataset, config)
     return config, dataset
+
+
+def _val_classes(config: TrainConfig, labels: list[int], dataset: Dataset, drawn: bool) -> list[int]:
+    """The labels held out of ``labels`` for validation: the checkpoint's when ``drawn``, else drawn or named."""
+    if drawn:  # a checkpoint's: labels already, apart from the classes it trains
+        missing = [c for c in config.val_classes or [] if c not in dataset.classes]
+        if missing:
+            raise RunError(f"the checkpoint's validation classes {missing} are not in the dataset {dataset.name!r}")
+        return list(config.val_classes or [])
+    wanted = default_val_classes(len(labels)) if config.val_classes is None else config.val_classes
+    return resolve_val_classes(wanted, labels, dataset.class_names, config.seed)
 
 
 def pixel_statistics(images: torch.Tensor) -> tuple[float, float]:
@@ -299,6 +319,7 @@ class _Training:
         self.epochs = 1 if config.dry_run else config.epochs
         self.state = self._initial_state()
         self.sampler = BalancedBatchSampler(self.labels, config.classes, self.m, self.ways, self.state.generator)
+        self.held_out = HeldOut(dataset, config.val_classes, config.seed) if config.val_classes else None
         # What the steps run: the model, loss and augmentation stream themselves, or their distributed forms.
         self.net, self.loss, self.augment_generator = self.state.model, self.criterion, self.state.generator
         if self.world.distributed:
@@ -375,6 +396,12 @@ class _Training:
             f"{len(self.images)} images ({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} "
             f"steps of {self.ways} classes x {self.m}"
         )
+        if self.held_out is not None:
+            self.log(
+                f"validation classes, held out of training: {','.join(self.held_out.names)}; "
+                f"{self.held_out.episodes.ways}-way 1-shot on them is scored every few epochs, and the best "
+                "epoch's weights are kept"
+            )
         self.started = time.perf_counter() - self.state.seconds
         try:
             with StopRequest() as stop:
@@ -408,6 +435,7 @@ class _Training:
             state.model, self.criterion, self.val_images, self.val_labels, self.normalization, seed=self.config.seed,
             augment=self.augment,
         )  # fmt: skip
+        self._score_held_out(epoch)
         seconds = time.perf_counter() - self.started
         state.curve.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
         state.epoch, state.progress = epoch, EpochProgress()
@@ -416,14 +444,25 @@ class _Training:
         if self.world.any(bool(stop), self.device):  # during validation or the save: the epoch is complete, saved
             raise Interrupted(f"interrupted by {stop.name} after epoch {epoch}: {_resume_hint(self.store.path)}")
 
+    def _score_held_out(self, epoch: int) -> None:
+        """N-way 1-shot on the validation classes after a scored epoch, the best epoch's weights kept. Rank 0
+        scores and every rank takes its score, so all keep the same best epoch (the others wait meanwhile)."""
+        if self.held_out is None or not scored_epoch(epoch, self.epochs):
+            return
+        accuracy = self.held_out.score(self.embedder(), self.images) if self.world.is_main else float("nan")
+        self.state.best.record(epoch, self.world.share(accuracy), self.state.model)
+
     def _report_epoch(self, steps_done: int, step_seconds: float, epoch_seconds: float) -> None:
-        """The epoch's line: losses, source images per second of stepping, and the time left at this pace."""
-        last = self.state.curve[-1]
+        """The epoch's line: losses, the held-out score if scored, source images per second of stepping, and the
+        time left at this pace."""
+        last, scores = self.state.curve[-1], self.state.best.curve
         images_per_s = steps_done * self.ways * self.m / max(step_seconds, 1e-9)
         left = (self.epochs - last["epoch"]) * epoch_seconds * self.steps / max(steps_done, 1)  # resumed: a part
+        now = scores[-1] if scores and scores[-1]["epoch"] == last["epoch"] else None  # scored this epoch
+        scored = f", held-out 1-shot {percent(now['accuracy'])}" if now else ""
         progress_line(
             f"epoch {last['epoch']}/{self.epochs}: train loss {last['train_loss']:.4f}, "
-            f"val loss {last['val_loss']:.4f}, {images_per_s:.0f} images/s, {duration(left)} left",
+            f"val loss {last['val_loss']:.4f}{scored}, {images_per_s:.0f} images/s, {duration(left)} left",
             self.progress,
         )
 
@@ -432,7 +471,10 @@ class _Training:
         if not self.world.is_main:
             self.world.barrier()  # rank 0 writes the run meanwhile
             return TrainResult(self.store.path, {}, written=False)
+        if self.state.best.weights is not None:  # the best-scoring epoch's, on the validation classes
+            self.state.model.load_state_dict(self.state.best.weights)
         embedder = self.embedder().fit_centering(self.images)
+        held_out = self.held_out.summary(self.state.best, self.epochs) if self.held_out is not None else None
         training = {
             "normalization": {"mean": self.normalization[0], "std": self.normalization[1]},
             "device": str(self.device),
@@ -440,8 +482,14 @@ class _Training:
             "steps_per_epoch": self.steps,
             "curve": self.state.curve,
             "train_seconds": train_seconds,
+            "held_out": held_out,
         }
         finished = FinishedTraining(embedder, self.dataset, self.config, self.images, self.val_rows, training)
         metadata = finish_run(self.store, finished, fresh=self.fresh, log=self.log)
+        if held_out is not None:
+            self.log(held_out_line(held_out))
+            warning = held_out_warning(held_out)
+            if warning:
+                self.log(warning)
         self.world.barrier()
         return TrainResult(self.store.path, metadata)
