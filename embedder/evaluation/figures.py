@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from embedder.models.baselines import BASELINES
+
 UNSEEN_COLOUR = "#c0392b"  # tick labels of unseen classes
 
 
@@ -158,17 +160,35 @@ def per_class_figure(rows: list[dict[str, Any]], episodes: dict[str, Any], class
     return figure
 
 
-def training_curve(curve: list[dict[str, Any]], classes: Classes) -> bytes:
-    """Train and validation loss per epoch; the title names the (seen) classes both are measured on."""
+def training_curve(curve: list[dict[str, Any]], classes: Classes, held_out: dict[str, Any] | None = None) -> bytes:
+    """Train and validation loss per epoch; the title names the (seen) classes both are measured on. A run with
+    validation classes (``held_out``, from its training metadata) adds their 1-shot accuracy on a second axis, with
+    the baselines' on the same episodes as flat lines."""
     epochs = [row["epoch"] for row in curve]
     figure, ax = _figure(7, 4.5)
     ax.plot(epochs, [row["train_loss"] for row in curve], "o-", label="train (augmented views)")
     ax.plot(epochs, [row["val_loss"] for row in curve], "s--", label="validation (held-out images)")
-    ax.set_xlabel("epoch"), ax.set_ylabel("triplet loss")
+    ax.set_xlabel("epoch"), ax.set_ylabel("loss")
     seen = ", ".join(classes.name(c) for c in classes.seen)
     ax.set_title(f"Training curve: seen classes {seen} only (unseen classes take no part)")
-    ax.grid(alpha=0.3), ax.legend()
+    ax.grid(alpha=0.3), ax.legend(loc="upper left")
+    if held_out and held_out.get("curve"):
+        _held_out_axis(ax, held_out)
     return _png(figure)
+
+
+def _held_out_axis(ax: Any, held_out: dict[str, Any]) -> None:
+    scored = held_out["curve"]
+    right = ax.twinx()
+    colour = UNSEEN_COLOUR
+    label = f"validation classes: {held_out['ways']}-way 1-shot"
+    right.plot([r["epoch"] for r in scored], [100 * r["accuracy"] for r in scored], "^-", color=colour, label=label)
+    for (name, value), style in zip(held_out.get("baselines", {}).items(), (":", "-."), strict=False):
+        right.axhline(100 * value, color="grey", linestyle=style, label=f"{BASELINES[name]}, same episodes")
+    if held_out.get("best_epoch") is not None:
+        right.axvline(held_out["best_epoch"], color=colour, alpha=0.3, label="best epoch (the run's weights)")
+    right.set_ylabel("1-shot accuracy on the validation classes (%)", color=colour)
+    right.legend(loc="lower left", fontsize=8)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from embedder.evaluation.episodes import RunEvaluation, evaluate_run_in_detail, 
 from embedder.evaluation.figures import Classes, Mistake
 from embedder.fewshot.openset import genuine_and_impostor, scored
 from embedder.index.support_index import SupportIndex, similarity_to_distance
+from embedder.models.baselines import BASELINES
 from embedder.runs.run import Run
 from embedder.utils.files import write_bytes_atomic
 from embedder.utils.formatting import percent
@@ -119,7 +120,7 @@ def draw_figures(
         "embedding_map": lambda: _embedding_map(evaluation.test_embeddings, truth, classes, seed, per_class_sample),
         "confusion_matrix": lambda: figures.confusion_matrix(truth, evaluation.predicted, classes),
         "per_class_accuracy": lambda: figures.per_class_accuracy(report["per_class"], report["episodes"], classes),
-        "training_curve": lambda: figures.training_curve(meta["curve"], classes),
+        "training_curve": lambda: figures.training_curve(meta["curve"], classes, meta.get("held_out")),
         "hardest_mistakes": lambda: figures.hardest_mistakes(
             find_mistakes(evaluation, truth, dataset.test_images.numpy(), supports), classes
         ),
@@ -192,6 +193,21 @@ def _open_set(
     return figures.open_set(genuine, impostor, np.isin(truth[kept], classes.seen), below, classes)
 
 
+def held_out_html(held_out: dict[str, Any] | None) -> str:
+    """The validation classes' paragraph: which, the best score beside the baselines, and the curve as a table."""
+    if not held_out:
+        return ""
+    baselines = ", ".join(f"{BASELINES[n]} {percent(v)}" for n, v in held_out["baselines"].items())
+    text = (
+        f"Validation classes (held out of training, and counted as unseen): {', '.join(held_out['class_names'])}. "
+        f"{held_out['ways']}-way 1-shot on {held_out['episodes']} fixed episodes over {held_out['images']} of their "
+        f"train-split images: {percent(held_out['accuracy'])} at epoch {held_out['best_epoch']} of "
+        f"{held_out['epochs']}, the best-scoring epoch, whose weights the run keeps ({baselines} on the same episodes)."
+    )
+    rows = [[r["epoch"], percent(r["accuracy"])] for r in held_out["curve"]]
+    return f"<h2>Validation classes</h2><p>{html.escape(text)}</p>" + _table(rows, ["epoch", "1-shot accuracy"])
+
+
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
@@ -245,6 +261,7 @@ def render_html(run: Run, report: dict[str, Any], pngs: dict[str, bytes]) -> str
         f"<p>{html.escape(report['dataset'])}, trained on classes {html.escape(trained)}; "
         f"{len(meta.get('curve', []))} epochs in {meta.get('train_seconds', 0):.0f} s on "
         f"{html.escape(str(meta.get('device')))}; tripletshot {html.escape(str(meta.get('tripletshot_version')))}.</p>"
-        f"<h2>Numbers</h2>{_numbers(report, classes)}<h2>Options</h2>{_table(options, ['option', 'value'])}"
+        f"<h2>Numbers</h2>{_numbers(report, classes)}{held_out_html(meta.get('held_out'))}"
+        f"<h2>Options</h2>{_table(options, ['option', 'value'])}"
         f"{images}</body></html>\n"
     )
