@@ -306,6 +306,27 @@ CASES = [
     ("eval-open-set-damaged", embed, [*EVAL, "--open-set"], truncate_model, 1, "damaged"),
     ("classes-name-unknown", embed, [*TRAIN, "--classes", "0,zero"], None, 2, "'zero' not in the dataset 'digits'"),
     ("classes-all-mixed", embed, [*TRAIN, "--classes", "all,1"], None, 2, "'all' stands alone"),
+    ("val-classes-unknown", embed, [*TRAIN, "--val-classes", "1,eleven"], None, 2, "--val-classes: 'eleven' is not"),
+    ("val-classes-not-trained", embed, [*TRAIN, "--val-classes", "7,8"], None, 2, "7 is not one of .* --classes"),
+    (
+        "val-classes-too-many",
+        embed,
+        [*TRAIN, "--classes", "0-4", "--val-classes", "4"],
+        None,
+        2,
+        "holds out 4 of the 5",
+    ),
+    ("val-classes-negative", embed, [*TRAIN, "--val-classes", "-2"], None, 2, "--val-classes -2 is negative"),
+    ("val-classes-one", embed, [*TRAIN, "--val-classes", "1"], None, 2, "--val-classes 1 would make 1-way"),
+    ("val-classes-all", embed, [*TRAIN, "--val-classes", "all"], None, 2, "--val-classes cannot be all"),
+    (
+        "resume-other-val-classes",
+        embed,
+        ["train", "--resume", "--val-classes", "2", "--device", "cpu", "--run-dir", "{run}"],
+        None,
+        2,
+        "--val-classes 2 conflicts with the checkpoint's 0",
+    ),  # fmt: skip
     ("test-fraction-one", embed, [*TRAIN, "--test-fraction", "1"], None, 2, r"--test-fraction must be in \(0, 1\)"),
     ("dataset-unknown", embed, [*TRAIN, "--dataset", "cifar"], None, 2, "'cifar' is not one of .* or folder:PATH"),
     (

@@ -171,6 +171,33 @@ def test_a_two_process_training_learns_and_ends_with_the_same_weights_on_both_ra
         assert torch.equal(value, first[name]), name
 
 
+def _val_classes_worker(rank: int, world_size: int, port: int, run_dir: str, out: str) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
+    config = TrainConfig(dataset="digits", classes="0-9", val_classes="7,8,9", epochs=3, m_per_class=16,
+                         embedding_dim=64, width=8, device="cpu", run_dir=run_dir)  # fmt: skip
+
+    def keep_weights(epoch: int, embedder) -> None:
+        torch.save(embedder.model.state_dict(), f"{out}/weights{rank}-{epoch}.pt")
+
+    train(config, progress=False, log=lambda _: None, on_epoch_end=keep_weights)
+
+
+def test_a_two_process_training_scores_its_val_classes_on_rank_0_and_both_keep_the_best_epoch(tmp_path):
+    """Rank 0 scores the validation classes while rank 1 waits for its score: no deadlock, and the run ends with
+    the weights of the epoch rank 0 found best, which both ranks had."""
+    run_dir = tmp_path / "run"
+    mp.spawn(_val_classes_worker, args=(2, free_port(), str(run_dir), str(tmp_path)), nprocs=2)
+    run = Run.load(run_dir)
+    held_out = run.metadata["held_out"]
+    assert run.metadata["val_classes"] == [7, 8, 9] and [r["epoch"] for r in held_out["curve"]] == [1, 2, 3]
+    best = held_out["best_epoch"]
+    for rank in range(2):
+        weights = torch.load(tmp_path / f"weights{rank}-{best}.pt", weights_only=True)
+        for name, value in run.embedder.model.state_dict().items():
+            assert torch.equal(value, weights[name]), (rank, name)
+
+
 def torchrun(*args: str) -> list[str]:
     return [
         sys.executable,
