@@ -112,7 +112,8 @@ def test_draw_enrol_draw_again_and_read_the_name_back(digits_run, tmp_path):
 
             driver.find_element(By.CSS_SELECTOR, '#classes li[data-name="zigzag"] button').click()
             driver.switch_to.alert.accept()
-            wait.until(lambda d: "forgot zigzag" in text("status"))
-            assert not driver.find_elements(By.CSS_SELECTOR, '#classes li[data-name="zigzag"]')
+            wait.until(lambda d: "forgot zigzag" in text("status"))  # said before the list is fetched again
+            wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#classes li[data-name="zigzag"]'))
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#classes li")) == 10
     finally:
         driver.quit()
