@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--skip-train", action="store_true", help="evaluate the run already in --run-dir")
     parser.add_argument("--all-classes", action="store_true", help="also train on 0-9, 1-NN on the full train split")
+    parser.add_argument("--all-run", help="with --all-classes: score this run trained on every class, do not train")
     parser.add_argument("--index-dims", default="", help="comma-separated PCA dimensions to score as well")
     parser.add_argument("--no-baselines", action="store_true", help="skip the raw-pixel and HOG-like rows")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="a TrainConfig option")
@@ -132,7 +133,13 @@ def main() -> None:
         report(f"tripletshot, PCA to {dim}-d", reduce(train_x), reduce(test_x), dataset, args.episodes)
 
     if args.all_classes:
-        run_dir = args.run_dir + "-all"
+        all_classes(args, dataset, options)
+
+
+def all_classes(args: argparse.Namespace, dataset, options: dict) -> None:
+    """1-NN of the test split against the full train split, by a run trained on every class."""
+    run_dir = args.all_run or args.run_dir + "-all"
+    if not args.all_run:
         train(
             TrainConfig(
                 classes=dataset.classes,
@@ -146,14 +153,14 @@ def main() -> None:
             progress=False,
             dataset=dataset,
         )
-        full = Run.load(run_dir)
-        classifier = NearestNeighbor(full.embedder)
-        classifier.process_support_set(dataset.train_images, dataset.train_labels)
-        predicted, _ = classifier.predict(dataset.test_images)
-        print(
-            f"\ntrained on every class: 1-NN against the full train split, {args.dataset} test accuracy "
-            f"{100 * (predicted == dataset.test_labels.numpy()).mean():.2f}%"
-        )
+    full = Run.load(run_dir)
+    classifier = NearestNeighbor(full.embedder)
+    classifier.process_support_set(dataset.train_images, dataset.train_labels)
+    predicted, _ = classifier.predict(dataset.test_images)
+    print(
+        f"\ntrained on every class ({run_dir}, {full.metadata['options']['epochs']} epochs): 1-NN against the "
+        f"full train split, {args.dataset} test accuracy {100 * (predicted == dataset.test_labels.numpy()).mean():.2f}%"
+    )
 
 
 if __name__ == "__main__":
