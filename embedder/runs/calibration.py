@@ -4,7 +4,7 @@ The genuine side is the validation split of the training classes (:func:`embedde
 reproducible from the run's options), less any image that is itself a support. The impostors are those images
 and as many of each indexed class the network did *not* train on (the unseen classes a run indexes from the
 dataset's labels, validation classes): an unknown in use is a class the network never saw, and the network packs
-its training classes tighter than others, so a threshold fitted on the training classes alone accepted 20% of
+its training classes tighter than others, so a threshold fitted on the training classes alone accepted 14-20% of
 unseen digits at a 1% rate (docs/results.md). Every class weighs the same. All are scored against the run's
 index as it is: :mod:`embedder.fewshot.openset` turns their genuine and impostor distances into the threshold.
 """
