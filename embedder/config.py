@@ -14,7 +14,11 @@ from embedder.data.classes import ALL, ClassList, ValClasses, check_class_list, 
 from embedder.errors import ConfigError
 
 DEFAULT_RUN_DIR = "runs/latest"
-LOSSES = ("triplet", "contrast")  # embedder.losses.make_loss
+LOSSES = ("auto", "triplet", "contrast")  # embedder.losses.make_loss; auto: embedder.training.trainer.loss_for
+# --unlabelled: no pool, the train split's images of every class not trained on (labels never read), or a folder.
+NO_POOL, REST_POOL = "none", "rest"
+POOL_FOLDER = "unlabelled"  # folder:PATH/unlabelled/ holds a folder dataset's pool, not a class
+MAX_EPOCHS = 100_000  # a bound that no real training reaches, so that a typo is refused, not estimated in years
 AUGMENTATIONS = ("auto", "strokes", "objects")  # embedder.training.augment.PRESETS; auto: OBJECT_DATASETS
 OBJECT_DATASETS = ("fashion-mnist",)  # datasets of photographed things: objects augmentation under auto
 DESCRIPTORS = ("final", "multi")  # embedder.models.network: the final map, or every block's (DEPTH_WEIGHTS)
@@ -65,13 +69,24 @@ class TrainConfig:
     margin: float = _option(0.4, "Triplet margin.")
     class_weight: float = _option(0.3, "Weight of class triplets next to instance triplets (--loss triplet).")
     loss: str = _option(
-        "contrast",
-        "Objective: instance + class triplets with a margin (triplet), or class contrast with a temperature "
-        "(SupCon) plus instance contrast of two views (contrast).",
+        "auto",
+        "Objective on the labelled classes: instance + class triplets with a margin (triplet), or class contrast "
+        "with a temperature (SupCon; contrast), or auto: contrast with an unlabelled pool or on "
+        f"{', '.join(OBJECT_DATASETS)}, triplet otherwise.",
         choices=LOSSES,
     )
-    temperature: float = _option(0.1, "Temperature of the contrast losses (--loss contrast).")
-    instance_weight: float = _option(0.0, "Weight of instance contrast next to class contrast (--loss contrast).")
+    temperature: float = _option(0.1, "Temperature of the contrast losses (class, instance and the pool's).")
+    instance_weight: float = _option(
+        0.0, "Weight of instance contrast of two views next to class contrast (--loss contrast; 0: none)."
+    )
+    unlabelled: str | None = _option(
+        None,
+        "Unlabelled pool, trained on by instance contrast of two views: none, rest (the train split's images of "
+        "the classes outside {classes} and the validation classes, labels never read), or a folder of images in "
+        f"any nesting [default: none; for folder:PATH, PATH/{POOL_FOLDER}/ if it exists].",
+        type=str,
+    )
+    unlabelled_weight: float = _option(1.0, "Weight of the pool's instance contrast next to the labelled objective.")
     descriptor: str = _option(
         "final",
         "Embedding: the final map's 4x4 grid (final), or every block's pooled map, each L2-normalised (multi).",
@@ -134,7 +149,11 @@ class TrainConfig:
         for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots", "centroids"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "margin", "class_weight", "weight_decay", "augment", "instance_weight"):
+        if self.epochs is not None and self.epochs > MAX_EPOCHS:
+            raise ConfigError("epochs", f"{{epochs}} must be at most {MAX_EPOCHS:,}, got {self.epochs}")
+        if self.unlabelled is not None and not str(self.unlabelled).strip():
+            raise ConfigError("unlabelled", "{unlabelled} is empty: give none, rest or a folder of images")
+        for name in ("lr", "margin", "class_weight", "weight_decay", "augment", "instance_weight", "unlabelled_weight"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 kind = "positive" if name == "lr" else "non-negative"

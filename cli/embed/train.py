@@ -37,7 +37,8 @@ INDEX = (
 @config_option(TrainConfig, "val_classes", metavar="K|CLASSES")
 @config_option(TrainConfig, "dataset", type=DatasetChoice(list(DATASETS), FOLDER))
 @data_dir_option
-@config_options(TrainConfig, "test_fraction", "strict")
+@config_option(TrainConfig, "unlabelled", metavar="none|rest|PATH")
+@config_options(TrainConfig, "unlabelled_weight", "test_fraction", "strict")
 @config_option(TrainConfig, "run_dir", type=click.Path())
 @config_options(TrainConfig, *HOW, *INDEX, "device")
 @click.option("--resume", is_flag=True, help="Continue the interrupted training saved in --run-dir, with its options.")
@@ -57,6 +58,7 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
       embed train --dataset digits --classes 0-4 --epochs 10
       embed train --dataset fashion-mnist --classes 'T-shirt/top,Trouser,Pullover'
       embed train --dataset folder:my_symbols --classes all
+      embed train --classes 0,1,2 --unlabelled rest   # and MNIST's other train images, labels unread
       embed train --dataset folder:glyphs --classes all --val-classes 0   # train on every class
       embed train --classes 0,1,2 --device cuda      # MNIST
       embed train --resume                            # after Ctrl-C

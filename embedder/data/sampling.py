@@ -57,6 +57,19 @@ class BalancedBatchSampler:
         return indices, self.class_of_row[rows].repeat_interleave(self.m)
 
 
+class PoolSampler:
+    """Draws ``batch`` distinct random images of an unlabelled pool (all of it when smaller), on its device."""
+
+    def __init__(self, images: torch.Tensor, batch: int, generator: torch.Generator) -> None:
+        self.images, self.generator = images, generator
+        self.batch = min(batch, len(images))
+
+    def sample(self) -> torch.Tensor:
+        """The batch's uint8 images."""
+        chosen = torch.randperm(len(self.images), generator=self.generator, device=self.images.device)
+        return self.images[chosen[: self.batch]]
+
+
 def split_validation(
     labels: torch.Tensor, classes: list[int], fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:

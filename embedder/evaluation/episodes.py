@@ -181,6 +181,7 @@ def evaluate_run_in_detail(
         "dataset": dataset.name,
         "trained_classes": seen,
         "trained_class_names": [dataset.class_names[c] for c in seen],
+        "trained_on": run.trained_on,
         "per_class": per_class,
         "summary": summary,
         "episodes": episode_report,

@@ -5,8 +5,10 @@ reproducible from the run's options), less any image that is itself a support. T
 and as many of each indexed class the network did *not* train on (the unseen classes a run indexes from the
 dataset's labels, validation classes): an unknown in use is a class the network never saw, and the network packs
 its training classes tighter than others, so a threshold fitted on the training classes alone accepted 14-20% of
-unseen digits at a 1% rate (docs/results.md). Every class weighs the same. All are scored against the run's
-index as it is: :mod:`embedder.fewshot.openset` turns their genuine and impostor distances into the threshold.
+unseen digits at a 1% rate (docs/results.md). Every class weighs the same. Under ``--unlabelled rest`` the
+impostors come from the share of each class that the pool leaves out (:func:`embedder.data.pool.pool_rows`).
+All are scored against the run's index as it is: :mod:`embedder.fewshot.openset` turns their genuine and
+impostor distances into the threshold.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from embedder.config import TrainConfig, check_far
+from embedder.config import REST_POOL, TrainConfig, check_far
 from embedder.data.dataset import Dataset
+from embedder.data.pool import pool_rows
 from embedder.data.sampling import split_validation
 from embedder.errors import RunError
 from embedder.fewshot.classifiers import make_classifier
@@ -54,8 +57,11 @@ def calibration_rows(
         return held_out, held_out
     per_class = int(np.median(np.unique(labels[held_out], return_counts=True)[1]))
     rng, others = np.random.default_rng(config.seed), []
+    trained_on = np.zeros(len(labels), dtype=bool)  # unlabelled: impostors are images training never saw
+    if config.unlabelled is not None and str(config.unlabelled).strip() == REST_POOL:
+        trained_on[pool_rows(dataset, config)] = True
     for c in sorted(set(indexed) - set(config.classes)):
-        rows = np.flatnonzero(labels == c)
+        rows = np.flatnonzero((labels == c) & ~trained_on)
         others.append(np.sort(rng.choice(rows, min(per_class, len(rows)), replace=False)))
     return held_out, np.concatenate(others) if others else np.empty(0, np.int64)
 

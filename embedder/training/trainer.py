@@ -33,10 +33,11 @@ from embedder.config import (
 from embedder.data.classes import resolve_classes, resolve_val_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
-from embedder.data.sampling import BalancedBatchSampler, batch_shape, split_validation
+from embedder.data.pool import Pool, load_pool
+from embedder.data.sampling import BalancedBatchSampler, PoolSampler, batch_shape, split_validation
 from embedder.errors import RunError
 from embedder.index.build import check_index_training, check_shots
-from embedder.losses.contrast import make_loss
+from embedder.losses.contrast import PoolContrastLoss, make_loss
 from embedder.models.embedder import Embedder
 from embedder.models.network import DEPTH_WEIGHTS, EmbeddingNet
 from embedder.runs.finish import FinishedTraining, finish_run
@@ -61,16 +62,27 @@ def views_loss(
     generator: torch.Generator,
     normalization: tuple[float, float],
     augment: AugmentConfig = AugmentConfig(),
+    pool: torch.Tensor | None = None,
+    pool_loss: torch.nn.Module | None = None,  # PoolContrastLoss: (two views' embeddings) -> loss
 ) -> torch.Tensor:
-    """Loss on two augmented views of each uint8 image: instance positives plus class triplets."""
+    """Loss on two augmented views of each uint8 image: the labelled images' objective, plus the instance
+    contrast of the ``pool``'s unlabelled images, augmented and embedded with them in one pass."""
     mean, std = normalization
-    x = images.unsqueeze(1).float().div_(255.0)
+    n = len(images)
+    batch = images if pool is None else torch.cat([images, pool])
+    x = batch.unsqueeze(1).float().div_(255.0)
     views = torch.cat([augment_batch(x, generator, augment), augment_batch(x, generator, augment)])
     views = views.sub_(mean).div_(std)
     with torch.autocast(views.device.type, torch.bfloat16, enabled=views.device.type == "cuda"):
-        outputs = model.training_outputs(views)
-    instance_ids = torch.arange(len(images), device=images.device).repeat(2)
-    return criterion(outputs.float(), labels.repeat(2), instance_ids)
+        outputs = model.training_outputs(views).float()
+    instance_ids = torch.arange(n, device=images.device).repeat(2)
+    if pool is None:
+        return criterion(outputs, labels.repeat(2), instance_ids)
+    first, second = outputs[: len(batch)], outputs[len(batch) :]
+    loss = pool_loss(torch.cat([first[n:], second[n:]]))
+    if n:  # a run with no labelled classes learns from its pool alone
+        loss = loss + criterion(torch.cat([first[:n], second[:n]]), labels.repeat(2), instance_ids)
+    return loss
 
 
 class TrainingStopped(Exception):
@@ -92,8 +104,12 @@ def train_one_epoch(
     state: EpochProgress | None = None,
     stop: Callable[[], bool] | None = None,
     augment: AugmentConfig = AugmentConfig(),
+    pool: PoolSampler | None = None,
+    pool_loss: torch.nn.Module | None = None,
 ) -> float:
     """Run the epoch's ``steps`` optimizer steps; return the mean training loss (the epoch's one host sync).
+
+    With a ``pool`` sampler, each step adds its batch of unlabelled images, trained on by ``pool_loss``.
 
     ``state`` lets an epoch start part-way (resume) and records how far it got. If ``stop()`` turns true,
     the current step completes and :class:`TrainingStopped` is raised, with ``state`` up to date.
@@ -105,7 +121,10 @@ def train_one_epoch(
     with progress_bar(steps, description, progress, initial=state.step, unit="step") as bar:
         while state.step < steps:
             indices, labels = sampler.sample()
-            loss = views_loss(model, criterion, images[indices], labels, generator, normalization, augment)
+            unlabelled = pool.sample() if pool is not None else None
+            loss = views_loss(
+                model, criterion, images[indices], labels, generator, normalization, augment, unlabelled, pool_loss
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -169,12 +188,12 @@ def train(
     trains (:mod:`embedder.training.distributed`) and calls ``on_epoch_end``; rank 0 alone logs, locks and writes.
     """
     device = resolve_device(config.device)
-    config, dataset = _dataset_for(config, dataset, log)
+    config, dataset, pool = _dataset_for(config, dataset, log)
     store = RunDir(config.run_dir)
     with distributed.session(device) as (world, device):
         fresh = prepare_run_dir(store.path, force) if world.is_main else False
         with store.lock() if world.is_main else contextlib.nullcontext():
-            return _Training(config, store, device, dataset, progress, log, fresh, world).run(on_epoch_end)
+            return _Training(config, store, device, dataset, progress, log, fresh, world, pool).run(on_epoch_end)
 
 
 def resume(
@@ -206,17 +225,18 @@ def resume(
         if store.manifest()["files"]["checkpoint"] != manifest["files"]["checkpoint"]:  # written meanwhile
             checkpoint = store.read_tensors("checkpoint")
             config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
-        config, dataset = _dataset_for(config, dataset, log, drawn=True)
+        config, dataset, pool = _dataset_for(config, dataset, log, drawn=True)
         with distributed.session(resolve_device(config.device)) as (world, device):
-            training = _Training(config, store, device, dataset, progress, log, False, world)
+            training = _Training(config, store, device, dataset, progress, log, False, world, pool)
             training.restore(checkpoint)
             return training.run(on_epoch_end)
 
 
 def _dataset_for(
     config: TrainConfig, dataset: Dataset | None, log: Callable[[str], None], drawn: bool = False
-) -> tuple[TrainConfig, Dataset]:
-    """The dataset, and the config with its classes as labels: the one place class names are resolved.
+) -> tuple[TrainConfig, Dataset, Pool | None]:
+    """The dataset, the config with its classes as labels (the one place class names are resolved) and its
+    objective chosen (:func:`loss_for`), and the unlabelled pool if any (:func:`embedder.data.pool.load_pool`).
 
     From here on ``classes`` are the classes trained on and ``val_classes`` the labels held out of them (0 for
     none). ``drawn``: the config is a checkpoint's, whose validation classes were already drawn.
@@ -237,7 +257,10 @@ def _dataset_for(
     config = replace(config, classes=trained, val_classes=held_out or 0, dataset=dataset.name)
     check_shots(dataset, config.shots)
     check_index_training(dataset, config)
-    return config, dataset
+    pool = load_pool(config, dataset)
+    for warning in pool.warnings if pool is not None else []:
+        log(f"warning: {warning}")
+    return replace(config, loss=loss_for(config, pool is not None)), dataset, pool
 
 
 def _val_classes(config: TrainConfig, labels: list[int], dataset: Dataset, drawn: bool) -> list[int]:
@@ -263,6 +286,15 @@ def augmentation_for(config: TrainConfig) -> str:
     if config.augmentation != "auto":
         return config.augmentation
     return "objects" if config.dataset in OBJECT_DATASETS else "strokes"
+
+
+def loss_for(config: TrainConfig, pooled: bool) -> str:
+    """The objective a training uses: ``auto`` is class contrast beside an unlabelled pool or on photographed
+    objects, where it beat triplets, and triplets on strokes, where class contrast lost to them on all three
+    headline cases (docs/results.md, "0.6")."""
+    if config.loss != "auto":
+        return config.loss
+    return "contrast" if pooled or augmentation_for(config) == "objects" else "triplet"
 
 
 def _batch_rule(counts: list[int], config: TrainConfig) -> tuple[list[int], int, int | None]:
@@ -291,8 +323,9 @@ class _Training:
         log: Callable[[str], None],
         fresh: bool,
         world: distributed.World | None = None,
+        pool: Pool | None = None,
     ) -> None:
-        self.config, self.store, self.device, self.dataset = config, store, device, dataset
+        self.config, self.store, self.device, self.dataset, self.pool = config, store, device, dataset, pool
         self.world = world or distributed.World()
         self.progress, self.fresh = progress and self.world.is_main, fresh
         self.log = log if self.world.is_main else lambda _: None
@@ -329,6 +362,18 @@ class _Training:
             self.augment_generator = torch.Generator(device).manual_seed(
                 config.seed + 1_000_003 * (self.world.rank + 1)
             )
+        self.pool_sampler, self.pool_loss = self._pool_parts()
+
+    def _pool_parts(self) -> tuple[PoolSampler | None, PoolContrastLoss | None]:
+        """The unlabelled pool's batches (as many images as the labelled batch, shared out among the ranks)
+        and its loss: each rank's instance contrast over its own share, weighted down by the ranks whose
+        gradients DDP sums."""
+        if self.pool is None:
+            return None, None
+        batch = max(2, self.ways * self.m // self.world.size)
+        images = self.pool.images.to(self.device)
+        weight = self.config.unlabelled_weight / self.world.size
+        return PoolSampler(images, batch, self.augment_generator), PoolContrastLoss(weight, self.config.temperature)
 
     def _initial_state(self) -> TrainingState:
         config = self.config
@@ -394,7 +439,8 @@ class _Training:
             f"training on {config.dataset} classes {','.join(self.dataset.class_names[c] for c in config.classes)} "
             f"on {self.device}: "
             f"{len(self.images)} images ({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} "
-            f"steps of {self.ways} classes x {self.m}"
+            f"steps of {self.ways} classes x {self.m}, {self.config.loss} loss"
+            + (f"; and on {self.pool.describe()}, {self.pool_sampler.batch} a step" if self.pool else "")
         )
         if self.held_out is not None:
             self.log(
@@ -423,7 +469,7 @@ class _Training:
                 self.net, self.loss, state.optimizer, state.scheduler, self.sampler, self.images, self.steps,
                 self.augment_generator, self.normalization, description=f"epoch {epoch}/{self.epochs}",
                 progress=self.progress, state=state.progress, stop=lambda: self.world.any(bool(stop), self.device),
-                augment=self.augment,
+                augment=self.augment, pool=self.pool_sampler, pool_loss=self.pool_loss,
             )  # fmt: skip
             seconds_in_steps = time.perf_counter() - began
         except TrainingStopped:
@@ -466,6 +512,18 @@ class _Training:
             self.progress,
         )
 
+    def _pool_summary(self) -> dict[str, Any] | None:
+        """What run.json says of the pool: where from, how many images, their share of a step and weight."""
+        if self.pool is None:
+            return None
+        return {
+            "source": self.pool.source,
+            "images": len(self.pool.images),
+            "per_step": self.pool_sampler.batch * self.world.size,
+            "weight": self.config.unlabelled_weight,
+            "description": self.pool.describe(),
+        }
+
     def _finish(self, train_seconds: float) -> TrainResult:
         """Centre on the training classes' mean feature, then index, calibrate and commit the run in one step."""
         if not self.world.is_main:
@@ -483,6 +541,7 @@ class _Training:
             "curve": self.state.curve,
             "train_seconds": train_seconds,
             "held_out": held_out,
+            "unlabelled": self._pool_summary(),
         }
         finished = FinishedTraining(embedder, self.dataset, self.config, self.images, self.val_rows, training)
         metadata = finish_run(self.store, finished, fresh=self.fresh, log=self.log)
