@@ -86,7 +86,12 @@ class TrainConfig:
         f"any nesting [default: none; for folder:PATH, PATH/{POOL_FOLDER}/ if it exists].",
         type=str,
     )
-    unlabelled_weight: float = _option(1.0, "Weight of the pool's instance contrast next to the labelled objective.")
+    unlabelled_weight: float = _option(1.0, "Weight of the pool's contrast next to the labelled objective.")
+    unlabelled_clusters: int = _option(
+        0,
+        "Pseudo-labels for the pool: k-means of its embeddings into this many clusters, drawn again about eight "
+        "times a training, whose class contrast joins the pool's instance contrast (0: instance contrast only).",
+    )
     descriptor: str = _option(
         "final",
         "Embedding: the final map's 4x4 grid (final), or every block's pooled map, each L2-normalised (multi).",
@@ -146,6 +151,11 @@ class TrainConfig:
         object.__setattr__(self, "classes", classes)  # frozen: the sanctioned writes, of the parsed forms
         # Checked against the classes once the dataset is loaded (resolve_val_classes): the names need it.
         object.__setattr__(self, "val_classes", parse_val_classes(self.val_classes))
+        if self.unlabelled_clusters < 0 or self.unlabelled_clusters == 1:
+            raise ConfigError(
+                "unlabelled_clusters",
+                f"{{unlabelled_clusters}} must be 0 (none) or at least 2, got {self.unlabelled_clusters}",
+            )
         for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots", "centroids"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")

@@ -38,7 +38,7 @@ INDEX = (
 @config_option(TrainConfig, "dataset", type=DatasetChoice(list(DATASETS), FOLDER))
 @data_dir_option
 @config_option(TrainConfig, "unlabelled", metavar="none|rest|PATH")
-@config_options(TrainConfig, "unlabelled_weight", "test_fraction", "strict")
+@config_options(TrainConfig, "unlabelled_weight", "unlabelled_clusters", "test_fraction", "strict")
 @config_option(TrainConfig, "run_dir", type=click.Path())
 @config_options(TrainConfig, *HOW, *INDEX, "device")
 @click.option("--resume", is_flag=True, help="Continue the interrupted training saved in --run-dir, with its options.")

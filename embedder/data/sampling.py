@@ -58,16 +58,33 @@ class BalancedBatchSampler:
 
 
 class PoolSampler:
-    """Draws ``batch`` distinct random images of an unlabelled pool (all of it when smaller), on its device."""
+    """Draws ``batch`` distinct random images of an unlabelled pool (all of it when smaller), on its device; with
+    pseudo-labels (:meth:`with_clusters`), ``batch // m`` random clusters of ``m`` images each instead."""
 
     def __init__(self, images: torch.Tensor, batch: int, generator: torch.Generator) -> None:
         self.images, self.generator = images, generator
         self.batch = min(batch, len(images))
+        self.labels: torch.Tensor | None = None
+        self.clusters: BalancedBatchSampler | None = None
 
-    def sample(self) -> torch.Tensor:
-        """The batch's uint8 images."""
+    def with_clusters(self, labels: torch.Tensor, m: int = 8) -> None:
+        """Draw by ``labels`` (one per image) from now on; clusters under ``m`` images wait for the next ones."""
+        self.labels = labels.to(self.images.device)
+        counts = torch.bincount(self.labels)
+        kept = torch.nonzero(counts >= m).flatten().tolist()
+        ways = max(2, self.batch // m)
+        if len(kept) < 2:  # too few clusters of m images: random images, the other view their only positive
+            self.clusters = None
+            return
+        self.clusters = BalancedBatchSampler(self.labels, kept, m, min(ways, len(kept)), self.generator)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's uint8 images, and their pseudo-labels if any."""
+        if self.clusters is not None:
+            indices, labels = self.clusters.sample()
+            return self.images[indices], labels
         chosen = torch.randperm(len(self.images), generator=self.generator, device=self.images.device)
-        return self.images[chosen[: self.batch]]
+        return self.images[chosen[: self.batch]], None
 
 
 def split_validation(

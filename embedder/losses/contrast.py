@@ -60,14 +60,18 @@ class ClassAndInstanceContrastLoss(nn.Module):
 
 class PoolContrastLoss(nn.Module):
     """``weight * ntxent(two views)`` of an unlabelled pool's images: each image apart from every other, which
-    is all that can be asked of images without labels (SimCLR's objective)."""
+    is all that can be asked of images without labels (SimCLR's objective). With pseudo-labels (clusters),
+    ``weight * (ntxent + supcon(clusters))``: class contrast pulls each cluster together as well."""
 
     def __init__(self, weight: float = 1.0, temperature: float = 0.1) -> None:
         super().__init__()
         self.weight, self.temperature = weight, temperature
 
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.weight * two_view_ntxent(embeddings, self.temperature)
+    def forward(self, embeddings: torch.Tensor, clusters: torch.Tensor | None = None) -> torch.Tensor:
+        loss = two_view_ntxent(embeddings, self.temperature)
+        if clusters is not None:
+            loss = loss + supcon_loss(embeddings, clusters.repeat(2), self.temperature)
+        return self.weight * loss
 
 
 def make_loss(

@@ -48,6 +48,7 @@ from embedder.training.checkpoint import EpochProgress, TrainingState, config_fr
 from embedder.training.devices import resolve_device
 from embedder.training.held_out import HeldOut, held_out_line, held_out_warning, scored_epoch
 from embedder.training.interrupt import Interrupted, StopRequest
+from embedder.training.pseudo_labels import cluster_labels, refresh_due
 from embedder.utils.formatting import percent
 from embedder.utils.progress import duration, progress_bar, progress_line
 
@@ -63,7 +64,8 @@ def views_loss(
     normalization: tuple[float, float],
     augment: AugmentConfig = AugmentConfig(),
     pool: torch.Tensor | None = None,
-    pool_loss: torch.nn.Module | None = None,  # PoolContrastLoss: (two views' embeddings) -> loss
+    pool_loss: torch.nn.Module | None = None,  # PoolContrastLoss: (two views' embeddings, clusters) -> loss
+    clusters: torch.Tensor | None = None,  # the pool images' pseudo-labels, if any
 ) -> torch.Tensor:
     """Loss on two augmented views of each uint8 image: the labelled images' objective, plus the instance
     contrast of the ``pool``'s unlabelled images, augmented and embedded with them in one pass."""
@@ -79,7 +81,7 @@ def views_loss(
     if pool is None:
         return criterion(outputs, labels.repeat(2), instance_ids)
     first, second = outputs[: len(batch)], outputs[len(batch) :]
-    loss = pool_loss(torch.cat([first[n:], second[n:]]))
+    loss = pool_loss(torch.cat([first[n:], second[n:]]), clusters)
     if n:  # a run with no labelled classes learns from its pool alone
         loss = loss + criterion(torch.cat([first[:n], second[:n]]), labels.repeat(2), instance_ids)
     return loss
@@ -121,10 +123,11 @@ def train_one_epoch(
     with progress_bar(steps, description, progress, initial=state.step, unit="step") as bar:
         while state.step < steps:
             indices, labels = sampler.sample()
-            unlabelled = pool.sample() if pool is not None else None
+            unlabelled, clusters = pool.sample() if pool is not None else (None, None)
             loss = views_loss(
-                model, criterion, images[indices], labels, generator, normalization, augment, unlabelled, pool_loss
-            )
+                model, criterion, images[indices], labels, generator, normalization, augment, unlabelled, pool_loss,
+                clusters,
+            )  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -363,6 +366,7 @@ class _Training:
                 config.seed + 1_000_003 * (self.world.rank + 1)
             )
         self.pool_sampler, self.pool_loss = self._pool_parts()
+        self.pool_clusters: torch.Tensor | None = None  # the pool's pseudo-labels, once drawn
 
     def _pool_parts(self) -> tuple[PoolSampler | None, PoolContrastLoss | None]:
         """The unlabelled pool's batches (as many images as the labelled batch, shared out among the ranks)
@@ -400,6 +404,7 @@ class _Training:
             (float(stored[0]), float(stored[1])) if stored is not None else pixel_statistics(self.dataset.train_images)
         )
         self._restore_augmentation(checkpoint.get("augment_generators"))
+        self.pool_clusters = checkpoint.get("pool_clusters")
         self.log(
             f"resuming {self.store.path} at epoch {self.state.epoch + 1} of {self.epochs}, "
             f"step {self.state.progress.step} of {self.steps}"
@@ -422,6 +427,8 @@ class _Training:
         self.state.seconds = time.perf_counter() - self.started
         snapshot = self.state.snapshot(self.config)
         snapshot["normalization"] = list(self.normalization)
+        if self.pool_clusters is not None:
+            snapshot["pool_clusters"] = self.pool_clusters.cpu()
         if self.world.distributed:  # a collective: every rank takes part, rank 0 writes
             snapshot["augment_generators"] = self.world.gather_states(self.augment_generator)
         if self.world.is_main:
@@ -461,8 +468,22 @@ class _Training:
             raise
         return self._finish(time.perf_counter() - self.started)
 
+    def _refresh_clusters(self, epoch: int) -> None:
+        """New pseudo-labels for the pool at the start of an epoch that is due them (kept in the checkpoint, so a
+        resumed epoch draws from the same ones)."""
+        if self.pool_sampler is None or not self.config.unlabelled_clusters:
+            return
+        if self.state.progress.step == 0 and refresh_due(epoch, self.epochs):
+            self.pool_clusters = cluster_labels(
+                self.embedder(), self.pool_sampler.images, self.config.unlabelled_clusters, self.config.seed + epoch
+            )
+            self.pool_sampler.with_clusters(self.pool_clusters)
+        elif self.pool_clusters is not None and self.pool_sampler.labels is None:  # resumed part-way
+            self.pool_sampler.with_clusters(self.pool_clusters)
+
     def _one_epoch(self, stop: StopRequest) -> None:
         state, epoch = self.state, self.state.epoch + 1
+        self._refresh_clusters(epoch)
         began, first_step = time.perf_counter(), state.progress.step
         try:
             train_loss = train_one_epoch(
