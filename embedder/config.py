@@ -18,6 +18,7 @@ LOSSES = ("auto", "triplet", "contrast")  # embedder.losses.make_loss; auto: emb
 # --unlabelled: no pool, the train split's images of every class not trained on (labels never read), or a folder.
 NO_POOL, REST_POOL = "none", "rest"
 POOL_FOLDER = "unlabelled"  # folder:PATH/unlabelled/ holds a folder dataset's pool, not a class
+NO_LABELS_NEED_A_POOL = "{classes} none trains on no labels: give a pool, {unlabelled} rest or a folder"
 MAX_EPOCHS = 100_000  # a bound that no real training reaches, so that a typo is refused, not estimated in years
 AUGMENTATIONS = ("auto", "strokes", "objects")  # embedder.training.augment.PRESETS; auto: OBJECT_DATASETS
 OBJECT_DATASETS = ("fashion-mnist",)  # datasets of photographed things: objects augmentation under auto
@@ -146,6 +147,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         classes = parse_classes(self.classes) if isinstance(self.classes, str) else list(self.classes)
         check_class_list(classes)
+        # A folder: dataset's own unlabelled/ is a pool: checked once the dataset is loaded
+        if not classes and str(self.unlabelled).strip() in ("None", NO_POOL) and not self.dataset.startswith("folder:"):
+            raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
         if all(isinstance(c, int) for c in classes):
             classes = sorted(classes)
         object.__setattr__(self, "classes", classes)  # frozen: the sanctioned writes, of the parsed forms

@@ -194,3 +194,62 @@ def test_a_pool_with_nothing_in_it_and_an_empty_option_are_usage_errors(tmp_path
     code, stderr = bad(tmp_path, "--unlabelled", " ")
     assert code == 2 and "--unlabelled is empty" in stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_on_a_pool_alone_is_a_self_supervised_embedder_one_can_enrol_into(tmp_path, digits):
+    config = digits_config(tmp_path, "ssl", classes="none", unlabelled="rest", epochs=2)
+    assert config.classes == []
+    lines: list[str] = []
+    train(config, dataset=digits, progress=False, log=lines.append)
+    assert lines[0].startswith("training on digits no labels on cpu: 2 epochs x")
+    assert "no held-out images (no labelled classes): the run has no open-set threshold" in lines
+    meta = read_metadata(tmp_path / "ssl")
+    assert meta["classes"] == [] and meta["open_set"] is None
+    labels = digits.train_labels.numpy()
+    assert meta["unlabelled"]["images"] == sum(int((labels == c).sum()) - round(0.1 * int((labels == c).sum()))
+                                               for c in range(10))  # fmt: skip
+    run = Run.load(tmp_path / "ssl")
+    assert run.trained_on.startswith("trained on no labels and on ")
+    from embedder import enrol, predict
+
+    image = digits.test_images[:1]
+    enrol(tmp_path / "ssl", {"mine": image})
+    answer = predict(Run.load(tmp_path / "ssl"), image, ["x.png"])[0]
+    assert answer.name == "mine" and answer.distance < 0.01 and answer.threshold is None
+
+
+def test_no_labels_without_a_pool_is_a_usage_error(tmp_path):
+    code, stderr = bad(tmp_path, "--classes", "none")
+    assert code == 2 and "--classes none trains on no labels: give a pool, --unlabelled rest or a folder" in stderr
+    root = tmp_path / "folder"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    result = CliRunner().invoke(embed, ["train", "--dataset", f"folder:{root}", "--classes", "none",
+                                        "--run-dir", str(tmp_path / "run")])  # fmt: skip
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_pseudo_labels_are_redrawn_about_eight_times_and_a_resumed_run_keeps_them(tmp_path, digits):
+    from embedder.training.pseudo_labels import refresh_due
+
+    assert [e for e in range(1, 31) if refresh_due(e, 30)] == [2, 6, 10, 14, 18, 22, 26, 30]
+    assert [e for e in range(1, 4) if refresh_due(e, 3)] == [2, 3]
+    quiet = dict(dataset=digits, **QUIET)
+    options = dict(unlabelled="rest", unlabelled_clusters=12, epochs=3)
+    train(digits_config(tmp_path, "straight", **options), **quiet)
+
+    def ctrl_c_in_epoch_3(epoch, model):
+        if epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        train(digits_config(tmp_path, "resumed", **options), on_epoch_end=ctrl_c_in_epoch_3, **quiet)
+    clusters = RunDir(tmp_path / "resumed").read_tensors("checkpoint")["pool_clusters"]
+    assert clusters.shape == (537,) and 2 <= len(clusters.unique()) <= 12
+    resume(tmp_path / "resumed", **quiet)
+    a, b = (RunDir(tmp_path / name).read_tensors("model") for name in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    no_clusters = digits_config(tmp_path, "plain", unlabelled="rest", epochs=3)
+    train(no_clusters, **quiet)
+    c = RunDir(tmp_path / "plain").read_tensors("model")
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the clusters' contrast changed the training

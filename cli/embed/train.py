@@ -82,8 +82,9 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
         return
     meta, last = result.metadata, result.metadata["curve"][-1]
     names = ",".join(meta["class_names"][c] for c in meta["classes"])
+    trained = f"classes {names}" if names else "no labels"
     click.echo(
-        f"saved run to {result.run_dir}: {meta['dataset']} classes {names}, "
+        f"saved run to {result.run_dir}: {meta['dataset']} {trained}, "
         f"{last['epoch']} epochs in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
         f"index ({meta['index']['faiss']}) of {len(meta['dataset_classes'])} classes: {meta['index']['rule']}"
     )

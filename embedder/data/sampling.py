@@ -25,6 +25,16 @@ def batch_shape(counts: list[int], m_per_class: int, batch_size: int | None) -> 
     return min(len(counts), max(2, batch // m)), m
 
 
+class NoLabelsSampler:
+    """The labelled batch of a training on an unlabelled pool alone: empty."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.indices = torch.empty(0, dtype=torch.long, device=device)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.indices, self.indices
+
+
 class BalancedBatchSampler:
     """Draws ``ways`` random classes and ``m`` random images of each, entirely on the device.
 
@@ -95,7 +105,7 @@ def split_validation(
     A class keeps at least two training images (one triplet's worth) where it has two.
     """
     rng = np.random.default_rng(seed)
-    train, val = [], []
+    train, val = [np.empty(0, np.int64)], [np.empty(0, np.int64)]  # no class: none of either
     for c in classes:
         rows = rng.permutation(np.flatnonzero(labels.numpy() == c))
         n_val = min(int(round(len(rows) * fraction)), max(0, len(rows) - 2))

@@ -244,5 +244,5 @@ def describe_sources(sources: dict[str, Any]) -> str:
     many = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,}-{counts[-1]:,}"
     return (
         f"{sources['rule']}, from {many} labelled image{'s' if counts[-1] > 1 else ''} a class (unseen ones "
-        f"included); the network trained on {','.join(sources['trained_class_names'])} only"
+        f"included); the network trained on {','.join(sources['trained_class_names']) or 'no labels'} only"
     )

@@ -77,7 +77,8 @@ def calibrate_index(
     """The threshold for ``config.far`` from the held-out images; None (and a note) when there are none."""
     held_out, others = calibration_rows(dataset, config, support_rows, index.classes)
     if len(held_out) == 0:
-        log("no held-out images (val_fraction 0): the run has no open-set threshold")
+        why = "val_fraction 0" if config.classes else "no labelled classes"
+        log(f"no held-out images ({why}): the run has no open-set threshold")
         return None
     classifier = make_classifier(config.method, index=index)
     labels = dataset.train_labels.numpy()

@@ -23,6 +23,7 @@ from embedder.config import (
     DEFAULT_EPOCHS,
     MAX_WAYS,
     MIN_STEPS,
+    NO_LABELS_NEED_A_POOL,
     OBJECT_DATASETS,
     SMALL_BATCH,
     SMALL_CLASS,
@@ -34,8 +35,8 @@ from embedder.data.classes import resolve_classes, resolve_val_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
 from embedder.data.pool import Pool, load_pool
-from embedder.data.sampling import BalancedBatchSampler, PoolSampler, batch_shape, split_validation
-from embedder.errors import RunError
+from embedder.data.sampling import BalancedBatchSampler, NoLabelsSampler, PoolSampler, batch_shape, split_validation
+from embedder.errors import ConfigError, RunError
 from embedder.index.build import check_index_training, check_shots
 from embedder.losses.contrast import PoolContrastLoss, make_loss
 from embedder.models.embedder import Embedder
@@ -261,6 +262,8 @@ def _dataset_for(
     check_shots(dataset, config.shots)
     check_index_training(dataset, config)
     pool = load_pool(config, dataset)
+    if pool is None and not config.classes:
+        raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
     for warning in pool.warnings if pool is not None else []:
         log(f"warning: {warning}")
     return replace(config, loss=loss_for(config, pool is not None)), dataset, pool
@@ -336,7 +339,8 @@ class _Training:
         train_rows, self.val_rows = split_validation(
             dataset.train_labels, config.classes, config.val_fraction, config.seed
         )
-        self.normalization = pixel_statistics(dataset.train_images[train_rows])  # what it trains on, nothing unseen
+        trained_pixels = dataset.train_images[train_rows] if len(train_rows) else self.pool.images  # no labels: pool
+        self.normalization = pixel_statistics(trained_pixels)  # what it trains on, nothing unseen
         val_rows = self.val_rows
         everything = (dataset.train_images, dataset.train_labels)
         self.images, self.labels = (t[train_rows].to(device) for t in everything)
@@ -345,16 +349,18 @@ class _Training:
             config.loss, config.margin, config.class_weight, config.temperature, config.instance_weight
         )
         self.augment = PRESETS[augmentation_for(config)].scaled(config.augment)
-        counts = dataset.class_counts(train_rows)
-        self.ways, self.m = batch_shape(*_batch_rule([int(counts[c]) for c in config.classes], config))
-        per_epoch = max(1, math.ceil(len(train_rows) / (self.ways * self.m)))
+        self.ways, self.m, per_epoch = self._batches(train_rows)
         if config.epochs is None:  # resolved here, where the steps are known, and saved with the options
             least = max(MIN_STEPS, STEPS_PER_CLASS * len(config.classes))
             self.config = config = replace(config, epochs=max(DEFAULT_EPOCHS, math.ceil(least / per_epoch)))
         self.steps = 2 if config.dry_run else per_epoch
         self.epochs = 1 if config.dry_run else config.epochs
         self.state = self._initial_state()
-        self.sampler = BalancedBatchSampler(self.labels, config.classes, self.m, self.ways, self.state.generator)
+        self.sampler = (
+            BalancedBatchSampler(self.labels, config.classes, self.m, self.ways, self.state.generator)
+            if config.classes
+            else NoLabelsSampler(device)
+        )
         self.held_out = HeldOut(dataset, config.val_classes, config.seed) if config.val_classes else None
         # What the steps run: the model, loss and augmentation stream themselves, or their distributed forms.
         self.net, self.loss, self.augment_generator = self.state.model, self.criterion, self.state.generator
@@ -367,6 +373,30 @@ class _Training:
             )
         self.pool_sampler, self.pool_loss = self._pool_parts()
         self.pool_clusters: torch.Tensor | None = None  # the pool's pseudo-labels, once drawn
+
+    def _first_line(self) -> str:
+        """What trains on what: the labelled classes and their batches, and the pool if any."""
+        config, names = self.config, self.dataset.class_names
+        labelled = (
+            f"classes {','.join(names[c] for c in config.classes)} on {self.device}: {len(self.images)} images "
+            f"({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} steps of {self.ways} classes x "
+            f"{self.m}, {config.loss} loss"
+            if config.classes
+            else f"no labels on {self.device}: {self.epochs} epochs x {self.steps} steps"
+        )
+        pool = f"; and on {self.pool.describe()}, {self.pool_sampler.batch} a step" if self.pool else ""
+        return f"training on {config.dataset} {labelled}{pool}"
+
+    def _batches(self, train_rows: Any) -> tuple[int, int, int]:
+        """Classes and images of each in a labelled batch, and steps an epoch: a pass over the labelled images,
+        or over the pool for a training on a pool alone (no classes; its batch: ``batch_size``, else 2 x m)."""
+        config = self.config
+        if not config.classes:
+            batch = min(config.batch_size or 2 * config.m_per_class, len(self.pool.images))
+            return 1, batch, max(1, math.ceil(len(self.pool.images) / batch))
+        counts = self.dataset.class_counts(train_rows)
+        ways, m = batch_shape(*_batch_rule([int(counts[c]) for c in config.classes], config))
+        return ways, m, max(1, math.ceil(len(train_rows) / (ways * m)))
 
     def _pool_parts(self) -> tuple[PoolSampler | None, PoolContrastLoss | None]:
         """The unlabelled pool's batches (as many images as the labelled batch, shared out among the ranks)
@@ -441,14 +471,7 @@ class _Training:
         return Embedder(self.state.model, *self.normalization, device=self.device)
 
     def run(self, on_epoch_end: EpochHook | None) -> TrainResult:
-        config = self.config
-        self.log(
-            f"training on {config.dataset} classes {','.join(self.dataset.class_names[c] for c in config.classes)} "
-            f"on {self.device}: "
-            f"{len(self.images)} images ({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} "
-            f"steps of {self.ways} classes x {self.m}, {self.config.loss} loss"
-            + (f"; and on {self.pool.describe()}, {self.pool_sampler.batch} a step" if self.pool else "")
-        )
+        self.log(self._first_line())
         if self.held_out is not None:
             self.log(
                 f"validation classes, held out of training: {','.join(self.held_out.names)}; "
@@ -552,7 +575,7 @@ class _Training:
             return TrainResult(self.store.path, {}, written=False)
         if self.state.best.weights is not None:  # the best-scoring epoch's, on the validation classes
             self.state.model.load_state_dict(self.state.best.weights)
-        embedder = self.embedder().fit_centering(self.images)
+        embedder = self.embedder().fit_centering(self.images if len(self.images) else self.pool.images)
         held_out = self.held_out.summary(self.state.best, self.epochs) if self.held_out is not None else None
         training = {
             "normalization": {"mean": self.normalization[0], "std": self.normalization[1]},
