@@ -36,6 +36,8 @@ INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8")  # faiss index types (embe
 # practice (the Vinyals split of Omniglot); with fewer, holding any out costs more training than the score is worth.
 VAL_CLASSES_FROM = 20
 DEFAULT_VAL_SHARE = 0.2
+# --loss auto: class contrast from this many training classes (glyphs), triplets below it on strokes (docs/results.md)
+CONTRAST_FROM = 20
 
 
 def _option(default: Any, help: str, **extra: Any) -> Any:
@@ -72,8 +74,8 @@ class TrainConfig:
     loss: str = _option(
         "auto",
         "Objective on the labelled classes: instance + class triplets with a margin (triplet), or class contrast "
-        "with a temperature (SupCon; contrast), or auto: contrast with an unlabelled pool or on "
-        f"{', '.join(OBJECT_DATASETS)}, triplet otherwise.",
+        "with a temperature (SupCon; contrast), or auto: contrast with an unlabelled pool, on "
+        f"{', '.join(OBJECT_DATASETS)} or on {CONTRAST_FROM} training classes or more, triplet otherwise.",
         choices=LOSSES,
     )
     temperature: float = _option(0.1, "Temperature of the contrast losses (class, instance and the pool's).")

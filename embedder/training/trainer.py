@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from embedder.config import (
+    CONTRAST_FROM,
     DEFAULT_EPOCHS,
     MAX_WAYS,
     MIN_STEPS,
@@ -295,12 +296,14 @@ def augmentation_for(config: TrainConfig) -> str:
 
 
 def loss_for(config: TrainConfig, pooled: bool) -> str:
-    """The objective a training uses: ``auto`` is class contrast beside an unlabelled pool or on photographed
-    objects, where it beat triplets, and triplets on strokes, where class contrast lost to them on all three
-    headline cases (docs/results.md, "0.6")."""
+    """The objective a training uses: ``auto`` is class contrast beside an unlabelled pool, on photographed objects
+    and on many classes (:data:`~embedder.config.CONTRAST_FROM`: glyphs), where it beat triplets; triplets on a
+    few classes of strokes, where class contrast lost to them on all three headline cases (MNIST 0,1,2, a small
+    folder of symbols, enrolment from one image; docs/results.md, "0.6")."""
     if config.loss != "auto":
         return config.loss
-    return "contrast" if pooled or augmentation_for(config) == "objects" else "triplet"
+    many = len(config.classes) >= CONTRAST_FROM
+    return "contrast" if pooled or many or augmentation_for(config) == "objects" else "triplet"
 
 
 def _batch_rule(counts: list[int], config: TrainConfig) -> tuple[list[int], int, int | None]:
