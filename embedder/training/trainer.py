@@ -55,6 +55,7 @@ from embedder.utils.formatting import percent
 from embedder.utils.progress import duration, progress_bar, progress_line
 
 EpochHook = Callable[[int, Embedder], None]
+CENTRING_POOL_IMAGES = 50_000  # pool images a pooled run is centred on, at most (a mean needs no more)
 
 
 def views_loss(
@@ -559,6 +560,16 @@ class _Training:
             self.progress,
         )
 
+    def _centring_images(self) -> torch.Tensor:
+        """What the embedding is centred on: the training classes' images, and the pool's (a seeded 50,000 of a
+        larger one): the mean of all the data the run learned from, unseen classes included (docs/results.md,
+        "0.6": a point or two on unseen classes)."""
+        if self.pool is None:
+            return self.images
+        count = min(len(self.pool.images), CENTRING_POOL_IMAGES)
+        rows = torch.randperm(len(self.pool.images), generator=torch.Generator().manual_seed(self.config.seed))
+        return torch.cat([self.images.cpu(), self.pool.images[rows[:count]]])
+
     def _pool_summary(self) -> dict[str, Any] | None:
         """What run.json says of the pool: where from, how many images, their share of a step and weight."""
         if self.pool is None:
@@ -578,7 +589,7 @@ class _Training:
             return TrainResult(self.store.path, {}, written=False)
         if self.state.best.weights is not None:  # the best-scoring epoch's, on the validation classes
             self.state.model.load_state_dict(self.state.best.weights)
-        embedder = self.embedder().fit_centering(self.images if len(self.images) else self.pool.images)
+        embedder = self.embedder().fit_centering(self._centring_images())
         held_out = self.held_out.summary(self.state.best, self.epochs) if self.held_out is not None else None
         training = {
             "normalization": {"mean": self.normalization[0], "std": self.normalization[1]},
