@@ -40,6 +40,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pool-w2": {**POOL, "unlabelled_weight": 2.0},
     "pool-inst": {**POOL, "instance_weight": 0.5},  # instance contrast on the labelled images too
     "pool-aug1.5": {**POOL, "augment": 1.5},  # stronger augmentation, for both
+    "pool-aug2": {**POOL, "augment": 2.0},
     "pool-k20": {**POOL, "unlabelled_clusters": 20},  # pseudo-labels: 20 clusters of the pool
     "pool-k50": {**POOL, "unlabelled_clusters": 50},
     "pool-k100": {**POOL, "unlabelled_clusters": 100},
