@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from embedder.models.network import EmbeddingNet
+from embedder.utils.precision import mixed_precision
 from embedder.utils.progress import progress_bar
 
 FUSE_FROM = 512  # images; below this the fused inference copy costs more than it saves
@@ -76,7 +77,7 @@ class Embedder(nn.Module):
         chunks = []
         with (
             torch.inference_mode(),
-            torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"),
+            mixed_precision(self.device),
             progress_bar(len(images), "embedding", progress, unit="img") as bar,
         ):
             for start in range(0, len(images), self.batch_size):

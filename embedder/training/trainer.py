@@ -48,6 +48,7 @@ from embedder.training.devices import resolve_device
 from embedder.training.held_out import HeldOut, held_out_line, held_out_warning, scored_epoch
 from embedder.training.interrupt import Interrupted, StopRequest
 from embedder.utils.formatting import percent
+from embedder.utils.precision import mixed_precision
 from embedder.utils.progress import duration, progress_bar, progress_line
 
 EpochHook = Callable[[int, Embedder], None]
@@ -67,7 +68,7 @@ def views_loss(
     x = images.unsqueeze(1).float().div_(255.0)
     views = torch.cat([augment_batch(x, generator, augment), augment_batch(x, generator, augment)])
     views = views.sub_(mean).div_(std)
-    with torch.autocast(views.device.type, torch.bfloat16, enabled=views.device.type == "cuda"):
+    with mixed_precision(views.device):  # bf16 on CUDA (embedder.utils.precision)
         outputs = model.training_outputs(views)
     instance_ids = torch.arange(len(images), device=images.device).repeat(2)
     return criterion(outputs.float(), labels.repeat(2), instance_ids)
