@@ -1,6 +1,6 @@
 """Training on several processes: PyTorch DistributedDataParallel, launched by ``torchrun``.
 
-``torchrun --nproc-per-node N -m cli.embed train ...`` starts one process per device; :func:`session`
+``torchrun --nproc-per-node N -m tripletshot.cli.embed train ...`` starts one process per device; :func:`session`
 joins them (NCCL on CUDA, gloo on the CPU). A single process, without ``torchrun``, is a world of one
 and nothing here changes what it does. Under ``torchrun``:
 
