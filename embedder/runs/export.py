@@ -7,9 +7,10 @@ the :class:`~embedder.models.embedder.Centering` mean and the L2 normalisation, 
 faiss and numpy, not tripletshot or torch. The index file is ``faiss.write_index``'s format (a PCA, if the
 run has one, inside it). Beside it, ``.labels.json`` says everything else a server needs to answer as
 ``embed predict`` does (:func:`serving_rules`): which faiss id is which label and name, the method (for a
-prototype run the faiss file holds the class means, one per label), the open-set threshold and its
-false-accept rate, how a score becomes a distance, and the :func:`~embedder.data.images.load_image` steps
-that turn a user's image file into the uint8 28x28 input (the graph starts after them).
+prototype run the faiss file holds the class means, one per label, in an index of the supports' kind), the
+open-set threshold and its false-accept rate, how a score becomes a distance, and the
+:func:`~embedder.data.images.load_image` steps that turn a user's image file into the uint8 28x28 input (the graph
+starts after them).
 """
 
 from __future__ import annotations
@@ -86,13 +87,8 @@ def serving_rules(run: Run) -> tuple[faiss.Index, dict[str, Any]]:
     from embedder.runs.calibration import run_calibration
 
     method = run.metadata["index"]["method"]
-    if method == "prototype":  # the run decides by class means: serve those, one id per label
-        prototypes, classes = run.index.prototypes()
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(run.index.dim))
-        index.add_with_ids(prototypes, classes)
-        ids, labels = classes, classes
-    else:
-        index, ids, labels = run.index.index, run.index.ids, run.index.labels
+    decision = run.classifier(method).decision_index()  # what embed predict searches: supports, or class means
+    index, ids, labels = decision.index, decision.ids, decision.labels
     calibration = run_calibration(run)
     rules = {
         "format": "tripletshot-export",
