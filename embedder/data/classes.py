@@ -17,6 +17,7 @@ import random
 from embedder.errors import ConfigError, quote
 
 ALL = "all"  # every class of the dataset
+DIGIT_NAMES = [str(d) for d in range(10)]  # the class names of the digit datasets: label i is named "i"
 ClassList = list[int | str]  # labels and names as given, or [ALL]
 
 

@@ -40,7 +40,6 @@ from embedder.errors import EmptyIndexError
 
 log = logging.getLogger(__name__)
 MAX_TRAINING = 100_000  # vectors a default quantiser or PCA trains on at most (a seeded sample beyond that)
-NEEDS_TRAINING = ("ivf", "ivfpq", "sq8")
 IVF_KINDS = ("ivf", "ivfpq")  # faiss ids are native to an IVF; the others get an IDMap2
 FILE_VERSION = 2  # of the .npz: 2 added the stable ids
 POINTS_PER_CENTROID = 39  # faiss's k-means rule: fewer training points per centroid and it warns

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from embedder.data.images import preprocessing_steps
 from embedder.models.embedder import Embedder
 from embedder.runs.run import Run
 from embedder.utils.files import write_bytes_atomic
@@ -71,15 +72,8 @@ def onnx_bytes(embedder: Embedder) -> bytes:
 
 
 EXPORT_VERSION = 2  # of .labels.json: 2 added ids, method, threshold, distance, rule and preprocessing
-PREPROCESSING = [
-    "read the file with Pillow (first frame); flatten alpha onto a background that contrasts with the ink",
-    "convert to grayscale in [0, 1] (ITU-R 601 luma)",
-    "make the ink bright on black: invert when the median of the border pixels is above 0.5",
-    "stretch to [0, 1] between the border median and the maximum; zero what is under 0.15",
-    "crop to the ink's bounding box; resize (bilinear, antialiased) so its longest side is 20 px",
-    "paste into a black 28x28 canvas with the centre of mass at pixel (14, 14)",
-    "round to uint8 (0-255): the model's input `images`, shape (N, 28, 28)",
-]
+# load_image's steps as the code that runs them describes itself (embedder.data.images), then what the graph takes.
+PREPROCESSING = [*preprocessing_steps(), "stack the digits: the model's input `images`, uint8, shape (N, 28, 28)"]
 
 
 def serving_rules(run: Run) -> tuple[faiss.Index, dict[str, Any]]:
