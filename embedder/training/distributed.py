@@ -16,16 +16,17 @@ and nothing here changes what it does. Under ``torchrun``:
 - **Batch norm** is synchronised (:func:`synchronise_batch_norm`): in training, each batch norm normalises
   with the mean and variance of the *whole* batch, all ranks' images, and its backward pass sums over the
   ranks, so the loss and the gradients are the whole batch's in training mode too. On CUDA it is torch's
-  ``SyncBatchNorm``; torch's refuses CPU tensors, so on gloo it is :class:`_Synchronised`, whose statistics
-  are float32 whatever the input's dtype (as ``nn.BatchNorm`` keeps its own). ``test_distributed.py`` checks
-  two ranks against one process in training mode, in float32 (what the CPU runs) and under bf16 autocast
-  (what CUDA runs). The running statistics are then the same on every rank; rank 0's are broadcast at each
-  forward and after each epoch all the same.
+  ``SyncBatchNorm`` (which waits for the device once per batch norm per step: it drops empty ranks' statistics
+  with a boolean mask, pytorch#78549). Torch's refuses CPU tensors, so on gloo it is :class:`_Synchronised`,
+  whose statistics are float32 whatever the input's dtype (as ``nn.BatchNorm`` keeps its own).
+  ``test_distributed.py`` checks two ranks against one process in training mode, in float32 (what the CPU
+  runs) and under bf16 autocast (what CUDA runs). The running statistics are then the same on every rank;
+  rank 0's are broadcast at each forward and after each epoch all the same.
 - **Stopping.** :meth:`World.any` tells every rank whether any rank got SIGINT/SIGTERM, after every step,
   so all stop at the same step; rank 0 alone writes the run folder, under its lock. It is one small
-  all-reduce of a CPU tensor over a gloo group of its own, so it never waits for the device's queue: on
-  CUDA the step loop still never reads back from the device (before, it was a device tensor and ``.item()``
-  waited for every step's kernels). On gloo its cost is measured in ``docs/guide.md`` ("Training on several processes").
+  all-reduce of a CPU tensor over a gloo group of its own, so it never waits for the device's queue (before,
+  it was a device tensor and ``.item()`` waited for every step's kernels). On gloo its cost is measured in
+  ``docs/guide.md`` ("Training on several processes").
 - **Validation classes.** Rank 0 alone scores them (:mod:`embedder.training.held_out`) while the others wait;
   :meth:`World.share` hands its score to every rank, so every rank keeps the same best epoch.
 """
