@@ -116,6 +116,7 @@ class Embedder(nn.Module):
         """
         # Many images: a copy with batch norm folded in, made per call so it sees the current weights.
         # It costs ~40 ms, so a few images (``adder predict``) go through the model as it is.
-        with self._evaluating(), torch.inference_mode():
+        with self._evaluating():
             network = self.model.for_inference() if len(images) >= FUSE_FROM else self.model
-            return self.centering(self._batches(images, network, progress)).cpu().numpy()  # one host copy at the end
+            with torch.inference_mode():
+                return self.centering(self._batches(images, network, progress)).cpu().numpy()  # one host copy
