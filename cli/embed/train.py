@@ -63,7 +63,7 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
       embed train --classes 0,1,2 --device cuda      # MNIST
       embed train --resume                            # after Ctrl-C
       embed train --classes 0,1,2 > train.log 2>&1    # one line per epoch in the log, no bars
-      torchrun --nproc-per-node 2 -m cli.embed train  # DDP: one process per device
+      torchrun --nproc-per-node 2 -m tripletshot.cli.embed train  # DDP: one process per device
     """
     from embedder.data.classes import parse_classes
 

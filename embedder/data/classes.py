@@ -18,6 +18,7 @@ from embedder.errors import ConfigError, quote
 
 ALL = "all"  # every class of the dataset
 NONE = "none"  # no labelled class: a training on an unlabelled pool alone (--classes none --unlabelled ...)
+DIGIT_NAMES = [str(d) for d in range(10)]  # the class names of the digit datasets: label i is named "i"
 ClassList = list[int | str]  # labels and names as given, or [ALL]
 
 

@@ -17,6 +17,7 @@ import copy
 import os
 from collections.abc import Callable
 from dataclasses import fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,22 @@ from embedder.fewshot.openset import Calibration, calibrate, genuine_and_imposto
 from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Embedder
 from embedder.runs.run import Run, run_for_change
+
+CHANGES = "changes_since_calibration"  # in a run's index metadata: what enrol and forget did after the threshold
+
+
+def threshold_note(metadata: dict[str, Any]) -> str | None:
+    """A sentence saying that the run's threshold was fitted before the index changed, or None if it was not (or
+    the run has no threshold). ``enrol`` and ``forget`` keep the threshold; ``recalibrate`` refits it."""
+    changes, stored = metadata.get("index", {}).get(CHANGES), metadata.get("open_set")
+    if not changes or not stored:
+        return None
+    shown = "; ".join(changes[-3:]) + ("; ..." if len(changes) > 3 else "")
+    count = f"{len(changes)} change{'s' if len(changes) > 1 else ''}"
+    return (
+        f"the open-set threshold {stored['threshold']:.3f} predates {count} to the index ({shown}): "
+        "`embed calibrate` fits it to the index as it is now"
+    )
 
 
 def run_calibration(run: Run) -> Calibration | None:
@@ -116,5 +133,6 @@ def recalibrate(
             raise RunError(f"{run_dir} was trained with no held-out images (val_fraction 0): nothing to calibrate on")
         metadata = copy.deepcopy(run.metadata)
         metadata["open_set"] = calibration.as_dict()
+        metadata["index"].pop(CHANGES, None)  # fitted to the index as it is now
         store.commit({}, run=metadata)
     return calibration

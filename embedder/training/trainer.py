@@ -52,6 +52,7 @@ from embedder.training.held_out import HeldOut, held_out_line, held_out_warning,
 from embedder.training.interrupt import Interrupted, StopRequest
 from embedder.training.pseudo_labels import cluster_labels, refresh_due
 from embedder.utils.formatting import percent
+from embedder.utils.precision import mixed_precision
 from embedder.utils.progress import duration, progress_bar, progress_line
 
 EpochHook = Callable[[int, Embedder], None]
@@ -78,7 +79,7 @@ def views_loss(
     x = batch.unsqueeze(1).float().div_(255.0)
     views = torch.cat([augment_batch(x, generator, augment), augment_batch(x, generator, augment)])
     views = views.sub_(mean).div_(std)
-    with torch.autocast(views.device.type, torch.bfloat16, enabled=views.device.type == "cuda"):
+    with mixed_precision(views.device):  # bf16 on CUDA (embedder.utils.precision)
         outputs = model.training_outputs(views).float()
     instance_ids = torch.arange(n, device=images.device).repeat(2)
     if pool is None:
