@@ -19,7 +19,7 @@ index's vectors (clean queries only).
 
 Each threshold is then scored on the test split, leaving each class of ``--left-out`` (``unseen``: the classes
 not trained on; ``all``) out of the index in turn: its queries should be unknown (``accepted`` is the share that
-is not), the other classes' queries known and right (``known right``), clean and under the augmentation (a
+is not), the other classes' queries known and right (``known right and accepted``), clean and under the augmentation (a
 stand-in for another style of image). Augmentation is seeded; nothing is written.
 """
 
@@ -70,7 +70,8 @@ def score_table(run: Run, dataset, rows: dict[str, np.ndarray], far: float, left
     test = class_distances(run, run.embedder.embed(dataset.test_images))
     truth = dataset.test_labels.numpy()
     nearest, first, second = nearest_two(test, np.full(len(truth), -1))
-    print("\n| impostors from | score | threshold (distance: 1 - cosine) | left-out accepted | known right |")
+    print("\n| impostors from | score | threshold (distance: 1 - cosine) | left-out accepted "
+          "| known right and accepted |")  # fmt: skip
     print("|---|---|---|---|---|")
     for name, chosen in rows.items():
         own = np.array([column[c] for c in labels[chosen]])
@@ -121,8 +122,8 @@ def main() -> None:
     }
     print(f"{args.run_dir}: trained on {len(trained)} classes, {len(run.index.classes)} indexed, far {args.far}, "
           f"left out in turn: {len(left_out)} ({args.left_out}); augmentation {preset}")  # fmt: skip
-    print("| impostors from | images | threshold | left-out accepted | known right | left-out accepted (aug) "
-          "| known right (aug) |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    print("| impostors from | images | threshold | left-out accepted | known right and accepted "
+          "| left-out accepted (aug) | known right and accepted (aug) |\n|---|---|---|---|---|---|---|")  # fmt: skip
     for name, (genuine, impostor) in distances.items():
         threshold = calibrate(genuine, impostor, args.far).threshold
         cells = []
