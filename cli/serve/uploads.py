@@ -24,7 +24,9 @@ def _check_pixels(data: bytes, where: str, field: str, settings: ServeSettings) 
     try:
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # its header says over twice the limit: Pillow refuses to open it at all
+        raise ApiError(413, field, f"{where}: over this server's limit of {settings.max_pixels} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ApiError(422, field, f"{where}: not an image Pillow can read") from None
     if width * height > settings.max_pixels:
         size = f"{width}x{height} is {width * height} pixels"
