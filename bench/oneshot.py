@@ -84,6 +84,12 @@ def main() -> None:
     parser.add_argument("--index-dims", default="", help="comma-separated PCA dimensions to score as well")
     parser.add_argument("--no-baselines", action="store_true", help="skip the raw-pixel and HOG-like rows")
     parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="a TrainConfig option")
+    parser.add_argument(
+        "--centre-on-trained",
+        action="store_true",
+        help="refit the run's centring on its training classes' train images alone (a pooled run is centred on "
+        "them and its pool): the descriptor before 0.6, on the same network",
+    )
     args = parser.parse_args()
     options = dict(_option(item) for item in args.set)
     dataset = load_dataset(args.dataset, args.data_dir)
@@ -119,6 +125,10 @@ def main() -> None:
     if not args.no_baselines:
         for name, features in (("raw pixels (cosine)", raw_pixel_features), ("HOG-like, 7x7 cells", hog_features)):
             report(name, features(dataset.train_images), features(dataset.test_images), dataset, args.episodes)
+    if args.centre_on_trained:
+        trained_rows = np.isin(dataset.train_labels.numpy(), run.trained_classes)
+        run.embedder.fit_centering(dataset.train_images[trained_rows])
+        print("centring refitted on the training classes' train images alone")
     train_x, test_x = run.embedder.embed(dataset.train_images), run.embedder.embed(dataset.test_images)
     report(f"tripletshot, {train_x.shape[1]}-d", train_x, test_x, dataset, args.episodes)
     trained = np.isin(dataset.train_labels.numpy(), TRAINED)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import click
 
-from adder.config import AdderConfig
+from tripletshot.adder.config import AdderConfig
 
 from .errors import Group, notes
 from .options import (
@@ -58,12 +58,12 @@ def train_command(run_dir: str, device: str, as_json: bool, quiet: bool, **optio
     Example:
       adder train --max-value 9
     """
-    from adder.pipeline import adder_config, save_adder
+    from tripletshot.adder.pipeline import adder_config, save_adder
 
     config = adder_config(**options)
-    from adder.training import train_adder
     from embedder.runs.run import read_metadata
     from embedder.training.devices import resolve_device
+    from tripletshot.adder.training import train_adder
 
     read_metadata(run_dir)  # the adder lives beside an embedder run
     model, report = train_adder(config, resolve_device(device))
@@ -72,9 +72,9 @@ def train_command(run_dir: str, device: str, as_json: bool, quiet: bool, **optio
 
 
 def _load_run_and_adder(run_dir: str, device: str, say: Callable[[str], None]):
-    from adder.pipeline import adder_for
     from embedder.runs.run import Run
     from embedder.training.devices import resolve_device
+    from tripletshot.adder.pipeline import adder_for
 
     run = Run.load(run_dir, resolve_device(device))
     adder, report, saved = adder_for(run)
@@ -114,7 +114,7 @@ def predict_command(
       adder predict a.png b.jpg --number 7 --json
       adder predict scribble.png 7 --no-reject     # the nearest digit, however far
     """
-    from adder.pipeline import parse_number
+    from tripletshot.adder.pipeline import parse_number
 
     images = list(args)
     if number is None:
@@ -125,8 +125,8 @@ def predict_command(
 
     import torch
 
-    from adder.pipeline import predict_sums
     from embedder.data.images import load_image
+    from tripletshot.adder.pipeline import predict_sums
 
     tensors = torch.stack([load_image(path) for path in images])  # every file checked before any work
     say = notes(quiet or not verbose)  # a prediction prints its answer; how it was reached is for --verbose
@@ -158,8 +158,8 @@ def eval_command(run_dir: str, seed: int, data_dir: str | None, device: str, as_
     Example:
       adder eval --json
     """
-    from adder.pipeline import evaluate_adder
     from embedder.evaluation.episodes import index_sources
+    from tripletshot.adder.pipeline import evaluate_adder
 
     run, adder, _ = _load_run_and_adder(run_dir, device, notes(quiet))
     data = run.load_dataset(data_dir)

@@ -14,7 +14,12 @@ from embedder.data.classes import ALL, ClassList, ValClasses, check_class_list, 
 from embedder.errors import ConfigError
 
 DEFAULT_RUN_DIR = "runs/latest"
-LOSSES = ("triplet", "contrast")  # embedder.losses.make_loss
+LOSSES = ("auto", "triplet", "contrast")  # embedder.losses.make_loss; auto: embedder.training.trainer.loss_for
+# --unlabelled: no pool, the train split's images of every class not trained on (labels never read), or a folder.
+NO_POOL, REST_POOL = "none", "rest"
+POOL_FOLDER = "unlabelled"  # folder:PATH/unlabelled/ holds a folder dataset's pool, not a class
+NO_LABELS_NEED_A_POOL = "{classes} none trains on no labels: give a pool, {unlabelled} rest or a folder"
+MAX_EPOCHS = 100_000  # a bound that no real training reaches, so that a typo is refused, not estimated in years
 AUGMENTATIONS = ("auto", "strokes", "objects")  # embedder.training.augment.PRESETS; auto: OBJECT_DATASETS
 OBJECT_DATASETS = ("fashion-mnist",)  # datasets of photographed things: objects augmentation under auto
 DESCRIPTORS = ("final", "multi")  # embedder.models.network: the final map, or every block's (DEPTH_WEIGHTS)
@@ -31,6 +36,8 @@ INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8")  # faiss index types (embe
 # practice (the Vinyals split of Omniglot); with fewer, holding any out costs more training than the score is worth.
 VAL_CLASSES_FROM = 20
 DEFAULT_VAL_SHARE = 0.2
+# --loss auto: class contrast from this many training classes (glyphs), triplets below it on strokes (docs/results.md)
+CONTRAST_FROM = 20
 
 
 def _option(default: Any, help: str, **extra: Any) -> Any:
@@ -65,13 +72,29 @@ class TrainConfig:
     margin: float = _option(0.4, "Triplet margin.")
     class_weight: float = _option(0.3, "Weight of class triplets next to instance triplets (--loss triplet).")
     loss: str = _option(
-        "contrast",
-        "Objective: instance + class triplets with a margin (triplet), or class contrast with a temperature "
-        "(SupCon) plus instance contrast of two views (contrast).",
+        "auto",
+        "Objective on the labelled classes: instance + class triplets with a margin (triplet), or class contrast "
+        "with a temperature (SupCon; contrast), or auto: contrast with an unlabelled pool, on "
+        f"{', '.join(OBJECT_DATASETS)} or on {CONTRAST_FROM} training classes or more, triplet otherwise.",
         choices=LOSSES,
     )
-    temperature: float = _option(0.1, "Temperature of the contrast losses (--loss contrast).")
-    instance_weight: float = _option(0.0, "Weight of instance contrast next to class contrast (--loss contrast).")
+    temperature: float = _option(0.1, "Temperature of the contrast losses (class, instance and the pool's).")
+    instance_weight: float = _option(
+        0.0, "Weight of instance contrast of two views next to class contrast (--loss contrast; 0: none)."
+    )
+    unlabelled: str | None = _option(
+        None,
+        "Unlabelled pool, trained on by instance contrast of two views: none, rest (the train split's images of "
+        "the classes outside {classes} and the validation classes, labels never read), or a folder of images in "
+        f"any nesting [default: none; for folder:PATH, PATH/{POOL_FOLDER}/ if it exists].",
+        type=str,
+    )
+    unlabelled_weight: float = _option(1.0, "Weight of the pool's contrast next to the labelled objective.")
+    unlabelled_clusters: int = _option(
+        0,
+        "Pseudo-labels for the pool: k-means of its embeddings into this many clusters, drawn again about eight "
+        "times a training, whose class contrast joins the pool's instance contrast (0: instance contrast only).",
+    )
     descriptor: str = _option(
         "final",
         "Embedding: the final map's 4x4 grid (final), or every block's pooled map, each L2-normalised (multi).",
@@ -126,15 +149,27 @@ class TrainConfig:
     def __post_init__(self) -> None:
         classes = parse_classes(self.classes) if isinstance(self.classes, str) else list(self.classes)
         check_class_list(classes)
+        # A folder: dataset's own unlabelled/ is a pool: checked once the dataset is loaded
+        if not classes and str(self.unlabelled).strip() in ("None", NO_POOL) and not self.dataset.startswith("folder:"):
+            raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
         if all(isinstance(c, int) for c in classes):
             classes = sorted(classes)
         object.__setattr__(self, "classes", classes)  # frozen: the sanctioned writes, of the parsed forms
         # Checked against the classes once the dataset is loaded (resolve_val_classes): the names need it.
         object.__setattr__(self, "val_classes", parse_val_classes(self.val_classes))
+        if self.unlabelled_clusters < 0 or self.unlabelled_clusters == 1:
+            raise ConfigError(
+                "unlabelled_clusters",
+                f"{{unlabelled_clusters}} must be 0 (none) or at least 2, got {self.unlabelled_clusters}",
+            )
         for name in ("epochs", "m_per_class", "embedding_dim", "width", "shots", "centroids"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "margin", "class_weight", "weight_decay", "augment", "instance_weight"):
+        if self.epochs is not None and self.epochs > MAX_EPOCHS:
+            raise ConfigError("epochs", f"{{epochs}} must be at most {MAX_EPOCHS:,}, got {self.epochs}")
+        if self.unlabelled is not None and not str(self.unlabelled).strip():
+            raise ConfigError("unlabelled", "{unlabelled} is empty: give none, rest or a folder of images")
+        for name in ("lr", "margin", "class_weight", "weight_decay", "augment", "instance_weight", "unlabelled_weight"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 kind = "positive" if name == "lr" else "non-negative"

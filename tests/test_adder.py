@@ -13,10 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-from adder.config import AdderConfig
-from adder.model import LinearAdder
-from adder.pipeline import MAX_NUMBER, add, adder_config, evaluate_adder, load_adder, parse_number, save_adder
-from adder.training import exact_fraction, train_adder
 from embedder.data.images import load_image
 from embedder.errors import ConfigError, RunError
 from embedder.runs.run import Run
@@ -24,6 +20,18 @@ from embedder.runs.store import RunDir
 from tests.runfiles import run_file
 from tests.test_cli import script
 from tests.test_images import bad_files, forms
+from tripletshot.adder.config import AdderConfig
+from tripletshot.adder.model import LinearAdder
+from tripletshot.adder.pipeline import (
+    MAX_NUMBER,
+    add,
+    adder_config,
+    evaluate_adder,
+    load_adder,
+    parse_number,
+    save_adder,
+)
+from tripletshot.adder.training import exact_fraction, train_adder
 
 
 def has_adder(run_dir) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 
+import faiss
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ from embedder.config import PredictConfig, TrainConfig
 from embedder.data.sampling import split_validation
 from embedder.fewshot.openset import evaluate_open_set, genuine_and_impostor
 from embedder.index.build import build_support_index
-from embedder.index.support_index import SupportIndex
+from embedder.index.support_index import SupportIndex, similarity_to_distance
 from embedder.runs.calibration import calibrate_index, calibration_rows
 from embedder.runs.prediction import predict
 from embedder.runs.run import Run
@@ -45,18 +46,21 @@ def base_run(tmp_path_factory, digits):
     return run_dir
 
 
-def run_with_index(base_run, tmp_path, digits, kind: str, dim: int | None) -> tuple[RunDir, TrainConfig, int]:
+def run_with_index(
+    base_run, tmp_path, digits, kind: str, dim: int | None, method: str = "nn"
+) -> tuple[RunDir, TrainConfig, int]:
     """A copy of the base run whose index is of ``kind``, calibrated as a training does."""
     run_dir = tmp_path / f"{kind}-{dim}"
     shutil.copytree(base_run, run_dir)
     loaded = Run.load(run_dir)
-    config = TrainConfig(run_dir=str(run_dir), **TRAIN, **OPTIONS, index=kind, index_dim=dim)
+    config = TrainConfig(run_dir=str(run_dir), **TRAIN, **OPTIONS, index=kind, index_dim=dim, method=method)
     train_rows, val_rows = split_validation(digits.train_labels, config.classes, config.val_fraction, config.seed)
     images = digits.train_images[train_rows]
     index, rows = build_support_index(loaded.embedder, digits, config, images, val_rows)
     calibration = calibrate_index(loaded.embedder, index, digits, config, rows, log=lambda _: None)
     metadata = {**loaded.metadata, "open_set": calibration.as_dict()}
-    metadata["index"] = {**metadata["index"], "support_rows": rows.tolist(), "faiss": index.describe()}
+    described = {"support_rows": rows.tolist(), "faiss": index.describe(), "method": method}
+    metadata["index"] = {**metadata["index"], **described}
     store = RunDir(run_dir)
     store.commit({"index": index.to_bytes()}, run=metadata)
     return store, config, calibration.impostors
@@ -121,6 +125,48 @@ def test_calibration_and_the_open_set_evaluation_score_as_prediction_does(base_r
     assert (genuine < impostor).mean() > 0.8  # a trained network: its own class is nearer, mostly
 
 
+def prototype_similarity(index: SupportIndex, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Written out, what the search of the prototypes should give: each class's mean support (as the index holds
+    them), stored as the index stores a support (projected by its PCA, encoded by its quantiser), and each query's
+    inner product with that stored vector in the index's own space. Returns (classes, similarities)."""
+    prototypes, classes = index.prototypes()
+    stored = index.empty_copy()
+    stored.add(prototypes, classes)
+    inner = faiss.downcast_index(stored.index)
+    if isinstance(inner, faiss.IndexPreTransform):  # PCA, then L2norm, then the index
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        for step in range(inner.chain.size()):
+            queries = faiss.downcast_VectorTransform(inner.chain.at(step)).apply(queries)
+        inner = faiss.downcast_index(inner.index)
+    codes = np.stack([inner.reconstruct(int(i)) for i in stored.ids])  # a code decoded, in the index's space
+    return classes, queries @ codes.T
+
+
+@pytest.mark.parametrize(("kind", "dim"), KINDS, ids=[f"{k}-{d or 'full'}" for k, d in KINDS])
+def test_the_prototype_method_decides_by_the_search_of_its_index(base_run, tmp_path, digits, kind, dim):
+    """Prototype under every index type: calibration's impostor distances and ``predict`` with a class forgotten
+    are the index's search of the class prototypes, in its space (a PCA's, a quantiser's), as for the supports.
+    Before, Prototype compared each query with the renormalised mean of the reconstructions in the full space."""
+    store, config, _ = run_with_index(base_run, tmp_path, digits, kind, dim, method="prototype")
+    loaded = Run.load(store.path)
+    assert type(loaded.classifier()).__name__ == "Prototype"
+    seen = np.isin(digits.test_labels.numpy(), config.classes)
+    embeddings, labels = loaded.embedder.embed(digits.test_images[seen]), digits.test_labels.numpy()[seen]
+    classes, similarity = prototype_similarity(loaded.index, embeddings)
+    _, impostor = genuine_and_impostor(loaded.classifier(), embeddings, labels)
+    others = similarity.copy()
+    others[classes[None, :] == labels[:, None]] = -np.inf  # each query's own class left out: its impostor
+    np.testing.assert_allclose(impostor, similarity_to_distance(others.max(1)), atol=1e-4)
+    forgotten = 0
+    loaded.index.remove(forgotten)
+    store.commit({"index": loaded.index.to_bytes()}, run=store.metadata())
+    queries = digits.test_images[digits.test_labels == forgotten][:40]
+    answers = predict(Run.load(store.path), queries, [str(i) for i in range(len(queries))], log=lambda _: None)
+    classes, similarity = prototype_similarity(loaded.index, loaded.embedder.embed(queries))
+    assert [a.nearest for a in answers] == [digits.class_names[c] for c in classes[similarity.argmax(1)]]
+    np.testing.assert_allclose([a.distance for a in answers], similarity_to_distance(similarity.max(1)), atol=1e-4)
+
+
 def test_a_restricted_search_is_a_search_of_the_index_without_the_others():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(400, 16)).astype(np.float32)
@@ -172,3 +218,28 @@ def test_a_distance_at_the_threshold_is_unknown_everywhere(base_run, digits, mon
     loaded.metadata["open_set"]["threshold"] = threshold
     report._open_set(loaded, embeddings, truth, threshold, Classes(digits.classes, [], loaded.trained_classes))
     assert seen["accepted"] == seen["expected"] == float(np.mean(impostors < threshold))
+
+
+def test_the_validation_episodes_are_drawn_and_scored_as_embed_eval_draws_and_scores():
+    """FixedEpisodes (the validation classes' score during training) draws each episode's supports with
+    ``sample_supports`` and labels its queries by the index's search, the calls ``evaluate_episodes`` makes; for
+    one shot the prototype method, searched through its own index, agrees query for query."""
+    from embedder.fewshot.classifiers import make_classifier
+    from embedder.fewshot.fixed_episodes import FixedEpisodes
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(6), 60)
+    features = rng.normal(size=(6, 16))[labels] + 1.5 * rng.normal(size=(len(labels), 16))
+    features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
+    episodes = FixedEpisodes.draw(labels, [5, 0, 1, 2, 3, 4], seed=3, episodes=30, pool=20)
+    pooled, rows = labels[episodes.rows], features[episodes.rows]
+    accuracies = []
+    for supports, queries, truth in zip(episodes.supports, episodes.queries, episodes.truth, strict=True):
+        assert np.all(np.diff(pooled[supports]) > 0) and not np.isin(queries, supports).any()
+        assert np.array_equal(pooled[supports][truth], pooled[queries])
+        assert len(queries) == 20 * episodes.ways - episodes.ways  # every other pooled image of those classes
+        prototype = make_classifier("prototype", index=SupportIndex(16))
+        prototype.set_support_embeddings(rows[supports], np.arange(episodes.ways))
+        accuracies.append(np.mean(prototype.predict_embeddings(rows[queries])[0] == truth))
+    score = episodes.score(rows)
+    assert score == pytest.approx(float(np.mean(accuracies)), abs=1e-12) and 0.3 < score < 1.0

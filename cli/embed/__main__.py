@@ -1,5 +1,5 @@
-"""``python -m cli.embed`` (what ``torchrun -m cli.embed`` runs)."""
+"""``python -m tripletshot.cli.embed``, what ``torchrun -m tripletshot.cli.embed`` runs (``cli.embed`` in the tree)."""
 
-from cli.embed import main
+from . import main
 
 main()

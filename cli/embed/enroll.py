@@ -72,3 +72,14 @@ def enroll_command(
     for c, (name, added) in zip(enrolled, classes.items(), strict=True):
         kind = "a new class" if c.origin == "enrolled" and c.shots == len(added) else f"now {c.shots} shots"
         click.echo(f"enrolled {len(added)} image(s) as {name} (label {c.label}, {kind}) in {run_dir}")
+    threshold_note(run_dir)
+
+
+def threshold_note(run_dir: str) -> None:
+    """After a change to the index: a note, on stderr, that the run's threshold predates it."""
+    from embedder.runs.calibration import threshold_note
+    from embedder.runs.store import RunDir
+
+    note = threshold_note(RunDir(run_dir).metadata())
+    if note:
+        info(f"note: {note}")

@@ -33,9 +33,7 @@ def format_report(report: dict, per_class: bool) -> str:
     from embedder.evaluation.episodes import describe_sources
 
     summary, episodes = report["summary"], report["episodes"]
-    lines = [
-        f"run {report['run']} ({report['dataset']}): the network trained on {','.join(report['trained_class_names'])}"
-    ]
+    lines = [f"run {report['run']} ({report['dataset']}): {report['trained_on']}"]
     parts = [f"{episodes['all']['ways']}-way {_interval(episodes['all'])}"]
     if "unseen" in episodes:
         parts.append(f"unseen {episodes['unseen']['ways']}-way {_interval(episodes['unseen'])}")

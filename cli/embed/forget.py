@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..options import run_dir_option
+from .enroll import threshold_note
 from .group import main
 
 
@@ -23,3 +24,4 @@ def forget_command(name: str, run_dir: str) -> None:
 
     gone = forget(run_dir, name)
     click.echo(f"forgot {gone.name} (label {gone.label}, {gone.shots} shot(s), {gone.origin}) from {run_dir}")
+    threshold_note(run_dir)

@@ -19,10 +19,12 @@ def index_command(run_dir: str, as_json: bool) -> None:
       embed index
       embed index --run-dir runs/mnist --json
     """
+    from embedder.runs.calibration import threshold_note
     from embedder.runs.enrolment import indexed_classes
     from embedder.runs.run import Run
 
-    classes = indexed_classes(Run.load(run_dir))
+    run = Run.load(run_dir)
+    classes = indexed_classes(run)
     if as_json:
         click.echo(json_text([c.as_dict() for c in classes]))
         return
@@ -33,3 +35,6 @@ def index_command(run_dir: str, as_json: bool) -> None:
             f"{c.label:>5}  {c.name:<{width}}  {c.shots:>7}  {c.origin:<8}  {c.added or '-':<25}  {c.updated or '-'}"
         )
     click.echo(f"{len(classes)} classes, {sum(c.shots for c in classes)} vectors in {run_dir}")
+    note = threshold_note(run.metadata)
+    if note:
+        click.echo(note[0].upper() + note[1:])

@@ -6,6 +6,7 @@ import click
 
 from embedder.config import EvalConfig
 
+from ..errors import notes
 from ..options import config_options, data_dir_option, device_option, quiet_option, run_dir_option
 from .group import main
 
@@ -36,6 +37,7 @@ def report_command(run_dir: str, out: str | None, data_dir: str | None, device: 
     from embedder.training.devices import resolve_device
 
     run = Run.load(run_dir, resolve_device(device))
+    notes(quiet)(f"run {run.path} ({run.metadata['dataset']}): {run.trained_on}")
     files = write_report(run, run.load_dataset(data_dir), out, config, progress=not quiet)
     for path in [*files.figures.values(), files.html]:
         click.echo(str(path))

@@ -41,15 +41,16 @@ def serve_command(
       embed serve --workers 2 --port 8080
       embed serve --host 0.0.0.0 --token-file token.txt
     """
-    from cli.serve.settings import ENV, ServeSettings, read_token
+    from ..serve.settings import ENV, ServeSettings, read_token
 
     settings = ServeSettings(run_dir, host=host, token=read_token(token_file), **options)  # checked before imports
     try:
-        from cli.serve import launch
+        from ..serve import launch
     except ImportError:
         raise click.ClickException("embed serve needs the serve extra: pip install 'tripletshot[serve]'") from None
-    from cli.serve.docs import swagger_ui_files
     from embedder.runs.store import RunDir
+
+    from ..serve.docs import swagger_ui_files
 
     RunDir(run_dir).metadata()  # no run, or an unfinished one: one line now, not a traceback per worker
     sock = launch.bind(host, port)  # a port in use: one line and exit 2, before anything says "serving"

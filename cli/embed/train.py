@@ -37,7 +37,8 @@ INDEX = (
 @config_option(TrainConfig, "val_classes", metavar="K|CLASSES")
 @config_option(TrainConfig, "dataset", type=DatasetChoice(list(DATASETS), FOLDER))
 @data_dir_option
-@config_options(TrainConfig, "test_fraction", "strict")
+@config_option(TrainConfig, "unlabelled", metavar="none|rest|PATH")
+@config_options(TrainConfig, "unlabelled_weight", "unlabelled_clusters", "test_fraction", "strict")
 @config_option(TrainConfig, "run_dir", type=click.Path())
 @config_options(TrainConfig, *HOW, *INDEX, "device")
 @click.option("--resume", is_flag=True, help="Continue the interrupted training saved in --run-dir, with its options.")
@@ -57,11 +58,12 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
       embed train --dataset digits --classes 0-4 --epochs 10
       embed train --dataset fashion-mnist --classes 'T-shirt/top,Trouser,Pullover'
       embed train --dataset folder:my_symbols --classes all
+      embed train --classes 0,1,2 --unlabelled rest   # and MNIST's other train images, labels unread
       embed train --dataset folder:glyphs --classes all --val-classes 0   # train on every class
       embed train --classes 0,1,2 --device cuda      # MNIST
       embed train --resume                            # after Ctrl-C
       embed train --classes 0,1,2 > train.log 2>&1    # one line per epoch in the log, no bars
-      torchrun --nproc-per-node 2 -m cli.embed train  # DDP: one process per device
+      torchrun --nproc-per-node 2 -m tripletshot.cli.embed train  # DDP: one process per device
     """
     from embedder.data.classes import parse_classes
 
@@ -80,8 +82,9 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
         return
     meta, last = result.metadata, result.metadata["curve"][-1]
     names = ",".join(meta["class_names"][c] for c in meta["classes"])
+    trained = f"classes {names}" if names else "no labels"
     click.echo(
-        f"saved run to {result.run_dir}: {meta['dataset']} classes {names}, "
+        f"saved run to {result.run_dir}: {meta['dataset']} {trained}, "
         f"{last['epoch']} epochs in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
         f"index ({meta['index']['faiss']}) of {len(meta['dataset_classes'])} classes: {meta['index']['rule']}"
     )

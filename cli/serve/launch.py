@@ -18,7 +18,7 @@ from uvicorn.supervisors import Multiprocess
 
 from embedder.errors import ConfigError
 
-APP = "cli.serve.app:app_from_env"
+APP = f"{__package__}.app:app_from_env"  # cli.serve in the tree, tripletshot.cli.serve installed
 HEAD_S = 10.0  # a connection whose request line and headers are not in by then is closed (a slow client)
 
 

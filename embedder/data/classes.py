@@ -17,17 +17,22 @@ import random
 from embedder.errors import ConfigError, quote
 
 ALL = "all"  # every class of the dataset
+NONE = "none"  # no labelled class: a training on an unlabelled pool alone (--classes none --unlabelled ...)
+DIGIT_NAMES = [str(d) for d in range(10)]  # the class names of the digit datasets: label i is named "i"
 ClassList = list[int | str]  # labels and names as given, or [ALL]
 
 
 def parse_classes(text: str, param: str = "classes") -> ClassList:
-    """Parse ``"0,1,2"``, ``"0-4"``, ``"0-2,7"``, ``"T-shirt/top,Trouser"`` or ``"all"``, in the order given.
+    """Parse ``"0,1,2"``, ``"0-4"``, ``"0-2,7"``, ``"T-shirt/top,Trouser"``, ``"all"`` or ``"none"`` (``[]``; for
+    ``classes`` only), in the order given.
 
     ``param`` is the option an error names (``classes``, or ``val_classes`` for a list of validation classes)."""
     if not text or not text.strip():
         raise ConfigError(param, f"{{{param}}} is empty: give class labels like 0,1,2, a range like 0-4, or names")
     if text.strip() == ALL:
         return [ALL]
+    if text.strip() == NONE and param == "classes":
+        return []
     classes: ClassList = []
     for part in text.split(","):
         part = part.strip()
@@ -55,8 +60,9 @@ def _is_int(text: str) -> bool:
 
 
 def check_class_list(classes: ClassList, param: str = "classes") -> None:
-    """Raise :class:`ConfigError` unless ``classes`` can name two or more distinct classes (or is ``[ALL]``)."""
-    if classes == [ALL]:
+    """Raise :class:`ConfigError` unless ``classes`` can name two or more distinct classes (or is ``[ALL]``, or
+    ``[]`` for ``classes``: none, which the training allows beside an unlabelled pool alone)."""
+    if classes == [ALL] or (classes == [] and param == "classes"):
         return
     seen: set[int | str] = set()
     for value in classes:

@@ -1,9 +1,10 @@
 """The dataset type: train and test splits as whole uint8 tensors, with the classes' names.
 
 Whole tensors, not per-sample PIL pipelines, so training can keep everything on the device.
-Loaders (``embedder.data.datasets``) return one; torch is imported for type hints only.
+Loaders (``embedder.data.datasets``) return one. This module imports torch: the CLI's start-up does not import
+it (the registry imports it inside its loaders).
 
-A :class:`Dataset` is also a map-style PyTorch dataset of its train split (``len``, ``dataset[i]`` as
+A :class:`Dataset` is a ``torch.utils.data.Dataset``, map-style, of its train split (``len``, ``dataset[i]`` as
 ``(uint8 (28, 28) image, label)``, :meth:`Dataset.get_labels`), and :meth:`Dataset.split` gives either split
 as one, so a ``DataLoader``, PML's ``MPerClassSampler`` and easyfsl's ``TaskSampler`` take it as it is:
 
@@ -17,15 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+import torch.utils.data
+
+from embedder.data.classes import DIGIT_NAMES
+
 if TYPE_CHECKING:
     import numpy as np
-    import torch
 
-DIGIT_NAMES = [str(d) for d in range(10)]
+__all__ = ["DIGIT_NAMES", "Dataset", "Split"]
 
 
 @dataclass(frozen=True)
-class Split:
+class Split(torch.utils.data.Dataset):
     """One split as a map-style PyTorch dataset: item ``i`` is ``(images[i], int(labels[i]))``."""
 
     images: torch.Tensor  # uint8 (N, 28, 28)
@@ -43,7 +48,7 @@ class Split:
 
 
 @dataclass(frozen=True)
-class Dataset:
+class Dataset(torch.utils.data.Dataset):
     name: str
     train_images: torch.Tensor  # uint8 (N, 28, 28), ink is bright
     train_labels: torch.Tensor  # int64 (N,)

@@ -15,22 +15,24 @@ import functools
 import gzip
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embedder.data.dataset import DIGIT_NAMES, Dataset
+from embedder.data.classes import DIGIT_NAMES
 from embedder.errors import ConfigError, DataError, DataNotFoundError, quote
 
 if TYPE_CHECKING:
-    import numpy as np
+    import torch
+
+    from embedder.data.dataset import Dataset  # imports torch: the loaders import it when they run
 
 DATA_ENV = "TRIPLETSHOT_DATA"
-IMAGE_SIZE = 28
 
 
-DatasetLoader = Callable[[Path], Dataset]
+DatasetLoader = Callable[[Path], "Dataset"]
 DATASETS: dict[str, DatasetLoader] = {}
 
 
@@ -85,24 +87,24 @@ def load_dataset(
 # --- IDX files, the format of MNIST and its relatives ---------------------------------------
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an unsigned-byte IDX file, gzipped or not."""
-    import numpy as np
+def read_idx(path: Path, kind: str) -> torch.Tensor:
+    """An IDX file of ``kind`` ``"images"`` (uint8 ``(N, H, W)``) or ``"labels"`` (int64 ``(N,)``), gzipped or not,
+    through torchvision's MNIST readers. They open a path, so a gzipped file is decompressed into a temporary file
+    first (never beside it: a data root may be read-only)."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
 
-    opener = gzip.open if path.suffix == ".gz" else open
+    reader = read_image_file if kind == "images" else read_label_file
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as exc:
+        if path.suffix != ".gz":
+            return reader(str(path))
+        with gzip.open(path, "rb") as packed, tempfile.NamedTemporaryFile(prefix=path.stem) as plain:
+            shutil.copyfileobj(packed, plain)
+            plain.flush()
+            return reader(plain.name)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path} cannot be read: {exc}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataError(f"{path} is not an unsigned-byte IDX file")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise DataError(f"{path} is truncated: expected shape {shape}")
-    return body.reshape(shape)
+    except (AssertionError, KeyError, TypeError, ValueError, RuntimeError, IndexError):  # torchvision's checks
+        raise DataError(f"{path} is not a whole unsigned-byte IDX file of {kind}") from None
 
 
 def find_raw(raw: Path, stem: str) -> Path | None:
@@ -121,14 +123,10 @@ MNIST_FILES = {
 
 def load_idx_splits(raw: Path, files: dict[str, tuple[str, str]] = MNIST_FILES) -> dict[str, tuple]:
     """``{"train": (images, labels), "test": ...}`` as torch tensors from the IDX files in ``raw``."""
-    import numpy as np
-    import torch
-
-    splits = {}
-    for split, (images, labels) in files.items():
-        image_array, label_array = read_idx(find_raw(raw, images)), read_idx(find_raw(raw, labels))  # type: ignore[arg-type]
-        splits[split] = (torch.from_numpy(image_array.copy()), torch.from_numpy(label_array.astype(np.int64)))
-    return splits
+    return {
+        split: (read_idx(find_raw(raw, images), "images"), read_idx(find_raw(raw, labels), "labels"))  # type: ignore[arg-type]
+        for split, (images, labels) in files.items()
+    }
 
 
 def missing_files_error(name: str, raw: Path, stems: list[str], why: str = "") -> DataNotFoundError:
@@ -206,6 +204,8 @@ def load_idx_dataset(name: str, root: Path) -> Dataset:
     Missing files are downloaded through torchvision; files that are there are never checksummed against
     torchvision's list (recompressed copies read the same).
     """
+    from embedder.data.dataset import Dataset
+
     layout = IDX_DATASETS[name]
     raw = root / layout.folder / "raw"
     if any(find_raw(raw, stem) is None for stem in layout.stems):
@@ -240,6 +240,8 @@ def load_digits(root: Path) -> Dataset:
     import torch.nn.functional as F
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
+
+    from embedder.data.dataset import Dataset
 
     bunch = sklearn_digits()
     small = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)

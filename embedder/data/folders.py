@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from embedder.config import POOL_FOLDER
 from embedder.data.dataset import Dataset
 from embedder.data.images import load_image
 from embedder.data.sampling import split_validation
@@ -35,15 +36,23 @@ def image_suffixes() -> set[str]:
     return {suffix.lower() for suffix in Image.registered_extensions()}
 
 
-def class_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
-    """``{class name: its image files}`` for every folder under ``root`` that directly holds images, sorted."""
+def class_folders(root: str | os.PathLike, skip: str | None = None) -> dict[str, list[Path]]:
+    """``{class name: its image files}`` for every folder under ``root`` that directly holds images, sorted;
+    the subtree ``root/skip`` left out (a dataset's unlabelled pool)."""
     root, suffixes = Path(root), image_suffixes()
     classes: dict[str, list[Path]] = {}
     for folder, _, files in sorted(os.walk(root)):
+        if skip is not None and Path(folder).relative_to(root).parts[:1] == (skip,):
+            continue
         images = sorted(Path(folder) / f for f in files if Path(f).suffix.lower() in suffixes)
         if images:
             classes[Path(folder).relative_to(root).as_posix()] = images
     return classes
+
+
+def image_files(root: str | os.PathLike) -> list[Path]:
+    """Every image file under ``root``, at any depth, sorted."""
+    return [path for files in class_folders(root).values() for path in files]
 
 
 @dataclass
@@ -99,7 +108,7 @@ def load_folder_dataset(path: str, data_root: Path, test_fraction: float = 0.2, 
         if extra:
             notes.append(f"{len(extra)} class(es) of {root / 'test'} have no training images, left out: {extra[0]}")
     else:
-        trees = {"all": class_folders(root)}
+        trees = {"all": class_folders(root, skip=POOL_FOLDER)}  # PATH/unlabelled/ is a pool (embedder.data.pool)
     names = sorted(trees["train" if given_split else "all"])
     paths, labels, parts = [], [], []
     for part, tree in trees.items():

@@ -25,6 +25,16 @@ def batch_shape(counts: list[int], m_per_class: int, batch_size: int | None) -> 
     return min(len(counts), max(2, batch // m)), m
 
 
+class NoLabelsSampler:
+    """The labelled batch of a training on an unlabelled pool alone: empty."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.indices = torch.empty(0, dtype=torch.long, device=device)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.indices, self.indices
+
+
 class BalancedBatchSampler:
     """Draws ``ways`` random classes and ``m`` random images of each, entirely on the device.
 
@@ -57,6 +67,36 @@ class BalancedBatchSampler:
         return indices, self.class_of_row[rows].repeat_interleave(self.m)
 
 
+class PoolSampler:
+    """Draws ``batch`` distinct random images of an unlabelled pool (all of it when smaller), on its device; with
+    pseudo-labels (:meth:`with_clusters`), ``batch // m`` random clusters of ``m`` images each instead."""
+
+    def __init__(self, images: torch.Tensor, batch: int, generator: torch.Generator) -> None:
+        self.images, self.generator = images, generator
+        self.batch = min(batch, len(images))
+        self.labels: torch.Tensor | None = None
+        self.clusters: BalancedBatchSampler | None = None
+
+    def with_clusters(self, labels: torch.Tensor, m: int = 8) -> None:
+        """Draw by ``labels`` (one per image) from now on; clusters under ``m`` images wait for the next ones."""
+        self.labels = labels.to(self.images.device)
+        counts = torch.bincount(self.labels)
+        kept = torch.nonzero(counts >= m).flatten().tolist()
+        ways = max(2, self.batch // m)
+        if len(kept) < 2:  # too few clusters of m images: random images, the other view their only positive
+            self.clusters = None
+            return
+        self.clusters = BalancedBatchSampler(self.labels, kept, m, min(ways, len(kept)), self.generator)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's uint8 images, and their pseudo-labels if any."""
+        if self.clusters is not None:
+            indices, labels = self.clusters.sample()
+            return self.images[indices], labels
+        chosen = torch.randperm(len(self.images), generator=self.generator, device=self.images.device)
+        return self.images[chosen[: self.batch]], None
+
+
 def split_validation(
     labels: torch.Tensor, classes: list[int], fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +105,7 @@ def split_validation(
     A class keeps at least two training images (one triplet's worth) where it has two.
     """
     rng = np.random.default_rng(seed)
-    train, val = [], []
+    train, val = [np.empty(0, np.int64)], [np.empty(0, np.int64)]  # no class: none of either
     for c in classes:
         rows = rng.permutation(np.flatnonzero(labels.numpy() == c))
         n_val = min(int(round(len(rows) * fraction)), max(0, len(rows) - 2))

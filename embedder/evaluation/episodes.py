@@ -181,6 +181,7 @@ def evaluate_run_in_detail(
         "dataset": dataset.name,
         "trained_classes": seen,
         "trained_class_names": [dataset.class_names[c] for c in seen],
+        "trained_on": run.trained_on,
         "per_class": per_class,
         "summary": summary,
         "episodes": episode_report,
@@ -243,5 +244,5 @@ def describe_sources(sources: dict[str, Any]) -> str:
     many = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,}-{counts[-1]:,}"
     return (
         f"{sources['rule']}, from {many} labelled image{'s' if counts[-1] > 1 else ''} a class (unseen ones "
-        f"included); the network trained on {','.join(sources['trained_class_names'])} only"
+        f"included); the network trained on {','.join(sources['trained_class_names']) or 'no labels'} only"
     )

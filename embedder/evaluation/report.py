@@ -245,7 +245,6 @@ def render_html(run: Run, report: dict[str, Any], pngs: dict[str, bytes]) -> str
     meta = run.metadata
     labels = [r["class"] for r in report["per_class"]]
     classes = Classes(labels, list(meta.get("class_names") or []), run.trained_classes)
-    trained = ", ".join(classes.name(c) for c in run.trained_classes)
     options = [[k, json.dumps(v)] for k, v in sorted(meta.get("options", {}).items())]
     if OPEN_SET_KEY in meta:
         options.append([OPEN_SET_KEY, open_set_summary(meta[OPEN_SET_KEY])])  # not its raw distances
@@ -258,7 +257,7 @@ def render_html(run: Run, report: dict[str, Any], pngs: dict[str, bytes]) -> str
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<p>{html.escape(report['dataset'])}, trained on classes {html.escape(trained)}; "
+        f"<p>{html.escape(report['dataset'])}: {html.escape(run.trained_on)}; "
         f"{len(meta.get('curve', []))} epochs in {meta.get('train_seconds', 0):.0f} s on "
         f"{html.escape(str(meta.get('device')))}; tripletshot {html.escape(str(meta.get('tripletshot_version')))}.</p>"
         f"<h2>Numbers</h2>{_numbers(report, classes)}{held_out_html(meta.get('held_out'))}"

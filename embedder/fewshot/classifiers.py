@@ -7,9 +7,11 @@
 
 ``classifier(queries)`` is a module's forward: scores on the module's device (the embedder's parameters'),
 differentiable when autograd is on, so a loss on them trains the embedder. ``predict`` is the decision a run
-makes: the nearest support comes from the faiss search (:meth:`SupportIndex.search`), the same search that
-calibration and the open-set evaluation use. One small subclass per method, each defining
-:meth:`FewShotClassifier.score_tensor`; :data:`CLASSIFIERS` maps the ``method`` names of the options to them.
+makes, for every method a faiss search (:meth:`SupportIndex.search`) of the method's :meth:`decision index
+<FewShotClassifier.decision_index>`: the supports' for ``nn``, the class prototypes' (an index of the same kind
+and training) for ``prototype``. Calibration, the open-set evaluation and the episodes decide through the same
+call. One small subclass per method, each defining :meth:`FewShotClassifier.score_tensor` and
+:meth:`FewShotClassifier.decision_index`; :data:`CLASSIFIERS` maps the ``method`` names of the options to them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class FewShotClassifier(nn.Module):
         self.embedder = embedder
         self.index = index if index is not None else SupportIndex(embedder.dim)  # type: ignore[union-attr]
         self._tensors: dict[str, torch.Tensor] = {}  # the supports as tensors, made on first use per device
+        self._decision: tuple[str, SupportIndex] | None = None  # a method's own index, made on first use
         self.supports_changed()
 
     @property
@@ -76,10 +79,13 @@ class FewShotClassifier(nn.Module):
 
     def supports_changed(self) -> None:
         """Called whenever the supports change: a method that precomputes from them does it here."""
-        self._tensors = {}
+        self._tensors, self._decision = {}, None
+
+    def _version(self) -> str:
+        return f"{id(self.index)}#{len(self.index)},{self.index.next_id}"  # an index changed in place is seen
 
     def _support_tensor(self, name: str, make: Callable[[], np.ndarray], device: torch.device) -> torch.Tensor:
-        key = f"{name}@{device}#{len(self.index)},{self.index.next_id}"  # an index changed in place is seen
+        key = f"{name}@{device}#{self._version()}"
         if key not in self._tensors:
             self._tensors[key] = torch.from_numpy(np.ascontiguousarray(make())).to(device)
         return self._tensors[key]
@@ -96,17 +102,18 @@ class FewShotClassifier(nn.Module):
         with torch.no_grad():
             return self.score_tensor(torch.from_numpy(np.asarray(embeddings, dtype=np.float32))).numpy()
 
+    def decision_index(self) -> SupportIndex:
+        """The index whose search decides a query: what :meth:`predict_embeddings` searches."""
+        raise NotImplementedError
+
     def predict_embeddings(
         self, embeddings: np.ndarray, classes: list[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Each query's label and its distance to the support (or prototype) that decided it; among ``classes``
-        only, if given (what the answer would be were no other class enrolled)."""
-        scores = self.scores(embeddings)
-        allowed = np.asarray(self.classes, dtype=np.int64)
-        if classes is not None:
-            scores = np.where(np.isin(allowed, classes)[None, :], scores, -np.inf)
-        best = scores.argmax(axis=1)
-        return allowed[best], similarity_to_distance(scores[np.arange(len(scores)), best])
+        """Each query's label and its distance to the support (or prototype) that decided it, from the search of
+        :meth:`decision_index`; among ``classes`` only, if given (what the answer would be were no other class
+        enrolled)."""
+        labels, similarity = self.decision_index().search(embeddings, k=1, classes=classes)
+        return labels[:, 0], similarity_to_distance(similarity[:, 0])
 
     def forward(self, queries: torch.Tensor) -> torch.Tensor:
         """Scores ``(n_queries, n_classes)`` of uint8 query images (or of float embeddings ``(n, dim)``),
@@ -128,10 +135,14 @@ class FewShotClassifier(nn.Module):
 class NearestNeighbor(FewShotClassifier):
     """A query takes the label of its nearest support; a class scores its nearest support's similarity.
 
-    Its decision (:meth:`predict_embeddings`) is the faiss search. Its scores compare the queries with the
-    supports :meth:`SupportIndex.vectors` gives: exact for flat, ivf and hnsw without a PCA, otherwise the
+    Its decision (:meth:`predict_embeddings`) is the faiss search of the supports. Its scores compare the queries
+    with the supports :meth:`SupportIndex.vectors` gives: exact for flat, ivf and hnsw without a PCA, otherwise the
     index's reconstructions (there the search, in the PCA's space, is what decides).
     """
+
+    def decision_index(self) -> SupportIndex:
+        self.index.check_not_empty()
+        return self.index
 
     def score_tensor(self, embeddings: torch.Tensor) -> torch.Tensor:
         self.index.check_not_empty()
@@ -143,15 +154,20 @@ class NearestNeighbor(FewShotClassifier):
         best = similarity.new_full((len(embeddings), len(self.classes)), -torch.inf)
         return best.scatter_reduce(1, columns.expand(len(embeddings), -1), similarity, "amax")
 
-    def predict_embeddings(
-        self, embeddings: np.ndarray, classes: list[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        labels, similarity = self.index.search(embeddings, k=1, classes=classes)  # without the full score matrix
-        return labels[:, 0], similarity_to_distance(similarity[:, 0])
-
 
 class Prototype(FewShotClassifier):
-    """A query takes the label of the nearest class mean (the renormalised mean of that class's shots)."""
+    """A query takes the label of the nearest class mean (the renormalised mean of that class's shots).
+
+    Its decision is the faiss search of :meth:`SupportIndex.prototype_index`: the prototypes in an index of the
+    supports' kind and training, so under a PCA or a quantiser they are scored in the space the supports are.
+    Its scores (the differentiable forward) compare the queries with the prototypes themselves.
+    """
+
+    def decision_index(self) -> SupportIndex:
+        self.index.check_not_empty()
+        if self._decision is None or self._decision[0] != self._version():
+            self._decision = (self._version(), self.index.prototype_index())
+        return self._decision[1]
 
     def score_tensor(self, embeddings: torch.Tensor) -> torch.Tensor:
         self.index.check_not_empty()

@@ -2,8 +2,10 @@
 
 Training scores its validation classes with them (:mod:`embedder.training.held_out`): drawn from a seed once,
 the episodes make the score of one epoch comparable with the next, and with raw pixels and HOG-like features
-scored on the very same supports and queries. A query is labelled by its most similar support (cosine: the
-features are unit vectors), which for one shot is both ``nn`` and ``prototype``.
+scored on the very same supports and queries. Each episode's supports are drawn by
+:func:`~embedder.data.sampling.sample_supports`, as ``embed eval``'s episodes are, and scored as they are: a
+:class:`~embedder.fewshot.classifiers.NearestNeighbor` over the episode's supports, whose decision is the
+index's search (cosine: the features are unit vectors). For one shot, ``nn`` and ``prototype`` are the same.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_WAYS = 20  # N = min(20, classes): Omniglot's 20-way
+from embedder.data.sampling import sample_supports
+from embedder.fewshot.classifiers import NearestNeighbor
+from embedder.index.support_index import SupportIndex
+
+EPISODE_WAYS = 20  # N = min(20, classes): Omniglot's 20-way (not config.MAX_WAYS, the classes of a batch)
 EPISODES = 100
 POOL = 50  # images of a class the episodes draw from: each episode's support is one, its queries the others
 
@@ -40,27 +46,26 @@ class FixedEpisodes:
     ) -> FixedEpisodes:
         """``min(20, len(classes))``-way 1-shot episodes over up to ``pool`` seeded images of each of ``classes``."""
         rng = np.random.default_rng(seed)
-        members = [rng.permutation(np.flatnonzero(labels == c))[:pool] for c in classes]
-        starts = np.cumsum([0] + [len(m) for m in members])
-        ways = min(MAX_WAYS, len(classes))
+        rows = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:pool] for c in classes])
+        pooled = np.asarray(labels)[rows]
+        ways = min(EPISODE_WAYS, len(classes))
         supports, queries, truth = [], [], []
         for _ in range(episodes):
-            chosen = np.sort(rng.choice(len(classes), ways, replace=False))
-            picks = [int(starts[k] + rng.integers(len(members[k]))) for k in chosen]
-            others = [
-                np.setdiff1d(np.arange(starts[k], starts[k + 1]), [p]) for k, p in zip(chosen, picks, strict=True)
-            ]
+            chosen = np.sort(rng.choice(np.asarray(classes), ways, replace=False))
+            picks = sample_supports(pooled, chosen.tolist(), 1, rng)  # one per class, in chosen's order
+            others = np.flatnonzero(np.isin(pooled, chosen) & ~np.isin(np.arange(len(rows)), picks))
             supports.append(picks)
-            queries.append(np.concatenate(others))
-            truth.append(np.repeat(np.arange(ways), [len(o) for o in others]))
-        return cls(np.concatenate(members), np.asarray(supports), tuple(queries), tuple(truth))
+            queries.append(others)
+            truth.append(np.searchsorted(chosen, pooled[others]))
+        return cls(rows, np.asarray(supports), tuple(queries), tuple(truth))
 
     def score(self, features: np.ndarray) -> float:
         """Mean accuracy over the episodes of unit ``features`` of ``rows`` (row ``i`` is image ``rows[i]``'s)."""
         features = np.asarray(features, dtype=np.float32)
-        accuracies = [
-            float(np.mean((features[q] @ features[s].T).argmax(1) == t))
-            for s, q, t in zip(self.supports, self.queries, self.truth, strict=True)
-            if len(q)
-        ]
+        classifier = NearestNeighbor(index=SupportIndex(features.shape[1]))
+        accuracies = []
+        for s, q, t in zip(self.supports, self.queries, self.truth, strict=True):
+            if len(q):
+                classifier.set_support_embeddings(features[s], np.arange(self.ways))
+                accuracies.append(float(np.mean(classifier.predict_embeddings(features[q])[0] == t)))
         return float(np.mean(accuracies)) if accuracies else float("nan")

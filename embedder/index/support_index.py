@@ -20,7 +20,8 @@ training supports take ids ``0 .. len(support_rows) - 1``; enrolled ones come af
 in place; only hnsw, whose graph faiss cannot edit, rebuilds its graph from the vectors it stores.
 
 Every distance a run uses comes from one place, :meth:`SupportIndex.search` (optionally restricted to some
-classes, with a faiss ``IDSelector``): prediction, calibration and the open-set evaluation all call it.
+classes, with a faiss ``IDSelector``): prediction, calibration, the open-set evaluation and the episodes all call
+it, for either method (the prototype method searches :meth:`SupportIndex.prototype_index`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from embedder.errors import EmptyIndexError
 
 log = logging.getLogger(__name__)
 MAX_TRAINING = 100_000  # vectors a default quantiser or PCA trains on at most (a seeded sample beyond that)
-NEEDS_TRAINING = ("ivf", "ivfpq", "sq8")
 IVF_KINDS = ("ivf", "ivfpq")  # faiss ids are native to an IVF; the others get an IDMap2
 FILE_VERSION = 2  # of the .npz: 2 added the stable ids
 POINTS_PER_CENTROID = 39  # faiss's k-means rule: fewer training points per centroid and it warns
@@ -332,6 +332,14 @@ class SupportIndex:
         means = np.stack([vectors[self.labels == c].mean(axis=0) for c in classes])
         means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
         return means.astype(np.float32), classes
+
+    def prototype_index(self) -> SupportIndex:
+        """An index of the same kind and training (PCA, quantiser) holding :meth:`prototypes`, one per class, each
+        labelled with its class: searching it is the prototype method's decision, scored as the supports' is."""
+        prototypes, classes = self.prototypes()
+        index = self.empty_copy()
+        index.add(prototypes, classes)
+        return index
 
     def empty_copy(self) -> SupportIndex:
         """An index of the same kind, with the same training, holding nothing."""

@@ -14,6 +14,7 @@ _EXPORTS = {
     "ClassAndInstanceContrastLoss": ".contrast",
     "supcon_loss": ".contrast",
     "two_view_ntxent": ".contrast",
+    "PoolContrastLoss": ".contrast",
     "make_loss": ".contrast",
 }
 __all__ = list(_EXPORTS)

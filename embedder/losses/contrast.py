@@ -47,7 +47,7 @@ def two_view_ntxent(embeddings: torch.Tensor, temperature: float = 0.1) -> torch
 class ClassAndInstanceContrastLoss(nn.Module):
     """``supcon(classes) + instance_weight * ntxent(two views)``, called like :class:`InstanceAndClassTripletLoss`."""
 
-    def __init__(self, temperature: float = 0.1, instance_weight: float = 0.5) -> None:
+    def __init__(self, temperature: float = 0.1, instance_weight: float = 0.0) -> None:
         super().__init__()
         self.temperature, self.instance_weight = temperature, instance_weight
 
@@ -58,10 +58,27 @@ class ClassAndInstanceContrastLoss(nn.Module):
         return loss
 
 
+class PoolContrastLoss(nn.Module):
+    """``weight * ntxent(two views)`` of an unlabelled pool's images: each image apart from every other, which
+    is all that can be asked of images without labels (SimCLR's objective). With pseudo-labels (clusters),
+    ``weight * (ntxent + supcon(clusters))``: class contrast pulls each cluster together as well."""
+
+    def __init__(self, weight: float = 1.0, temperature: float = 0.1) -> None:
+        super().__init__()
+        self.weight, self.temperature = weight, temperature
+
+    def forward(self, embeddings: torch.Tensor, clusters: torch.Tensor | None = None) -> torch.Tensor:
+        loss = two_view_ntxent(embeddings, self.temperature)
+        if clusters is not None:
+            loss = loss + supcon_loss(embeddings, clusters.repeat(2), self.temperature)
+        return self.weight * loss
+
+
 def make_loss(
-    loss: str, margin: float = 0.4, class_weight: float = 0.3, temperature: float = 0.1, instance_weight: float = 0.5
+    loss: str, margin: float = 0.4, class_weight: float = 0.3, temperature: float = 0.1, instance_weight: float = 0.0
 ) -> nn.Module:
-    """The training objective a :class:`~embedder.config.TrainConfig` names: ``triplet`` or ``contrast``."""
+    """The training objective a :class:`~embedder.config.TrainConfig` names: ``triplet`` or ``contrast`` (``auto``
+    is resolved by the trainer, :func:`embedder.training.trainer.loss_for`)."""
     from embedder.losses.triplet import InstanceAndClassTripletLoss
 
     if loss == "triplet":

@@ -9,12 +9,16 @@ training, saved in the run beside the weights, and reusable on its own.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from embedder.models.network import EmbeddingNet
+from embedder.utils.precision import mixed_precision
 from embedder.utils.progress import progress_bar
 
 FUSE_FROM = 512  # images; below this the fused inference copy costs more than it saves
@@ -76,7 +80,7 @@ class Embedder(nn.Module):
         chunks = []
         with (
             torch.inference_mode(),
-            torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"),
+            mixed_precision(self.device),
             progress_bar(len(images), "embedding", progress, unit="img") as bar,
         ):
             for start in range(0, len(images), self.batch_size):
@@ -84,10 +88,21 @@ class Embedder(nn.Module):
                 bar.update(len(chunks[-1]))
         return torch.cat(chunks) if chunks else torch.empty(0, self.dim, device=self.device)
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Raw network features ``(N, dim)`` on the device, batched, without autograd: what centring is fitted on."""
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """The model in eval mode for the duration, then back in the mode the caller had it in."""
+        was_training = self.model.training
         self.model.eval()
-        return self._batches(images, self.model)
+        try:
+            yield
+        finally:
+            self.model.train(was_training)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Raw network features ``(N, dim)`` on the device, batched, without autograd: what centring is fitted on.
+        Batch norm uses its running statistics; the model's mode is left as it was."""
+        with self._evaluating():
+            return self._batches(images, self.model)
 
     def fit_centering(self, images: torch.Tensor) -> Embedder:
         """Centre on the mean feature of these images (the training classes'), from now on; returns self."""
@@ -99,9 +114,9 @@ class Embedder(nn.Module):
 
         ``progress``: a bar over the images where stderr is a terminal (:mod:`embedder.utils.progress`).
         """
-        self.model.eval()
         # Many images: a copy with batch norm folded in, made per call so it sees the current weights.
         # It costs ~40 ms, so a few images (``adder predict``) go through the model as it is.
-        network = self.model.for_inference() if len(images) >= FUSE_FROM else self.model
-        with torch.inference_mode():
-            return self.centering(self._batches(images, network, progress)).cpu().numpy()  # one host copy at the end
+        with self._evaluating():
+            network = self.model.for_inference() if len(images) >= FUSE_FROM else self.model
+            with torch.inference_mode():
+                return self.centering(self._batches(images, network, progress)).cpu().numpy()  # one host copy

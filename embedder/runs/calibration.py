@@ -5,8 +5,10 @@ reproducible from the run's options), less any image that is itself a support. T
 and as many of each indexed class the network did *not* train on (the unseen classes a run indexes from the
 dataset's labels, validation classes): an unknown in use is a class the network never saw, and the network packs
 its training classes tighter than others, so a threshold fitted on the training classes alone accepted 14-20% of
-unseen digits at a 1% rate (docs/results.md). Every class weighs the same. All are scored against the run's
-index as it is: :mod:`embedder.fewshot.openset` turns their genuine and impostor distances into the threshold.
+unseen digits at a 1% rate (docs/results.md). Every class weighs the same. Under ``--unlabelled rest`` the
+impostors come from the share of each class that the pool leaves out (:func:`embedder.data.pool.pool_rows`).
+All are scored against the run's index as it is: :mod:`embedder.fewshot.openset` turns their genuine and
+impostor distances into the threshold.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import copy
 import os
 from collections.abc import Callable
 from dataclasses import fields
+from typing import Any
 
 import numpy as np
 import torch
 
-from embedder.config import TrainConfig, check_far
+from embedder.config import REST_POOL, TrainConfig, check_far
 from embedder.data.dataset import Dataset
+from embedder.data.pool import pool_rows
 from embedder.data.sampling import split_validation
 from embedder.errors import RunError
 from embedder.fewshot.classifiers import make_classifier
@@ -28,6 +32,22 @@ from embedder.fewshot.openset import Calibration, calibrate, genuine_and_imposto
 from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Embedder
 from embedder.runs.run import Run, run_for_change
+
+CHANGES = "changes_since_calibration"  # in a run's index metadata: what enrol and forget did after the threshold
+
+
+def threshold_note(metadata: dict[str, Any]) -> str | None:
+    """A sentence saying that the run's threshold was fitted before the index changed, or None if it was not (or
+    the run has no threshold). ``enrol`` and ``forget`` keep the threshold; ``recalibrate`` refits it."""
+    changes, stored = metadata.get("index", {}).get(CHANGES), metadata.get("open_set")
+    if not changes or not stored:
+        return None
+    shown = "; ".join(changes[-3:]) + ("; ..." if len(changes) > 3 else "")
+    count = f"{len(changes)} change{'s' if len(changes) > 1 else ''}"
+    return (
+        f"the open-set threshold {stored['threshold']:.3f} predates {count} to the index ({shown}): "
+        "`embed calibrate` fits it to the index as it is now"
+    )
 
 
 def run_calibration(run: Run) -> Calibration | None:
@@ -54,8 +74,11 @@ def calibration_rows(
         return held_out, held_out
     per_class = int(np.median(np.unique(labels[held_out], return_counts=True)[1]))
     rng, others = np.random.default_rng(config.seed), []
+    trained_on = np.zeros(len(labels), dtype=bool)  # unlabelled: impostors are images training never saw
+    if config.unlabelled is not None and str(config.unlabelled).strip() == REST_POOL:
+        trained_on[pool_rows(dataset, config)] = True
     for c in sorted(set(indexed) - set(config.classes)):
-        rows = np.flatnonzero(labels == c)
+        rows = np.flatnonzero((labels == c) & ~trained_on)
         others.append(np.sort(rng.choice(rows, min(per_class, len(rows)), replace=False)))
     return held_out, np.concatenate(others) if others else np.empty(0, np.int64)
 
@@ -71,7 +94,8 @@ def calibrate_index(
     """The threshold for ``config.far`` from the held-out images; None (and a note) when there are none."""
     held_out, others = calibration_rows(dataset, config, support_rows, index.classes)
     if len(held_out) == 0:
-        log("no held-out images (val_fraction 0): the run has no open-set threshold")
+        why = "val_fraction 0" if config.classes else "no labelled classes"
+        log(f"no held-out images ({why}): the run has no open-set threshold")
         return None
     classifier = make_classifier(config.method, index=index)
     labels = dataset.train_labels.numpy()
@@ -109,5 +133,6 @@ def recalibrate(
             raise RunError(f"{run_dir} was trained with no held-out images (val_fraction 0): nothing to calibrate on")
         metadata = copy.deepcopy(run.metadata)
         metadata["open_set"] = calibration.as_dict()
+        metadata["index"].pop(CHANGES, None)  # fitted to the index as it is now
         store.commit({}, run=metadata)
     return calibration

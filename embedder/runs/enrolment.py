@@ -25,6 +25,7 @@ from embedder.data.folders import class_folders, load_images
 from embedder.data.labels import check_label
 from embedder.errors import ClassNotFoundError, ConfigError, quote
 from embedder.index.support_index import SupportIndex
+from embedder.runs.calibration import CHANGES
 from embedder.runs.run import Run, run_for_change
 from embedder.runs.store import RunDir
 
@@ -70,7 +71,10 @@ def indexed_classes(run: Run) -> list[IndexedClass]:
     return rows
 
 
-def _commit(store: RunDir, run: Run, metadata: dict[str, Any]) -> list[IndexedClass]:
+def _commit(store: RunDir, run: Run, metadata: dict[str, Any], changes: list[str]) -> list[IndexedClass]:
+    """Commit the index and the metadata; ``changes`` (in words) join the list of what the threshold predates."""
+    if metadata.get("open_set"):  # the threshold is kept as it was: say so (calibration.threshold_note)
+        metadata["index"][CHANGES] = [*metadata["index"].get(CHANGES, []), *changes]
     run.metadata = metadata
     metadata["index"]["classes"] = [c.as_dict() for c in indexed_classes(run)]
     store.commit({"index": run.index.to_bytes()}, run=metadata)
@@ -104,7 +108,8 @@ def enrol(
             records[label] = IndexedClass(label, name, 0, origin, added, now)
             labels.append(label)
         metadata["index"]["classes"] = [r.as_dict() for r in records.values()]  # origins and times for _commit
-        result = {c.label: c for c in _commit(store, run, metadata)}
+        changes = [f"enrolled {len(images)} image(s) as {name}" for name, images in classes.items()]
+        result = {c.label: c for c in _commit(store, run, metadata, changes)}
     return [result[label] for label in labels]
 
 
@@ -137,5 +142,5 @@ def forget(run_dir: str | os.PathLike, name: str) -> IndexedClass:
                 f"the index of {run_dir} has no class {quote(name)}: `embed index --run-dir {run_dir}` lists them"
             )
         run.index.remove(found[0].label)
-        _commit(store, run, copy.deepcopy(run.metadata))
+        _commit(store, run, copy.deepcopy(run.metadata), [f"forgot {name}"])
     return found[0]

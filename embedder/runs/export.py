@@ -7,9 +7,10 @@ the :class:`~embedder.models.embedder.Centering` mean and the L2 normalisation, 
 faiss and numpy, not tripletshot or torch. The index file is ``faiss.write_index``'s format (a PCA, if the
 run has one, inside it). Beside it, ``.labels.json`` says everything else a server needs to answer as
 ``embed predict`` does (:func:`serving_rules`): which faiss id is which label and name, the method (for a
-prototype run the faiss file holds the class means, one per label), the open-set threshold and its
-false-accept rate, how a score becomes a distance, and the :func:`~embedder.data.images.load_image` steps
-that turn a user's image file into the uint8 28x28 input (the graph starts after them).
+prototype run the faiss file holds the class means, one per label, in an index of the supports' kind), the
+open-set threshold and its false-accept rate, how a score becomes a distance, and the
+:func:`~embedder.data.images.load_image` steps that turn a user's image file into the uint8 28x28 input (the graph
+starts after them).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from embedder.data.images import preprocessing_steps
 from embedder.models.embedder import Embedder
 from embedder.runs.run import Run
 from embedder.utils.files import write_bytes_atomic
@@ -70,15 +72,8 @@ def onnx_bytes(embedder: Embedder) -> bytes:
 
 
 EXPORT_VERSION = 2  # of .labels.json: 2 added ids, method, threshold, distance, rule and preprocessing
-PREPROCESSING = [
-    "read the file with Pillow (first frame); flatten alpha onto a background that contrasts with the ink",
-    "convert to grayscale in [0, 1] (ITU-R 601 luma)",
-    "make the ink bright on black: invert when the median of the border pixels is above 0.5",
-    "stretch to [0, 1] between the border median and the maximum; zero what is under 0.15",
-    "crop to the ink's bounding box; resize (bilinear, antialiased) so its longest side is 20 px",
-    "paste into a black 28x28 canvas with the centre of mass at pixel (14, 14)",
-    "round to uint8 (0-255): the model's input `images`, shape (N, 28, 28)",
-]
+# load_image's steps as the code that runs them describes itself (embedder.data.images), then what the graph takes.
+PREPROCESSING = [*preprocessing_steps(), "stack the digits: the model's input `images`, uint8, shape (N, 28, 28)"]
 
 
 def serving_rules(run: Run) -> tuple[faiss.Index, dict[str, Any]]:
@@ -86,13 +81,8 @@ def serving_rules(run: Run) -> tuple[faiss.Index, dict[str, Any]]:
     from embedder.runs.calibration import run_calibration
 
     method = run.metadata["index"]["method"]
-    if method == "prototype":  # the run decides by class means: serve those, one id per label
-        prototypes, classes = run.index.prototypes()
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(run.index.dim))
-        index.add_with_ids(prototypes, classes)
-        ids, labels = classes, classes
-    else:
-        index, ids, labels = run.index.index, run.index.ids, run.index.labels
+    decision = run.classifier(method).decision_index()  # what embed predict searches: supports, or class means
+    index, ids, labels = decision.index, decision.ids, decision.labels
     calibration = run_calibration(run)
     rules = {
         "format": "tripletshot-export",

@@ -42,6 +42,18 @@ def run_files(embedder: Embedder, index: SupportIndex) -> dict[str, bytes]:
     }
 
 
+def trained_on(metadata: dict[str, Any]) -> str:
+    """``trained on labels of 0,1,2 and on 37,240 unlabelled images (classes unknown)``, from a run's metadata:
+    the first thing ``embed eval`` and ``embed report`` say, so that strict and pooled figures are never confused."""
+    names = metadata.get("class_names") or []
+    classes = ",".join(str(names[c]) if 0 <= c < len(names) else str(c) for c in metadata.get("classes", []))
+    labels = f"labels of {classes}" if classes else "no labels"
+    pool = metadata.get("unlabelled")
+    if not pool:
+        return f"trained on {labels} only, no unlabelled images"
+    return f"trained on {labels} and on {pool['description']}"
+
+
 @dataclass
 class Run:
     path: Path
@@ -53,6 +65,11 @@ class Run:
     @property
     def trained_classes(self) -> list[int]:
         return list(self.metadata["classes"])
+
+    @property
+    def trained_on(self) -> str:
+        """What the network saw, in words: :func:`trained_on`."""
+        return trained_on(self.metadata)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike = DEFAULT_RUN_DIR, device: torch.device | str = "cpu") -> Run:

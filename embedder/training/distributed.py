@@ -1,6 +1,6 @@
 """Training on several processes: PyTorch DistributedDataParallel, launched by ``torchrun``.
 
-``torchrun --nproc-per-node N -m cli.embed train ...`` starts one process per device; :func:`session`
+``torchrun --nproc-per-node N -m tripletshot.cli.embed train ...`` starts one process per device; :func:`session`
 joins them (NCCL on CUDA, gloo on the CPU). A single process, without ``torchrun``, is a world of one
 and nothing here changes what it does. Under ``torchrun``:
 
@@ -15,15 +15,18 @@ and nothing here changes what it does. Under ``torchrun``:
   DDP *sums* the ranks' gradients (:func:`_sum_gradients`) to the gradient of the whole batch's loss.
 - **Batch norm** is synchronised (:func:`synchronise_batch_norm`): in training, each batch norm normalises
   with the mean and variance of the *whole* batch, all ranks' images, and its backward pass sums over the
-  ranks, so the loss and the gradients are the whole batch's in training mode too (``test_distributed.py``
-  checks them in training mode against one process). The running statistics are then the same on every
-  rank; rank 0's are broadcast at each forward and after each epoch all the same. PyTorch's
-  ``SyncBatchNorm`` would do this on CUDA only; this one runs on gloo (CPU) as well.
+  ranks, so the loss and the gradients are the whole batch's in training mode too. On CUDA it is torch's
+  ``SyncBatchNorm`` (which waits for the device once per batch norm per step: it drops empty ranks' statistics
+  with a boolean mask, pytorch#78549). Torch's refuses CPU tensors, so on gloo it is :class:`_Synchronised`,
+  whose statistics are float32 whatever the input's dtype (as ``nn.BatchNorm`` keeps its own).
+  ``test_distributed.py`` checks two ranks against one process in training mode, in float32 (what the CPU
+  runs) and under bf16 autocast (what CUDA runs). The running statistics are then the same on every rank;
+  rank 0's are broadcast at each forward and after each epoch all the same.
 - **Stopping.** :meth:`World.any` tells every rank whether any rank got SIGINT/SIGTERM, after every step,
   so all stop at the same step; rank 0 alone writes the run folder, under its lock. It is one small
-  all-reduce of a CPU tensor over a gloo group of its own, so it never waits for the device's queue: on
-  CUDA the step loop still never reads back from the device (before, it was a device tensor and ``.item()``
-  waited for every step's kernels). On gloo its cost is measured in ``docs/correctness-claims.md``.
+  all-reduce of a CPU tensor over a gloo group of its own, so it never waits for the device's queue (before,
+  it was a device tensor and ``.item()`` waited for every step's kernels). On gloo its cost is measured in
+  ``docs/guide.md`` ("Training on several processes").
 - **Validation classes.** Rank 0 alone scores them (:mod:`embedder.training.held_out`) while the others wait;
   :meth:`World.share` hands its score to every rank, so every rank keeps the same best epoch.
 """
@@ -131,20 +134,22 @@ class _Synchronised:
     """The training-mode forward of a batch norm over every rank's part of the batch, as one process would
     compute it over the whole batch: the mean and (biased) variance of all the ranks' values, in two
     all-reduces that carry the gradient back (:class:`_SumOverRanks`); the running statistics are updated
-    with the whole batch's mean and unbiased variance, as ``nn.BatchNorm`` does. Outside training, or with
-    no process group, it is the plain batch norm."""
+    with the whole batch's mean and unbiased variance, as ``nn.BatchNorm`` does. The statistics are float32
+    and the output has the input's dtype, as ``nn.BatchNorm``'s under autocast. Outside training, or with no
+    process group, it is the plain batch norm."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)  # type: ignore[misc]
         all_reduce = _SumOverRanks.apply
         dims = [d for d in range(x.dim()) if d != 1]
-        count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
-        sums = all_reduce(torch.cat([x.sum(dims), count]))
+        h = x.float()
+        count = torch.tensor([h.numel() / h.shape[1]], dtype=torch.float32, device=h.device)
+        sums = all_reduce(torch.cat([h.sum(dims), count]))
         n = sums[-1]
         mean = sums[:-1] / n
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        centred = x - mean.reshape(shape)
+        shape = [1, -1] + [1] * (h.dim() - 2)
+        centred = h - mean.reshape(shape)
         var = all_reduce((centred * centred).sum(dims)) / n
         if self.track_running_stats:
             with torch.no_grad():
@@ -153,7 +158,9 @@ class _Synchronised:
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(var.detach() * n / (n - 1), momentum)
         out = centred / torch.sqrt(var + self.eps).reshape(shape)
-        return out * self.weight.reshape(shape) + self.bias.reshape(shape) if self.affine else out
+        if self.affine:
+            out = out * self.weight.float().reshape(shape) + self.bias.float().reshape(shape)
+        return out.to(x.dtype)
 
 
 class SynchronisedBatchNorm1d(_Synchronised, nn.BatchNorm1d):
@@ -164,9 +171,15 @@ class SynchronisedBatchNorm2d(_Synchronised, nn.BatchNorm2d):
     pass
 
 
-def synchronise_batch_norm(model: nn.Module) -> nn.Module:
-    """Make every batch norm of ``model`` synchronised, in place. Each keeps its parameters, buffers and state
-    dict (and stays an ``nn.BatchNorm2d``, so folding it for inference works as before)."""
+def synchronise_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Make every batch norm of ``model`` synchronised over the ranks, in place; returns ``model``.
+
+    On CUDA, torch's ``SyncBatchNorm`` (it takes over the batch norms' parameters and buffers, so the optimizer
+    and the state dict keep the same tensors). Elsewhere ours: each stays an ``nn.BatchNorm2d`` or ``1d``.
+    """
+    if device.type == "cuda":
+        nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces the children in place; model is no batch norm
+        return model
     for module in model.modules():
         if type(module) is nn.BatchNorm2d:
             module.__class__ = SynchronisedBatchNorm2d
@@ -270,7 +283,7 @@ class DistributedNet(nn.Module):
     def __init__(self, model: nn.Module, device: torch.device) -> None:
         super().__init__()
         device_ids = [device.index] if device.type == "cuda" else None
-        synchronise_batch_norm(model)  # the whole batch's statistics on every rank, as one process has them
+        synchronise_batch_norm(model, device)  # the whole batch's statistics on every rank, as one process has them
         self.ddp = DistributedDataParallel(_TrainingOutputs(model), device_ids=device_ids)
         self.ddp.register_comm_hook(None, _sum_gradients)
 

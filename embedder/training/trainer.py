@@ -20,9 +20,11 @@ from typing import Any
 import torch
 
 from embedder.config import (
+    CONTRAST_FROM,
     DEFAULT_EPOCHS,
     MAX_WAYS,
     MIN_STEPS,
+    NO_LABELS_NEED_A_POOL,
     OBJECT_DATASETS,
     SMALL_BATCH,
     SMALL_CLASS,
@@ -33,10 +35,11 @@ from embedder.config import (
 from embedder.data.classes import resolve_classes, resolve_val_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
-from embedder.data.sampling import BalancedBatchSampler, batch_shape, split_validation
-from embedder.errors import RunError
+from embedder.data.pool import Pool, load_pool
+from embedder.data.sampling import BalancedBatchSampler, NoLabelsSampler, PoolSampler, batch_shape, split_validation
+from embedder.errors import ConfigError, RunError
 from embedder.index.build import check_index_training, check_shots
-from embedder.losses.contrast import make_loss
+from embedder.losses.contrast import PoolContrastLoss, make_loss
 from embedder.models.embedder import Embedder
 from embedder.models.network import DEPTH_WEIGHTS, EmbeddingNet
 from embedder.runs.finish import FinishedTraining, finish_run
@@ -47,10 +50,13 @@ from embedder.training.checkpoint import EpochProgress, TrainingState, config_fr
 from embedder.training.devices import resolve_device
 from embedder.training.held_out import HeldOut, held_out_line, held_out_warning, scored_epoch
 from embedder.training.interrupt import Interrupted, StopRequest
+from embedder.training.pseudo_labels import cluster_labels, refresh_due
 from embedder.utils.formatting import percent
+from embedder.utils.precision import mixed_precision
 from embedder.utils.progress import duration, progress_bar, progress_line
 
 EpochHook = Callable[[int, Embedder], None]
+CENTRING_POOL_IMAGES = 50_000  # pool images a pooled run is centred on, at most (a mean needs no more)
 
 
 def views_loss(
@@ -61,16 +67,28 @@ def views_loss(
     generator: torch.Generator,
     normalization: tuple[float, float],
     augment: AugmentConfig = AugmentConfig(),
+    pool: torch.Tensor | None = None,
+    pool_loss: torch.nn.Module | None = None,  # PoolContrastLoss: (two views' embeddings, clusters) -> loss
+    clusters: torch.Tensor | None = None,  # the pool images' pseudo-labels, if any
 ) -> torch.Tensor:
-    """Loss on two augmented views of each uint8 image: instance positives plus class triplets."""
+    """Loss on two augmented views of each uint8 image: the labelled images' objective, plus the instance
+    contrast of the ``pool``'s unlabelled images, augmented and embedded with them in one pass."""
     mean, std = normalization
-    x = images.unsqueeze(1).float().div_(255.0)
+    n = len(images)
+    batch = images if pool is None else torch.cat([images, pool])
+    x = batch.unsqueeze(1).float().div_(255.0)
     views = torch.cat([augment_batch(x, generator, augment), augment_batch(x, generator, augment)])
     views = views.sub_(mean).div_(std)
-    with torch.autocast(views.device.type, torch.bfloat16, enabled=views.device.type == "cuda"):
-        outputs = model.training_outputs(views)
-    instance_ids = torch.arange(len(images), device=images.device).repeat(2)
-    return criterion(outputs.float(), labels.repeat(2), instance_ids)
+    with mixed_precision(views.device):  # bf16 on CUDA (embedder.utils.precision)
+        outputs = model.training_outputs(views).float()
+    instance_ids = torch.arange(n, device=images.device).repeat(2)
+    if pool is None:
+        return criterion(outputs, labels.repeat(2), instance_ids)
+    first, second = outputs[: len(batch)], outputs[len(batch) :]
+    loss = pool_loss(torch.cat([first[n:], second[n:]]), clusters)
+    if n:  # a run with no labelled classes learns from its pool alone
+        loss = loss + criterion(torch.cat([first[:n], second[:n]]), labels.repeat(2), instance_ids)
+    return loss
 
 
 class TrainingStopped(Exception):
@@ -92,8 +110,12 @@ def train_one_epoch(
     state: EpochProgress | None = None,
     stop: Callable[[], bool] | None = None,
     augment: AugmentConfig = AugmentConfig(),
+    pool: PoolSampler | None = None,
+    pool_loss: torch.nn.Module | None = None,
 ) -> float:
     """Run the epoch's ``steps`` optimizer steps; return the mean training loss (the epoch's one host sync).
+
+    With a ``pool`` sampler, each step adds its batch of unlabelled images, trained on by ``pool_loss``.
 
     ``state`` lets an epoch start part-way (resume) and records how far it got. If ``stop()`` turns true,
     the current step completes and :class:`TrainingStopped` is raised, with ``state`` up to date.
@@ -105,7 +127,11 @@ def train_one_epoch(
     with progress_bar(steps, description, progress, initial=state.step, unit="step") as bar:
         while state.step < steps:
             indices, labels = sampler.sample()
-            loss = views_loss(model, criterion, images[indices], labels, generator, normalization, augment)
+            unlabelled, clusters = pool.sample() if pool is not None else (None, None)
+            loss = views_loss(
+                model, criterion, images[indices], labels, generator, normalization, augment, unlabelled, pool_loss,
+                clusters,
+            )  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -169,12 +195,12 @@ def train(
     trains (:mod:`embedder.training.distributed`) and calls ``on_epoch_end``; rank 0 alone logs, locks and writes.
     """
     device = resolve_device(config.device)
-    config, dataset = _dataset_for(config, dataset, log)
+    config, dataset, pool = _dataset_for(config, dataset, log)
     store = RunDir(config.run_dir)
     with distributed.session(device) as (world, device):
         fresh = prepare_run_dir(store.path, force) if world.is_main else False
         with store.lock() if world.is_main else contextlib.nullcontext():
-            return _Training(config, store, device, dataset, progress, log, fresh, world).run(on_epoch_end)
+            return _Training(config, store, device, dataset, progress, log, fresh, world, pool).run(on_epoch_end)
 
 
 def resume(
@@ -206,17 +232,18 @@ def resume(
         if store.manifest()["files"]["checkpoint"] != manifest["files"]["checkpoint"]:  # written meanwhile
             checkpoint = store.read_tensors("checkpoint")
             config = config_from_checkpoint(checkpoint, str(run_dir), run_dir=str(run_dir), **changes)
-        config, dataset = _dataset_for(config, dataset, log, drawn=True)
+        config, dataset, pool = _dataset_for(config, dataset, log, drawn=True)
         with distributed.session(resolve_device(config.device)) as (world, device):
-            training = _Training(config, store, device, dataset, progress, log, False, world)
+            training = _Training(config, store, device, dataset, progress, log, False, world, pool)
             training.restore(checkpoint)
             return training.run(on_epoch_end)
 
 
 def _dataset_for(
     config: TrainConfig, dataset: Dataset | None, log: Callable[[str], None], drawn: bool = False
-) -> tuple[TrainConfig, Dataset]:
-    """The dataset, and the config with its classes as labels: the one place class names are resolved.
+) -> tuple[TrainConfig, Dataset, Pool | None]:
+    """The dataset, the config with its classes as labels (the one place class names are resolved) and its
+    objective chosen (:func:`loss_for`), and the unlabelled pool if any (:func:`embedder.data.pool.load_pool`).
 
     From here on ``classes`` are the classes trained on and ``val_classes`` the labels held out of them (0 for
     none). ``drawn``: the config is a checkpoint's, whose validation classes were already drawn.
@@ -237,7 +264,12 @@ def _dataset_for(
     config = replace(config, classes=trained, val_classes=held_out or 0, dataset=dataset.name)
     check_shots(dataset, config.shots)
     check_index_training(dataset, config)
-    return config, dataset
+    pool = load_pool(config, dataset)
+    if pool is None and not config.classes:
+        raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
+    for warning in pool.warnings if pool is not None else []:
+        log(f"warning: {warning}")
+    return replace(config, loss=loss_for(config, pool is not None)), dataset, pool
 
 
 def _val_classes(config: TrainConfig, labels: list[int], dataset: Dataset, drawn: bool) -> list[int]:
@@ -263,6 +295,17 @@ def augmentation_for(config: TrainConfig) -> str:
     if config.augmentation != "auto":
         return config.augmentation
     return "objects" if config.dataset in OBJECT_DATASETS else "strokes"
+
+
+def loss_for(config: TrainConfig, pooled: bool) -> str:
+    """The objective a training uses: ``auto`` is class contrast beside an unlabelled pool, on photographed objects
+    and on many classes (:data:`~embedder.config.CONTRAST_FROM`: glyphs), where it beat triplets; triplets on a
+    few classes of strokes, where class contrast lost to them on all three headline cases (MNIST 0,1,2, a small
+    folder of symbols, enrolment from one image; docs/results.md, "0.6")."""
+    if config.loss != "auto":
+        return config.loss
+    many = len(config.classes) >= CONTRAST_FROM
+    return "contrast" if pooled or many or augmentation_for(config) == "objects" else "triplet"
 
 
 def _batch_rule(counts: list[int], config: TrainConfig) -> tuple[list[int], int, int | None]:
@@ -291,8 +334,9 @@ class _Training:
         log: Callable[[str], None],
         fresh: bool,
         world: distributed.World | None = None,
+        pool: Pool | None = None,
     ) -> None:
-        self.config, self.store, self.device, self.dataset = config, store, device, dataset
+        self.config, self.store, self.device, self.dataset, self.pool = config, store, device, dataset, pool
         self.world = world or distributed.World()
         self.progress, self.fresh = progress and self.world.is_main, fresh
         self.log = log if self.world.is_main else lambda _: None
@@ -300,7 +344,8 @@ class _Training:
         train_rows, self.val_rows = split_validation(
             dataset.train_labels, config.classes, config.val_fraction, config.seed
         )
-        self.normalization = pixel_statistics(dataset.train_images[train_rows])  # what it trains on, nothing unseen
+        trained_pixels = dataset.train_images[train_rows] if len(train_rows) else self.pool.images  # no labels: pool
+        self.normalization = pixel_statistics(trained_pixels)  # what it trains on, nothing unseen
         val_rows = self.val_rows
         everything = (dataset.train_images, dataset.train_labels)
         self.images, self.labels = (t[train_rows].to(device) for t in everything)
@@ -309,16 +354,18 @@ class _Training:
             config.loss, config.margin, config.class_weight, config.temperature, config.instance_weight
         )
         self.augment = PRESETS[augmentation_for(config)].scaled(config.augment)
-        counts = dataset.class_counts(train_rows)
-        self.ways, self.m = batch_shape(*_batch_rule([int(counts[c]) for c in config.classes], config))
-        per_epoch = max(1, math.ceil(len(train_rows) / (self.ways * self.m)))
+        self.ways, self.m, per_epoch = self._batches(train_rows)
         if config.epochs is None:  # resolved here, where the steps are known, and saved with the options
             least = max(MIN_STEPS, STEPS_PER_CLASS * len(config.classes))
             self.config = config = replace(config, epochs=max(DEFAULT_EPOCHS, math.ceil(least / per_epoch)))
         self.steps = 2 if config.dry_run else per_epoch
         self.epochs = 1 if config.dry_run else config.epochs
         self.state = self._initial_state()
-        self.sampler = BalancedBatchSampler(self.labels, config.classes, self.m, self.ways, self.state.generator)
+        self.sampler = (
+            BalancedBatchSampler(self.labels, config.classes, self.m, self.ways, self.state.generator)
+            if config.classes
+            else NoLabelsSampler(device)
+        )
         self.held_out = HeldOut(dataset, config.val_classes, config.seed) if config.val_classes else None
         # What the steps run: the model, loss and augmentation stream themselves, or their distributed forms.
         self.net, self.loss, self.augment_generator = self.state.model, self.criterion, self.state.generator
@@ -329,6 +376,43 @@ class _Training:
             self.augment_generator = torch.Generator(device).manual_seed(
                 config.seed + 1_000_003 * (self.world.rank + 1)
             )
+        self.pool_sampler, self.pool_loss = self._pool_parts()
+        self.pool_clusters: torch.Tensor | None = None  # the pool's pseudo-labels, once drawn
+
+    def _first_line(self) -> str:
+        """What trains on what: the labelled classes and their batches, and the pool if any."""
+        config, names = self.config, self.dataset.class_names
+        labelled = (
+            f"classes {','.join(names[c] for c in config.classes)} on {self.device}: {len(self.images)} images "
+            f"({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} steps of {self.ways} classes x "
+            f"{self.m}, {config.loss} loss"
+            if config.classes
+            else f"no labels on {self.device}: {self.epochs} epochs x {self.steps} steps"
+        )
+        pool = f"; and on {self.pool.describe()}, {self.pool_sampler.batch} a step" if self.pool else ""
+        return f"training on {config.dataset} {labelled}{pool}"
+
+    def _batches(self, train_rows: Any) -> tuple[int, int, int]:
+        """Classes and images of each in a labelled batch, and steps an epoch: a pass over the labelled images,
+        or over the pool for a training on a pool alone (no classes; its batch: ``batch_size``, else 2 x m)."""
+        config = self.config
+        if not config.classes:
+            batch = min(config.batch_size or 2 * config.m_per_class, len(self.pool.images))
+            return 1, batch, max(1, math.ceil(len(self.pool.images) / batch))
+        counts = self.dataset.class_counts(train_rows)
+        ways, m = batch_shape(*_batch_rule([int(counts[c]) for c in config.classes], config))
+        return ways, m, max(1, math.ceil(len(train_rows) / (ways * m)))
+
+    def _pool_parts(self) -> tuple[PoolSampler | None, PoolContrastLoss | None]:
+        """The unlabelled pool's batches (as many images as the labelled batch, shared out among the ranks)
+        and its loss: each rank's instance contrast over its own share, weighted down by the ranks whose
+        gradients DDP sums."""
+        if self.pool is None:
+            return None, None
+        batch = max(2, self.ways * self.m // self.world.size)
+        images = self.pool.images.to(self.device)
+        weight = self.config.unlabelled_weight / self.world.size
+        return PoolSampler(images, batch, self.augment_generator), PoolContrastLoss(weight, self.config.temperature)
 
     def _initial_state(self) -> TrainingState:
         config = self.config
@@ -355,6 +439,7 @@ class _Training:
             (float(stored[0]), float(stored[1])) if stored is not None else pixel_statistics(self.dataset.train_images)
         )
         self._restore_augmentation(checkpoint.get("augment_generators"))
+        self.pool_clusters = checkpoint.get("pool_clusters")
         self.log(
             f"resuming {self.store.path} at epoch {self.state.epoch + 1} of {self.epochs}, "
             f"step {self.state.progress.step} of {self.steps}"
@@ -377,6 +462,8 @@ class _Training:
         self.state.seconds = time.perf_counter() - self.started
         snapshot = self.state.snapshot(self.config)
         snapshot["normalization"] = list(self.normalization)
+        if self.pool_clusters is not None:
+            snapshot["pool_clusters"] = self.pool_clusters.cpu()
         if self.world.distributed:  # a collective: every rank takes part, rank 0 writes
             snapshot["augment_generators"] = self.world.gather_states(self.augment_generator)
         if self.world.is_main:
@@ -389,13 +476,7 @@ class _Training:
         return Embedder(self.state.model, *self.normalization, device=self.device)
 
     def run(self, on_epoch_end: EpochHook | None) -> TrainResult:
-        config = self.config
-        self.log(
-            f"training on {config.dataset} classes {','.join(self.dataset.class_names[c] for c in config.classes)} "
-            f"on {self.device}: "
-            f"{len(self.images)} images ({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} "
-            f"steps of {self.ways} classes x {self.m}"
-        )
+        self.log(self._first_line())
         if self.held_out is not None:
             self.log(
                 f"validation classes, held out of training: {','.join(self.held_out.names)}; "
@@ -415,15 +496,29 @@ class _Training:
             raise
         return self._finish(time.perf_counter() - self.started)
 
+    def _refresh_clusters(self, epoch: int) -> None:
+        """New pseudo-labels for the pool at the start of an epoch that is due them (kept in the checkpoint, so a
+        resumed epoch draws from the same ones)."""
+        if self.pool_sampler is None or not self.config.unlabelled_clusters:
+            return
+        if self.state.progress.step == 0 and refresh_due(epoch, self.epochs):
+            self.pool_clusters = cluster_labels(
+                self.embedder(), self.pool_sampler.images, self.config.unlabelled_clusters, self.config.seed + epoch
+            )
+            self.pool_sampler.with_clusters(self.pool_clusters)
+        elif self.pool_clusters is not None and self.pool_sampler.labels is None:  # resumed part-way
+            self.pool_sampler.with_clusters(self.pool_clusters)
+
     def _one_epoch(self, stop: StopRequest) -> None:
         state, epoch = self.state, self.state.epoch + 1
+        self._refresh_clusters(epoch)
         began, first_step = time.perf_counter(), state.progress.step
         try:
             train_loss = train_one_epoch(
                 self.net, self.loss, state.optimizer, state.scheduler, self.sampler, self.images, self.steps,
                 self.augment_generator, self.normalization, description=f"epoch {epoch}/{self.epochs}",
                 progress=self.progress, state=state.progress, stop=lambda: self.world.any(bool(stop), self.device),
-                augment=self.augment,
+                augment=self.augment, pool=self.pool_sampler, pool_loss=self.pool_loss,
             )  # fmt: skip
             seconds_in_steps = time.perf_counter() - began
         except TrainingStopped:
@@ -466,6 +561,28 @@ class _Training:
             self.progress,
         )
 
+    def _centring_images(self) -> torch.Tensor:
+        """What the embedding is centred on: the training classes' images, and the pool's (a seeded 50,000 of a
+        larger one): the mean of all the data the run learned from, unseen classes included (docs/results.md,
+        "0.6": a point or two on unseen classes)."""
+        if self.pool is None:
+            return self.images
+        count = min(len(self.pool.images), CENTRING_POOL_IMAGES)
+        rows = torch.randperm(len(self.pool.images), generator=torch.Generator().manual_seed(self.config.seed))
+        return torch.cat([self.images.cpu(), self.pool.images[rows[:count]]])
+
+    def _pool_summary(self) -> dict[str, Any] | None:
+        """What run.json says of the pool: where from, how many images, their share of a step and weight."""
+        if self.pool is None:
+            return None
+        return {
+            "source": self.pool.source,
+            "images": len(self.pool.images),
+            "per_step": self.pool_sampler.batch * self.world.size,
+            "weight": self.config.unlabelled_weight,
+            "description": self.pool.describe(),
+        }
+
     def _finish(self, train_seconds: float) -> TrainResult:
         """Centre on the training classes' mean feature, then index, calibrate and commit the run in one step."""
         if not self.world.is_main:
@@ -473,7 +590,7 @@ class _Training:
             return TrainResult(self.store.path, {}, written=False)
         if self.state.best.weights is not None:  # the best-scoring epoch's, on the validation classes
             self.state.model.load_state_dict(self.state.best.weights)
-        embedder = self.embedder().fit_centering(self.images)
+        embedder = self.embedder().fit_centering(self._centring_images())
         held_out = self.held_out.summary(self.state.best, self.epochs) if self.held_out is not None else None
         training = {
             "normalization": {"mean": self.normalization[0], "std": self.normalization[1]},
@@ -483,6 +600,7 @@ class _Training:
             "curve": self.state.curve,
             "train_seconds": train_seconds,
             "held_out": held_out,
+            "unlabelled": self._pool_summary(),
         }
         finished = FinishedTraining(embedder, self.dataset, self.config, self.images, self.val_rows, training)
         metadata = finish_run(self.store, finished, fresh=self.fresh, log=self.log)
