@@ -1,7 +1,7 @@
 """`embed serve` under load: predict requests/s and p50/p99 latency at 1, 4 and 16 concurrent clients on 127.0.0.1,
 and one HTTP predict against the same predict in process.
 
-    python bench/serve_load.py [--run-dir RUN] [--workers 1] [--seconds 5] [--clients 1,4,16] [--json]
+    python bench/serve_load.py [--run-dir RUN] [--workers 1] [--seconds 5] [--clients 1,4,16] [--plain] [--json]
 
 It starts ``embed serve`` (``--no-access-log``) on a free 127.0.0.1 port, sends one 28x28 PNG digit to
 ``POST /predict`` from asyncio clients (each its own keep-alive connection; the request's raw HTTP/1.1 bytes
@@ -9,6 +9,10 @@ are built once, so the load generator takes little of the machine's CPU) for ``-
 ``--max-requests`` each, and stops the server: a bounded loop that ends by itself. The in-process figure is
 :func:`embedder.predict` of the same decoded image on the same run (median of ``--repeats``), and the load
 and decode (:func:`embedder.load_image`) on top of it. Aim: p50 <= 10 ms and p99 <= 50 ms at 4 clients.
+``--plain`` hides httptools and uvloop from the server (uvicorn then runs h11 on asyncio, as it does without
+``uvicorn[standard]``), so one machine compares both. Each level also reports the server's CPU time per
+request (user + system, of every process of its session, from ``/proc``): on a machine shared with other
+jobs, latency measures the queue for the CPU as much as the server, while its CPU time per request does not.
 Without ``--run-dir`` it first trains a small run through the CLI (digits 0-4, 2 epochs, no download).
 """
 
@@ -56,8 +60,17 @@ def digit_png(workdir: Path) -> Path:
     return path
 
 
+def hide_standard(folder: Path) -> dict[str, str]:
+    """The environment of a server that cannot import httptools nor uvloop: modules by those names that refuse."""
+    for name in ("httptools", "uvloop"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        refusal = f"raise ImportError('{name} hidden by bench/serve_load.py --plain')\n"
+        (folder / name / "__init__.py").write_text(refusal)
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)}
+
+
 @contextlib.contextmanager
-def server(run_dir: Path, workers: int, log: Path):
+def server(run_dir: Path, workers: int, log: Path, env: dict[str, str]):
     import httpx
 
     port = free_port()
@@ -68,6 +81,7 @@ def server(run_dir: Path, workers: int, log: Path):
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **env},
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -80,10 +94,23 @@ def server(run_dir: Path, workers: int, log: Path):
             time.sleep(0.2)
         else:
             raise SystemExit(f"embed serve did not start:\n{log.read_text()}")
-        yield port
+        yield port, proc.pid  # the server leads its own session (start_new_session)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
+
+
+def cpu_seconds(session: int) -> float:
+    """User + system CPU seconds so far of every process in ``session`` (the server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if int(fields[3]) == session:  # fields[3] is the session id; utime and stime follow at 11 and 12
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def request_bytes(port: int, image: bytes) -> bytes:
@@ -130,6 +157,14 @@ async def load(port: int, image: bytes, clients: int, seconds: float, most: int)
     return latencies, time.perf_counter() - began
 
 
+def http_stack(plain: bool) -> str:
+    """What uvicorn picks by itself: httptools and uvloop where installed (uvicorn[standard]), else h11, asyncio."""
+    import importlib.util
+
+    found = {name: not plain and importlib.util.find_spec(name) is not None for name in ("httptools", "uvloop")}
+    return f"{'httptools' if found['httptools'] else 'h11'}, {'uvloop' if found['uvloop'] else 'asyncio'}"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -169,19 +204,24 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=20_000, help="per concurrency level")
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--repeats", type=int, default=200, help="in-process predicts timed")
+    parser.add_argument("--plain", action="store_true", help="hide httptools and uvloop from the server")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
+    load_average = os.getloadavg()[0]  # other jobs on the machine: the noise in the latencies
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         run_dir = Path(args.run_dir) if args.run_dir else make_run(work)
         image_path = digit_png(work)
         image = image_path.read_bytes()
         rows = []
-        with server(run_dir, args.workers, work / "server.log") as port:
+        env = hide_standard(work / "plain") if args.plain else {}
+        with server(run_dir, args.workers, work / "server.log", env) as (port, session):
             asyncio.run(load(port, image, 4, 2.0, 400))  # warm-up: every worker's first requests
             for clients in levels:
+                cpu = cpu_seconds(session)
                 latencies, wall = asyncio.run(load(port, image, clients, args.seconds, args.max_requests))
+                cpu = cpu_seconds(session) - cpu
                 rows.append(
                     {
                         "clients": clients,
@@ -189,12 +229,15 @@ def main() -> None:
                         "requests_per_s": len(latencies) / wall,
                         "p50_ms": 1000 * percentile(latencies, 50),
                         "p99_ms": 1000 * percentile(latencies, 99),
+                        "server_cpu_ms_per_request": 1000 * cpu / len(latencies),
                     }
                 )
         alone, decoded = in_process(run_dir, image_path, args.repeats)
     one = next((r for r in rows if r["clients"] == 1), rows[0])
     result = {
         "machine": machine(),
+        "load_average_1min_at_start": load_average,
+        "http": http_stack(args.plain),
         "workers": args.workers,
         "levels": rows,
         "in_process_predict_ms": 1000 * alone,
@@ -205,11 +248,12 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"# embed serve, POST /predict of one 28x28 PNG, {args.workers} worker(s); {result['machine']}")
-    print(f"{'clients':>7}  {'requests':>8}  {'req/s':>7}  {'p50 ms':>7}  {'p99 ms':>7}")
+    print(f"# embed serve, POST /predict of one 28x28 PNG, {args.workers} worker(s), {result['http']}")
+    print(f"# {result['machine']}; load average {load_average:.1f} at start")
+    print(f"{'clients':>7}  {'requests':>8}  {'req/s':>7}  {'p50 ms':>7}  {'p99 ms':>7}  {'server CPU ms/req':>17}")
     for r in rows:
         line = f"{r['clients']:>7}  {r['requests']:>8}  {r['requests_per_s']:>7.1f}"
-        print(f"{line}  {r['p50_ms']:>7.2f}  {r['p99_ms']:>7.2f}")
+        print(f"{line}  {r['p50_ms']:>7.2f}  {r['p99_ms']:>7.2f}  {r['server_cpu_ms_per_request']:>17.2f}")
     print(
         f"in process: predict {result['in_process_predict_ms']:.2f} ms, load_image + predict "
         f"{result['in_process_decode_and_predict_ms']:.2f} ms; one HTTP predict (p50, 1 client) is "

@@ -147,3 +147,20 @@ def test_bad_files_raise_one_clear_error(tmp_path, case):
         load_image(path)
     assert isinstance(info.value, ValueError) and not isinstance(info.value, ConfigError)  # CLI: exit 1, not 2
     assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("form", ["png_black_on_white", "rgba_transparent", "jpeg_large", "tiff_16bit"])
+def test_bytes_and_file_objects_load_as_the_file_does(tmp_path, form):
+    path = forms(mnist_like_digit().numpy(), tmp_path)[form]
+    from_file = load_image(path)
+    assert torch.equal(load_image(path.read_bytes()), from_file)
+    with open(path, "rb") as f:
+        assert torch.equal(load_image(f), from_file)
+
+
+@pytest.mark.parametrize("case", ["text", "empty", "truncated", "bomb", "blank"])
+def test_bad_bytes_raise_the_same_error_under_the_name_given(tmp_path, case):
+    path, message = bad_files(tmp_path)[case]
+    with pytest.raises(ImageError, match=message) as info:
+        load_image(path.read_bytes(), name="upload.png")
+    assert str(info.value).startswith("upload.png: ") and str(path) not in str(info.value)

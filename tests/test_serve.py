@@ -16,10 +16,12 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,9 +43,10 @@ from PIL import Image  # noqa: E402
 from embedder.data.images import load_image  # noqa: E402
 from embedder.runs.enrolment import indexed_classes  # noqa: E402
 from embedder.runs.run import Run  # noqa: E402
-from embedder.runs.store import RunDir  # noqa: E402
+from embedder.runs.store import RunBusyError, RunDir  # noqa: E402
 from tests.runfiles import snapshot  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
 TIMES = ("added", "updated")
 http = SimpleNamespace(  # a slow shared machine: waits that only stop a hung test, never a measurement
     **{verb: functools.partial(getattr(httpx, verb), timeout=300) for verb in ("get", "post", "delete", "request")}
@@ -195,12 +198,40 @@ def test_health_run_classes_docs_and_the_page(server, digits_run):
     assert {"/health", "/run", "/classes", "/predict", "/classes/{name}/images", "/classes/{name}", "/sum"} <= set(
         spec["paths"]
     )
-    assert http.get(server.url + "/docs").status_code == 200
     page = http.get(server.url + "/")
     assert page.status_code == 200 and '<canvas id="pad"' in page.text
     for asset in ("app.js", "style.css"):
         text = http.get(f"{server.url}/static/{asset}").text
         assert text and "http://" not in text and "https://" not in text  # no CDN: it works offline
+
+
+def test_docs_are_swagger_ui_from_this_server_never_a_cdn(server):
+    from cli.serve.docs import swagger_ui_files
+
+    if swagger_ui_files() is None and not os.environ.get("CI"):
+        pytest.skip("fastapi-offline is not installed (pip install -e '.[serve]')")
+    page = http.get(server.url + "/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # offline: every asset is this server's
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css", "/docs-assets/favicon.png"):
+        assert asset in page.text
+        loaded = http.get(server.url + asset)
+        assert loaded.status_code == 200 and len(loaded.content) > 1000, asset
+    assert '<a href="/docs">' in http.get(server.url + "/").text  # the page links to it
+    assert http.get(server.url + "/redoc").status_code == 404  # FastAPI's ReDoc would load from a CDN
+
+
+def test_where_swagger_ui_files_are_missing_there_is_no_docs_page_nor_link(digits_run, tmp_path):
+    shim = tmp_path / "shim" / "fastapi_offline"  # a fastapi_offline without its files, first on the path
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("")
+    env = {"PYTHONPATH": os.pathsep.join([str(shim.parent), os.environ.get("PYTHONPATH", "")])}
+    with serving(copy_run(digits_run, tmp_path), env=env) as s:
+        assert http.get(s.url + "/docs").status_code == 404
+        assert "/docs" not in http.get(s.url + "/").text
+        assert "/predict" in http.get(s.url + "/openapi.json").json()["paths"]
+    said = s.log.read_text()
+    assert f"API described at {s.url}/openapi.json" in said and "/docs" not in said
 
 
 def test_predict_equals_embed_predict(server, digits, tmp_path):
@@ -265,6 +296,38 @@ def test_enrol_and_forget_equal_the_cli(server, digits, tmp_path):
     )
 
 
+def readme_block(first: str) -> list[str]:
+    """The lines of the README's bash block that holds ``first``, without their comments."""
+    text = (ROOT / "README.md").read_text()
+    code = next(b.split("```", 1)[0] for b in text.split("```bash\n")[1:] if first in b.split("```", 1)[0])
+    return [line.split("  #", 1)[0].strip() for line in code.splitlines() if line.strip()]
+
+
+def bash(line: str, cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{line}\n{done.stderr[-2000:]}"
+    return done.stdout
+
+
+def test_the_readme_serve_tour_answers_what_its_comments_say(tmp_path):
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    for line in readme_block("python examples/draw_symbols.py symbols"):  # the tour before it, as written
+        if not line.startswith("embed eval"):  # it only reads the run
+            bash(line, tmp_path)
+    serve, *curls = readme_block("embed serve --run-dir runs/symbols")
+    assert serve == "embed serve --run-dir runs/symbols" and len(curls) == 4
+    with serving(tmp_path / "runs" / "symbols") as s:
+        said = [json.loads(bash(line.replace("localhost:8000", f"127.0.0.1:{s.port}"), tmp_path)) for line in curls]
+    enrolled, predicted, classes, forgot = said
+    assert (enrolled["name"], enrolled["label"], enrolled["shots"]) == ("star", 4, 3)  # "back under its label 4"
+    assert [(p["image"], p["name"]) for p in predicted] == [("star-4.png", "star")]  # "star-4.png is a star again"
+    assert len(predicted[0]["neighbours"]) == 3  # k=3
+    assert [c["name"] for c in classes] == ["circle", "cross", "square", "triangle", "star"]
+    assert all("thumbnails" in c for c in classes)  # "with thumbnail counts"
+    assert (forgot["name"], forgot["label"]) == ("star", 4)
+
+
 # --- bad requests: each a 4xx naming its field, the run untouched ---
 
 
@@ -314,6 +377,166 @@ def test_bad_requests_are_4xx_naming_the_field_and_leave_the_run_untouched(serve
     assert http.get(server.url + "/health").status_code == 200
 
 
+# --- the doors: every attack in docs/serve.md's table, tried against the server, with the answer it says ---
+
+
+def attack_table() -> dict[str, str]:
+    """Each row of the "Attacks tried" table of docs/serve.md: the attack's name and the answer it says."""
+    lines = (ROOT / "docs" / "serve.md").read_text().split("### Attacks tried", 1)[1].splitlines()
+    rows = [line for line in lines[: next(i for i, x in enumerate(lines) if x.startswith("#"))] if line.startswith("|")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows[2:]]  # past the header and its rule
+    return {row[0]: row[-1] for row in cells}
+
+
+def refused(answer: httpx.Response) -> str:
+    assert "Traceback" not in answer.text
+    return f"{answer.status_code} `{answer.json()['field']}`"
+
+
+def one(answers: list[httpx.Response]) -> str:
+    """The single answer every one of ``answers`` gave."""
+    said = {refused(a) for a in answers}
+    assert len(said) == 1, said
+    return said.pop()
+
+
+def cross_origin_write(t) -> str:
+    headers = {"Origin": "http://attacker.example"}
+    return one(
+        [
+            http.delete(t.server.url + "/classes/3", headers=headers),
+            http.post(t.server.url + "/classes/star/images", files=t.image, headers=headers),
+        ]
+    )
+
+
+def null_origin(t) -> str:
+    headers = {"Origin": "null"}  # a sandboxed iframe on any site, or a file: page
+    return one(
+        [
+            http.delete(t.server.url + "/classes/3", headers=headers),
+            http.post(t.server.url + "/classes/star/images", files=t.image, headers=headers),
+        ]
+    )
+
+
+def dns_rebinding(t) -> str:
+    headers = {"Host": f"attacker.example:{t.server.port}"}  # a name of theirs that now resolves to 127.0.0.1
+    paths = ["/", "/static/app.js", "/run", "/classes", "/openapi.json", "/docs", "/docs-assets/swagger-ui.css"]
+    answers = [http.get(t.server.url + path, headers=headers) for path in paths]
+    return one([*answers, http.post(t.server.url + "/predict", files=t.image, headers=headers)])
+
+
+def private_schema(t) -> str:
+    env = {"TRIPLETSHOT_TOKEN": "a-private-token-of-16-chars"}
+    with serving(copy_run(t.digits_run, t.tmp / "private"), "--private", env=env) as s:
+        return one([http.get(s.url + "/openapi.json"), http.get(s.url + "/docs")])
+
+
+def oversize_body(t) -> str:
+    blob = os.urandom(2_100_000)  # over the server's 2 MB
+    said = http.post(t.server.url + "/predict", files=[("images", ("big.png", blob, "image/png"))])
+    part = b'--x\r\nContent-Disposition: form-data; name="images"; filename="big.png"\r\n\r\n' + blob + b"\r\n--x--\r\n"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: refused as the stream passes the limit
+        for i in range(0, len(part), 65536):
+            yield part[i : i + 65536]
+
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    return one([said, http.post(t.server.url + "/predict", content=chunks(), headers=headers)])
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A real PNG of width x height black pixels: kilobytes that decode to width x height bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pack, rows = zlib.compressobj(9), b"\0" * (width + 1) * 1000  # each row: filter byte 0, then the pixels
+    data = b"".join(pack.compress(rows) for _ in range(height // 1000)) + pack.flush()
+    head = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def decompression_bomb(t) -> str:
+    bomb = bomb_png(8000, 8000)  # 64 M pixels
+    assert len(bomb) < 100_000 and Image.open(io.BytesIO(bomb)).size == (8000, 8000)
+    files = [("images", ("bomb.png", bomb, "image/png"))]
+    summed = http.post(t.server.url + "/sum", files=[("image", files[0][1])], data={"number": "1"})
+    assert refused(summed) == "413 `image`"
+    return one(
+        [
+            http.post(t.server.url + "/predict", files=files),
+            http.post(t.server.url + "/classes/star/images", files=files),
+        ]
+    )
+
+
+def path_like_label(t) -> str:
+    names = ["%2Fetc%2Fpasswd", "..%2F..%2Fescape", "a%5Cx", ".%2Fhere", "unknown"]  # encoded: sent as typed
+    answers = [http.post(f"{t.server.url}/classes/{name}/images", files=t.image) for name in names]
+    assert not list(t.server.run_dir.parent.parent.glob("**/escape*"))
+    return one(answers)
+
+
+def too_many_images(t) -> str:
+    return refused(http.post(t.server.url + "/predict", files=t.image * 9))  # the server takes 8
+
+
+def slow_client(t) -> str:
+    port = t.server.port
+    head = socket.create_connection(("127.0.0.1", port))  # a request head that never ends
+    head.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; bound")
+    body = socket.create_connection(("127.0.0.1", port))  # a body that stops after its first bytes
+    body.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+        b"Content-Length: 5000\r\n\r\n--x\r\nContent-Disposition: form-data; "
+    )
+    try:
+        others = http.post(t.server.url + "/predict", files=t.image)  # everyone else is answered meanwhile
+        assert others.status_code == 200, others.text
+        head.settimeout(120)  # only a guard against a hung test
+        body.settimeout(120)
+        assert head.recv(1000) == b""  # closed, with no answer
+        stalled = b""
+        while not stalled.endswith(b"}"):
+            stalled += body.recv(1000)
+        status, payload = stalled.split(b" ", 2)[1], json.loads(stalled.split(b"\r\n\r\n", 1)[1])
+        assert status == b"408" and "stopped arriving" in payload["error"], stalled
+    finally:
+        head.close()
+        body.close()
+    return f"the head: the connection closed after 10 s; the body: 408 `{payload['field']}` after 10 s"
+
+
+ATTACKS = {
+    "Cross-origin write": cross_origin_write,
+    "Null origin": null_origin,
+    "DNS rebinding": dns_rebinding,
+    "Private schema": private_schema,
+    "Oversize body": oversize_body,
+    "Decompression bomb": decompression_bomb,
+    "Path-like label": path_like_label,
+    "Too many images": too_many_images,
+    "Slow client": slow_client,
+}
+
+
+def test_every_attack_in_the_docs_table_gets_the_answer_it_says_and_changes_nothing(
+    server, digits, digits_run, tmp_path
+):
+    table = attack_table()
+    assert set(table) == set(ATTACKS)
+    image = uploads(digit_files(digits, tmp_path, [5]))
+    t = SimpleNamespace(server=server, tmp=tmp_path, image=image, digits_run=digits_run)
+    before = run_files(server.run_dir)
+    for name, attack in ATTACKS.items():
+        answer = attack(t)
+        assert answer in table[name], (name, answer, table[name])
+    assert run_files(server.run_dir) == before
+    assert http.get(server.url + "/health").status_code == 200
+
+
 def test_a_write_while_another_process_holds_the_lock_is_a_409_then_goes_through(server, digits, tmp_path):
     shots = uploads(digit_files(digits, tmp_path, [30]))
     before = run_files(server.run_dir)
@@ -324,6 +547,15 @@ def test_a_write_while_another_process_holds_the_lock_is_a_409_then_goes_through
     again = http.post(server.url + "/classes/locked/images", files=shots)
     assert again.status_code == 200 and again.json()["shots"] == 1
     assert http.delete(server.url + "/classes/locked").status_code == 200
+
+
+def test_a_busy_lock_is_a_typed_error(digits_run, tmp_path):
+    run_dir = copy_run(digits_run, tmp_path)
+    with RunDir(run_dir).lock():  # flock: a second open file of the same lock is refused, in one process too
+        with pytest.raises(RunBusyError, match=f"in use by pid {os.getpid()}"), RunDir(run_dir).lock():
+            pass
+    with RunDir(run_dir).lock():  # free again
+        pass
 
 
 # --- tokens ---
@@ -353,10 +585,14 @@ def test_private_reads_need_the_token_too(digits_run, tmp_path):
     run_dir = copy_run(digits_run, tmp_path)
     env = {"TRIPLETSHOT_TOKEN": "another-token-16-chars-or-more"}
     with serving(run_dir, "--private", env=env) as s:
-        assert http.get(s.url + "/health").status_code == 200
-        assert http.get(s.url + "/classes").status_code == 401
+        for open_path in ("/health", "/", "/static/app.js"):  # the page and its assets hold no data
+            assert http.get(s.url + open_path).status_code == 200, open_path
         bearer = {"Authorization": "Bearer another-token-16-chars-or-more"}
-        assert http.get(s.url + "/classes", headers=bearer).status_code == 200
+        for path in ("/classes", "/run", "/openapi.json", "/docs", "/classes/3/thumbnails/0"):
+            refused = http.get(s.url + path)
+            assert refused.status_code == 401 and refused.json()["field"] == "Authorization", path
+            assert http.get(s.url + path, headers=bearer).status_code in (200, 404), path  # 404: no /docs files
+        assert http.get(s.url + "/openapi.json", headers=bearer).json()["paths"]
 
 
 # --- two workers: concurrency, reloads, kill -9 ---
@@ -452,3 +688,14 @@ def test_serve_refuses_what_cannot_work_in_one_line(tmp_path):
         done = cli("serve", *args, cwd=tmp_path)
         assert done.returncode == code and words in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(digits_run, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli("serve", "--run-dir", str(digits_run), "--port", str(port), "--device", "cpu", cwd=tmp_path)
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 2 and len(said) == 1, done.stdout + done.stderr
+    assert said[0] == f"Error: --port {port} on 127.0.0.1 is in use by another program: choose another one"

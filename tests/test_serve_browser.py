@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx  # noqa: E402  (after tests.test_serve, which skips without the serve extra)
 import pytest
 
 from tests.test_serve import copy_run, serving
@@ -19,6 +20,24 @@ from tests.test_serve import copy_run, serving
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 WAIT = 300  # seconds: only stops a hung page on a slow shared machine; nothing is timed
+
+# A page of another site, framed sandboxed (so its origin is "null"), sending an enrolment as a form would: a
+# multipart POST is a "simple" request, sent without a CORS preflight, so only the server can refuse it.
+ATTACK = """
+<script>
+const canvas = document.createElement("canvas");
+canvas.width = canvas.height = 28;
+const pen = canvas.getContext("2d");
+pen.fillStyle = "#fff";
+pen.fillRect(6, 6, 16, 16);
+canvas.toBlob((png) => {
+  const form = new FormData();
+  form.append("images", png, "evil.png");
+  fetch("URL/classes/evil/images", { method: "POST", body: form })
+    .then(() => parent.postMessage("answered", "*"), () => parent.postMessage("sent", "*"));
+});
+</script>
+"""
 
 # A zigzag with a tail, in CSS pixels from the pad's centre: no digit looks like it.
 STROKE = [(-70, -60), (60, -60), (-60, 10), (60, 10), (-50, 70), (20, 40)]
@@ -89,6 +108,16 @@ def test_draw_enrol_draw_again_and_read_the_name_back(digits_run, tmp_path):
             assert "digits run" in text("run-info")
             assert not driver.find_element(By.ID, "token-row").is_displayed()  # this server needs no token
 
+            driver.execute_script(
+                "window.attack = null; addEventListener('message', (e) => { window.attack = e.data; });"
+                "const frame = document.createElement('iframe'); frame.sandbox = 'allow-scripts';"
+                "frame.srcdoc = arguments[0]; document.body.appendChild(frame);",
+                ATTACK.replace("URL", server.url),
+            )
+            names = lambda: {c["name"] for c in httpx.get(server.url + "/classes", timeout=60).json()}  # noqa: E731
+            wait.until(lambda d: d.execute_script("return window.attack") or "evil" in names())  # it was sent
+            assert "evil" not in names()
+
             draw(driver, (0, 0))
             wait.until(lambda d: text("answer-name") not in ("–", ""))  # the page asked by itself
             driver.find_element(By.ID, "enrol-name").send_keys("zigzag")
@@ -115,5 +144,10 @@ def test_draw_enrol_draw_again_and_read_the_name_back(digits_run, tmp_path):
             wait.until(lambda d: "forgot zigzag" in text("status"))  # said before the list is fetched again
             wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#classes li[data-name="zigzag"]'))
             assert len(driver.find_elements(By.CSS_SELECTOR, "#classes li")) == 10
+
+            driver.find_element(By.LINK_TEXT, "API (OpenAPI)").click()  # Swagger UI, from this server alone
+            wait.until(lambda d: "/predict" in [e.text for e in d.find_elements(By.CLASS_NAME, "opblock-summary-path")])
+            loaded = driver.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+            assert loaded and all(url.startswith(server.url + "/") for url in loaded), loaded
     finally:
         driver.quit()

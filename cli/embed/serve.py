@@ -50,7 +50,12 @@ def serve_command(
         raise click.ClickException("embed serve needs the serve extra: pip install 'tripletshot[serve]'") from None
     from embedder.runs.store import RunDir
 
+    from ..serve.docs import swagger_ui_files
+
     RunDir(run_dir).metadata()  # no run, or an unfinished one: one line now, not a traceback per worker
+    sock = launch.bind(host, port)  # a port in use: one line and exit 2, before anything says "serving"
     os.environ[ENV] = settings.to_env()
-    info(f"serving {run_dir} at http://{host}:{port}/ ({workers} worker(s)); API at http://{host}:{port}/docs")
-    launch.run(host, port, workers, access_log)
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    api = f"API at {url}/docs" if swagger_ui_files() else f"API described at {url}/openapi.json"
+    info(f"serving {run_dir} at {url}/ ({workers} worker(s)); {api}")
+    launch.run(sock, workers, access_log)

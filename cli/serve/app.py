@@ -13,19 +13,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
 from embedder import __version__
 
-from . import errors, routes
-from .guard import BodyLimit, check_origin, check_token
+from . import docs, errors, routes
+from .guard import BodyLimit, Guard
 from .settings import ServeSettings
 from .state import RunState
 
 STATIC = Path(__file__).parent / "static"
+DOCS_LINK = '<footer><a href="/docs">API (OpenAPI)</a></footer>\n'  # in index.html; dropped without /docs
 log = logging.getLogger("tripletshot.serve")
 
 
@@ -48,9 +49,9 @@ def app_from_env() -> FastAPI:
 def warm_up(state: RunState) -> None:
     """Import what the routes call and load the run, here in the main thread: the first request is not slow,
     and a predict whose modules were first imported in a worker thread measured 3x slower (15 ms, not 5)."""
-    import adder.pipeline  # noqa: F401
     import embedder.runs.enrolment  # noqa: F401
     import embedder.runs.prediction  # noqa: F401
+    import tripletshot.adder.pipeline  # noqa: F401
 
     state.run()
 
@@ -65,25 +66,29 @@ def build(settings: ServeSettings) -> FastAPI:
     Image.MAX_IMAGE_PIXELS = settings.max_pixels
     MultiPartParser.spool_max_size = settings.max_bytes  # uploads stay in memory: no temp file outside the run
 
-    async def guard(request: Request) -> None:  # async: no thread hop for a check of headers
-        check_origin(request, settings)
-        check_token(request, settings)
-
+    swagger = docs.swagger_ui_files()
     app = FastAPI(
         title="tripletshot",
         version=__version__,
         description="One run of a triplet-loss embedder: ask what an image is, enrol a class, forget one.",
-        dependencies=[Depends(guard)],
+        docs_url=None,  # FastAPI's own loads Swagger UI from a CDN: docs.install serves local files instead
+        redoc_url=None,  # the same, for ReDoc
     )
     app.state.run = RunState(settings)
     warm_up(app.state.run)
     errors.install(app)
     app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if swagger is not None:
+        docs.install(app, swagger)
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    if swagger is None:
+        html = html.replace(DOCS_LINK, "")
 
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    def page() -> HTMLResponse:
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_bytes)
+    app.add_middleware(Guard, settings=settings)  # added last, so it runs first: a refusal reads no body
     return app

@@ -207,7 +207,7 @@ async def add(
     number: Annotated[str, Form(description="The integer to add.")],
     reject: Annotated[bool, Query(description="Refuse an image the run calls unknown.")] = True,
 ) -> list[dict[str, Any]]:
-    from adder import parse_number
+    from tripletshot.adder import parse_number
 
     try:
         value = parse_number(number)
@@ -217,7 +217,7 @@ async def add(
     files = await read_uploads(image, "image", s.settings)
 
     def work() -> list[dict[str, Any]]:
-        from adder import adder_for, predict_sums
+        from tripletshot.adder import adder_for, predict_sums
 
         names, tensors = decode_all(files, "image", s.settings)
         run = s.run()

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from embedder import Run, RunError
-from embedder.runs.store import MANIFEST_FILE
+from embedder import Run
+from embedder.runs.store import MANIFEST_FILE, RunBusyError
 
 from .errors import ApiError
 from .settings import ServeSettings
@@ -33,11 +33,6 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def is_busy(exc: RunError) -> bool:
-    """Whether ``exc`` is the store's "another process holds the lock"."""
-    return "in use by" in str(exc)
 
 
 class RunState:
@@ -98,9 +93,7 @@ class RunState:
             while True:
                 try:
                     return change()
-                except RunError as exc:
-                    if not is_busy(exc):
-                        raise
+                except RunBusyError as exc:
                     if time.monotonic() >= deadline:
                         raise ApiError(
                             409,

@@ -1,18 +1,14 @@
 """Uploaded images to the embedder's uint8 28x28 tensors, through :func:`embedder.load_image` and its guards.
 
-The bytes never touch the disk: each upload goes into an anonymous in-memory file (``memfd``) that
-``load_image`` opens by its ``/proc/self/fd`` name, so the decompression-bomb guard and every decoding rule
-are the CLI's own. Before that, the image's header is read for its size, so an image over the pixel limit
-is refused without being decoded.
+The bytes never touch the disk: ``load_image`` decodes them from memory, with the decompression-bomb guard
+and every decoding rule of the CLI. Before that, the image's header is read for its size, so an image over
+the pixel limit is refused without being decoded.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
-from collections.abc import Iterator
 
 from starlette.datastructures import UploadFile  # what the form parser makes; FastAPI's is a subclass
 
@@ -22,30 +18,15 @@ from .errors import ApiError
 from .settings import ServeSettings
 
 
-@contextlib.contextmanager
-def _as_file(data: bytes) -> Iterator[str]:
-    """A path that reads as ``data``: a memfd where the kernel has them, else a private temp file."""
-    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
-        fd = os.memfd_create("tripletshot-upload", os.MFD_CLOEXEC)
-        try:
-            os.write(fd, data)
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-        return
-    with tempfile.NamedTemporaryFile(suffix=".upload") as f:  # not Linux: the system temp folder, deleted at once
-        f.write(data)
-        f.flush()
-        yield f.name
-
-
 def _check_pixels(data: bytes, where: str, field: str, settings: ServeSettings) -> None:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # its header says over twice the limit: Pillow refuses to open it at all
+        raise ApiError(413, field, f"{where}: over this server's limit of {settings.max_pixels} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ApiError(422, field, f"{where}: not an image Pillow can read") from None
     if width * height > settings.max_pixels:
         size = f"{width}x{height} is {width * height} pixels"
@@ -57,11 +38,10 @@ def decode(data: bytes, where: str, field: str, settings: ServeSettings):
     if not data:
         raise ApiError(422, field, f"{where}: the file is empty")
     _check_pixels(data, where, field, settings)
-    with _as_file(data) as path:
-        try:
-            return load_image(path)
-        except ImageError as exc:
-            raise ApiError(422, field, str(exc).replace(path, where, 1)) from None
+    try:
+        return load_image(data, name=where)
+    except ImageError as exc:
+        raise ApiError(422, field, str(exc)) from None
 
 
 def describe(upload: UploadFile, field: str, i: int) -> str:

@@ -2,16 +2,17 @@
 
 MNIST digits are bright ink on black, their bounding box scaled to 20 px on the longest side,
 placed in 28x28 with the centre of mass at pixel (14, 14). :func:`load_image` does the same
-to a PNG, JPEG, BMP, GIF, TIFF or WebP of any size and mode.
+to a PNG, JPEG, BMP, GIF, TIFF or WebP of any size and mode, from a file or from bytes.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -51,26 +52,26 @@ def preprocessing_steps() -> list[str]:
 
 @_step("read the file with Pillow (first frame); refuse an empty image or one over Pillow's decompression-bomb limit",
        READING)
-def _open(path: Path):
+def _open(source: Path | BinaryIO, name: str):
     from PIL import Image, UnidentifiedImageError
 
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image")
+    if isinstance(source, Path) and not source.exists():
+        raise ImageError(f"{name}: no such file")
+    if isinstance(source, Path) and source.is_dir():
+        raise ImageError(f"{name}: is a directory, not an image")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its pixel limit; treat that as the bomb it is.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(source)
             image.seek(0)  # first frame of an animation
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: image is too large (over Pillow's decompression-bomb limit)") from None
+        raise ImageError(f"{name}: image is too large (over Pillow's decompression-bomb limit)") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read") from None
+        raise ImageError(f"{name}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: damaged or truncated image ({exc})") from None
+        raise ImageError(f"{name}: damaged or truncated image ({exc})") from None
     return image
 
 
@@ -159,13 +160,19 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> torch.Tensor:
     return x
 
 
-def load_image(path: str | os.PathLike) -> torch.Tensor:
-    """Read an image file and return it as a uint8 ``(28, 28)`` MNIST-convention digit.
+def load_image(source: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> torch.Tensor:
+    """Read an image (a file's path, its bytes, or a binary file object) as a uint8 ``(28, 28)`` MNIST-convention
+    digit.
 
-    Raises :class:`ImageError` (one line, naming the file) for anything unreadable or blank.
+    Raises :class:`ImageError` (one line, naming ``name``: by default the path, else "image") for anything
+    unreadable or blank.
     """
-    path = Path(path)
-    image = _open(path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
+    elif not hasattr(source, "read"):
+        source = Path(source)
+    name = name or (str(source) if isinstance(source, Path) else "image")
+    image = _open(source, name)
     if image.width == 0 or image.height == 0:
-        raise ImageError(f"{path}: the image is empty")
-    return to_mnist(_to_gray(image), str(path))
+        raise ImageError(f"{name}: the image is empty")
+    return to_mnist(_to_gray(image), name)

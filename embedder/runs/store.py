@@ -57,6 +57,12 @@ SUFFIXES = {
 }
 SAFETENSORS = ("model", "centering")  # roles read without any unpickler
 BELONGS_TO_MODEL = ("adder",)  # dropped when a commit brings a model: a training over the run replaced it
+
+
+class RunBusyError(RunError):
+    """Another process holds the run's lock: a write may try again once it is done."""
+
+
 _OURS = re.compile(r"^(model|centering|index|checkpoint|adder)-[0-9a-f]{16}\.(pt|npz|safetensors)$")
 _TEMP = re.compile(r"^\..+\.tmp$")  # write_bytes_atomic's temp files, left behind only by a killed process
 
@@ -228,7 +234,7 @@ class RunDir:
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise RunError(
+            raise RunBusyError(
                 f"run dir {self.path} is in use by {holder}; wait for it or choose another run dir"
             ) from None
         os.ftruncate(fd, 0)
