@@ -341,10 +341,22 @@ CASES = [
     ("folder-missing", embed, [*TRAIN, "--dataset", "folder:{tmp}/nowhere"], None, 2, "nowhere': no such folder"),
     ("folder-empty", embed, [*TRAIN, "--dataset", "folder:"], None, 2, "'folder:' is not one of"),
     ("folder-one-class", embed, [*TRAIN, "--dataset", "folder:{tmp}/one-class"], None, 2, r"one class \('circle'\)"),
-    ("folder-no-images", embed, [*TRAIN, "--dataset", "folder:{tmp}/nothing", "--classes", "all"], None, 2,
-     "nothing' holds no readable images"),  # fmt: skip
-    ("folder-empty-classes", embed, [*TRAIN, "--dataset", "folder:{tmp}/hollow", "--classes", "all"], None, 2,
-     "hollow' holds no readable images"),  # fmt: skip
+    (
+        "folder-no-images",
+        embed,
+        [*TRAIN, "--dataset", "folder:{tmp}/nothing", "--classes", "all"],
+        None,
+        2,
+        "nothing' holds no readable images",
+    ),  # fmt: skip
+    (
+        "folder-empty-classes",
+        embed,
+        [*TRAIN, "--dataset", "folder:{tmp}/hollow", "--classes", "all"],
+        None,
+        2,
+        "hollow' holds no readable images",
+    ),  # fmt: skip
     (
         "folder-strict",
         embed,
