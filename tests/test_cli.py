@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from cli.embed import main as embed
 from embedder.runs.run import read_metadata
+from tests.runfiles import snapshot
 
 TRAIN = ["train", "--dataset", "digits", "--classes", "0-4", "--epochs", "10", "--m-per-class", "32", "--device", "cpu"]
 
@@ -191,3 +192,36 @@ def test_resume_takes_its_options_from_the_checkpoint(tmp_path, interrupted):
     )
     nothing = runner.invoke(embed, ["train", "--resume", "--run-dir", str(tmp_path / "empty"), "--device", "cpu"])
     assert nothing.exit_code == 1 and "nothing to resume" in nothing.output
+
+
+def test_a_new_training_never_throws_away_an_interrupted_one_without_force(interrupted):
+    """A fresh `embed train` (no --resume) into an interrupted run: refused, the checkpoint kept for --resume."""
+    before = snapshot(interrupted)
+    argv = ["train", "--dataset", "digits", "--classes", "0-4", "--device", "cpu", "--run-dir", str(interrupted)]
+    refused = CliRunner().invoke(embed, [*argv, "--dry-run"])
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (
+        f"Error: --run-dir {interrupted} holds an interrupted training (1 of 2 epochs done): continue it with "
+        f"`embed train --resume --run-dir {interrupted}`, or use --force to start a new one over it\n"
+    )
+    assert snapshot(interrupted) == before
+    forced = CliRunner().invoke(embed, [*argv, "--dry-run", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert read_metadata(interrupted)["steps_per_epoch"] == 2  # the dry run replaced it, as asked
+
+
+def test_a_dry_run_never_replaces_a_trained_run_without_force(tmp_path, digits_run):
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    before = snapshot(run)
+    argv = ["train", "--dataset", "digits", "--classes", "0-4", "--device", "cpu", "--dry-run", "--run-dir", str(run)]
+    refused = CliRunner().invoke(embed, argv)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (
+        f"Error: --run-dir {run} holds a trained run, which a --dry-run (two steps) would replace: choose another "
+        "--run-dir, or use --force\n"
+    )
+    assert snapshot(run) == before
+    forced = CliRunner().invoke(embed, [*argv, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert len(read_metadata(run)["curve"]) == 1

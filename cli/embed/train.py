@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from embedder.config import TrainConfig
@@ -41,7 +43,12 @@ INDEX = (
 @config_option(TrainConfig, "run_dir", type=click.Path())
 @config_options(TrainConfig, *HOW, *INDEX, "device")
 @click.option("--resume", is_flag=True, help="Continue the interrupted training saved in --run-dir, with its options.")
-@click.option("--force", is_flag=True, help="Write into --run-dir even if it holds files that are not a run.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into --run-dir even if it holds files that are not a run, or an interrupted training (with "
+    "--dry-run, a trained run too).",
+)
 @config_option(TrainConfig, "dry_run")
 @quiet_option
 @click.pass_context
@@ -73,8 +80,10 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
         result = resume_training(options["run_dir"], progress=not quiet, log=notes(quiet), **changes)
     else:
         config = TrainConfig(**options)  # every option is checked here, before torch is imported
+        from embedder.runs.store import check_training_dir
         from embedder.training.trainer import train
 
+        check_training_dir(Path(config.run_dir), force, config.dry_run)  # what it would replace, before any data
         result = train(config, force=force, progress=not quiet, log=notes(quiet))
     if not result.written:  # a rank other than 0 of a torchrun training: rank 0 reports
         return
