@@ -71,7 +71,7 @@ def shell_lines(code: str) -> list[str]:
 
 
 def test_every_affordable_shell_block_runs(workdir):
-    ran, outputs = 0, {}
+    ran, outputs, notes = 0, {}, {}
     for code, skip in blocks("bash"):
         if skip:
             print(f"skipped a block: {skip}")
@@ -79,12 +79,15 @@ def test_every_affordable_shell_block_runs(workdir):
         for line in shell_lines(code):
             result = run(["bash", "-c", line], workdir)
             assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
-            outputs[line] = result.stdout
+            outputs[line], notes[line] = result.stdout, result.stderr
             ran += 1
     assert ran >= 6  # the main job, adder predict, and the symbols round trip at least
     assert (workdir / "runs" / "latest" / "run.json").is_file()
     predicted = next(out for line, out in outputs.items() if line.startswith("embed predict symbols/star-4.png"))
     assert re.search(r"star-4\.png: star \(", predicted) and re.search(r"noise\.png: unknown", predicted), predicted
+    symbols = next(out for line, out in notes.items() if line.startswith("embed train --dataset folder:symbols"))
+    held_out = re.search(r"calibrated on (\d+) of them", README.read_text()).group(1)  # the prose's count
+    assert f"from {held_out} held-out images of the trained classes" in symbols, symbols
 
 
 def test_the_guide_counts_the_bad_input_matrix_right():
