@@ -185,6 +185,10 @@ def test_quiet_training_writes_only_its_result(tmp_path):
     quiet = CliRunner().invoke(embed, [*args, "--run-dir", str(tmp_path / "run")])
     assert quiet.exit_code == 0 and quiet.stderr == ""
     assert quiet.stdout.startswith(f"saved run to {tmp_path / 'run'}")
+    assert ", 1 epoch in " in quiet.stdout  # not "1 epochs"
+    assert (
+        "up to 32 k-means centroids of each class (2-3 a class here: k-means gets one centroid per 39" in quiet.stdout
+    )
 
 
 def test_quiet_silences_the_adders_notes_and_keeps_its_result(digits_run):

@@ -8,6 +8,7 @@ import click
 
 from embedder.config import TrainConfig
 from embedder.data.datasets import DATASETS, FOLDER
+from embedder.utils.formatting import plural
 
 from ..errors import notes
 from ..options import DatasetChoice, config_option, config_options, data_dir_option, given, quiet_option
@@ -87,10 +88,14 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
         result = train(config, force=force, progress=not quiet, log=notes(quiet))
     if not result.written:  # a rank other than 0 of a torchrun training: rank 0 reports
         return
+    from embedder.index.supports import centroids_note
+
     meta, last = result.metadata, result.metadata["curve"][-1]
     names = ",".join(meta["class_names"][c] for c in meta["classes"])
+    index = meta["index"]
+    note = centroids_note(index["centroids"], [record["shots"] for record in index["classes"]])
     click.echo(
         f"saved run to {result.run_dir}: {meta['dataset']} classes {names}, "
-        f"{last['epoch']} epochs in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
-        f"index ({meta['index']['faiss']}) of {len(meta['dataset_classes'])} classes: {meta['index']['rule']}"
+        f"{plural(last['epoch'], 'epoch')} in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
+        f"index ({index['faiss']}) of {len(meta['dataset_classes'])} classes: {index['rule']}{note}"
     )
