@@ -201,6 +201,20 @@ def test_training_calibrates_what_calibrate_reproduces(run, digits_run):
     assert again.threshold == pytest.approx(stored["threshold"], abs=1e-5)
 
 
+def test_more_neighbours_than_the_index_holds_says_so(tmp_path, digits_run):
+    ring = draw(tmp_path / "ring.png", "ring")
+    supports = len(Run.load(digits_run).index)
+    argv = ["predict", str(ring), "--k", "1000000000000", "--json", "--run-dir", str(digits_run)]
+    result = CliRunner().invoke(embed, argv)
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)[0]["neighbours"]) == supports
+    assert result.stderr == (
+        f"note: asked for the 1,000,000,000,000 nearest supports, but the run's index holds {supports}: all are shown\n"
+    )
+    exact = CliRunner().invoke(embed, [*argv[:2], "--k", str(supports), *argv[4:]])
+    assert exact.exit_code == 0 and exact.stderr == ""
+
+
 def test_a_run_without_a_threshold_says_so_and_answers_the_nearest_class(tmp_path, run):
     table = manifest(run)
     del table["run"]["open_set"]  # as a run trained before calibration
