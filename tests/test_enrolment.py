@@ -264,6 +264,19 @@ def test_chunked_accuracy_calculator_equals_pml_in_one_call(run, digits, monkeyp
     assert ours == pytest.approx({k: float(v) for k, v in direct.items()}, abs=1e-6)
 
 
+def test_the_clustering_metrics_print_no_faiss_warning_a_user_cannot_act_on(digits_run, digits, capfd):
+    """30 test images a class, as a user's folder has: under the 39 a cluster faiss asks for (and warns about)."""
+    import embedder.evaluation.pml_metrics as pml_metrics
+
+    labels = digits.test_labels.numpy()
+    rows = np.concatenate([np.flatnonzero(labels == c)[:30] for c in range(10)])
+    embeddings, labels = Run.load(digits_run).embedder.embed(digits.test_images[rows]), labels[rows]
+    capfd.readouterr()
+    metrics = pml_metrics.accuracy_calculator(embeddings, labels, embeddings, labels)
+    assert 0 < metrics["NMI"] <= 1
+    assert "WARNING" not in capfd.readouterr().err  # faiss writes to fd 2 from C++
+
+
 def test_index_vectors_stay_numpy_after_pml_patches_faiss():
     import pytorch_metric_learning.utils.inference  # noqa: F401  (imports faiss.contrib.torch_utils)
 
