@@ -220,3 +220,12 @@ def test_the_per_class_figure_keeps_its_legend_off_the_bars_and_its_tick_labels_
     gaps = [b.x0 - a.x1 for a, b in zip(ticks, ticks[1:], strict=False)]
     assert len(ticks) == 10 and min(gaps) >= 10, gaps  # pixels at 100 dpi; "5\n(unseen)" labels left 1.5
     assert [t.get_color() for t in ax.get_xticklabels()][4:6] != ["black", "black"]  # unseen names are marked
+
+
+def test_the_time_left_reads_as_a_person_reads_it_even_for_absurd_schedules():
+    from embedder.utils.progress import duration
+
+    seconds = (42, 372, 3_900, 30 * 3_600, 3 * 86_400 + 5, 42_449_492_333_332_725 * 3_600, float("inf"))
+    assert [duration(s) for s in seconds] == [
+        "42 s", "6 min 12 s", "1 h 05 min", "30 h 00 min", "3 days", "over a year", "over a year"
+    ]  # fmt: skip
