@@ -126,27 +126,55 @@ def test_mnist_missing_offline_is_one_line(tmp_path):
     assert "train-images-idx3-ubyte.gz" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_mnist_dry_run_through_the_cli_and_eval_remembers_the_data(tmp_path, mnist):
-    """Trained with --data-dir, a bare `embed eval` finds the data where training read it, with no $TRIPLETSHOT_DATA."""
-    from tests.conftest import _mnist_root
+def write_idx(path: Path, array) -> None:
+    """An unsigned-byte IDX file, gzipped, as MNIST ships them (magic 0x0800 + dims, then big-endian sizes)."""
+    import gzip
 
-    env = {k: v for k, v in os.environ.items() if k != "TRIPLETSHOT_DATA"}
-    env["XDG_CACHE_HOME"] = str(tmp_path / "empty-cache")  # the per-user cache holds nothing either
-    train = [script("embed"), "train", "--dry-run", "--device", "cpu", "--data-dir", str(_mnist_root())]
-    result = subprocess.run(train, cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    evaluated = subprocess.run(
-        [script("embed"), "eval", "--json", "--episodes", "3"], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert evaluated.returncode == 0, evaluated.stderr
+    import numpy as np
+
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()))
+
+
+def small_mnist_root(mnist, folder: Path, train: int = 100, test: int = 20) -> Path:
+    """A data root holding MNIST/raw/*.gz with the first ``train`` and ``test`` real images of each digit."""
+    import numpy as np
+
+    raw = folder / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for stem, images, labels, n in (("train", mnist.train_images, mnist.train_labels, train),
+                                    ("t10k", mnist.test_images, mnist.test_labels, test)):  # fmt: skip
+        rows = np.sort(np.concatenate([np.flatnonzero(labels.numpy() == c)[:n] for c in range(10)]))
+        write_idx(raw / f"{stem}-images-idx3-ubyte.gz", images.numpy()[rows])
+        write_idx(raw / f"{stem}-labels-idx1-ubyte.gz", labels.numpy()[rows])
+    return folder
+
+
+def test_mnist_dry_run_through_the_cli_and_eval_remembers_the_data(tmp_path, mnist, monkeypatch):
+    """Trained with --data-dir, a bare `embed eval` finds the data where training read it, with no $TRIPLETSHOT_DATA.
+
+    The data root is a small MNIST (real images, the real gzipped IDX files' format), so the check costs seconds.
+    """
+    import socket
+
+    root = small_mnist_root(mnist, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRIPLETSHOT_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))  # the per-user cache holds nothing either
+    runner = CliRunner()
+    result = runner.invoke(embed, ["train", "--dry-run", "--device", "cpu", "--data-dir", str(root)])
+    assert result.exit_code == 0, result.output
+    evaluated = runner.invoke(embed, ["eval", "--json", "--episodes", "3"])
+    assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.stdout)
-    assert report["dataset"] == "mnist" and sum(r["queries"] for r in report["per_class"]) == 10000
-    elsewhere = subprocess.run(
-        [script("embed"), "eval", "--data-dir", str(tmp_path / "nowhere"), "--episodes", "3"],
-        cwd=tmp_path, env={**env, "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"},
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert elsewhere.returncode == 1 and "nowhere" in elsewhere.stderr  # the override wins
+    assert report["dataset"] == "mnist" and sum(r["queries"] for r in report["per_class"]) == 200
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable (this test runs offline)")
+
+    monkeypatch.setattr(socket.socket, "connect", offline)
+    elsewhere = runner.invoke(embed, ["eval", "--data-dir", str(tmp_path / "nowhere"), "--episodes", "3"])
+    assert elsewhere.exit_code == 1 and "nowhere" in elsewhere.stderr  # the override wins
     assert not (tmp_path / "nowhere").exists()  # and a failed download leaves no empty folders
 
 
