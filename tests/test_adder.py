@@ -17,12 +17,12 @@ from adder.config import AdderConfig
 from adder.model import LinearAdder
 from adder.pipeline import MAX_NUMBER, add, adder_config, evaluate_adder, load_adder, parse_number, save_adder
 from adder.training import exact_fraction, train_adder
+from cli.adder import main as adder
 from embedder.data.images import load_image
 from embedder.errors import ConfigError, RunError
 from embedder.runs.run import Run
 from embedder.runs.store import RunDir
-from tests.runfiles import run_file
-from tests.test_cli import script
+from tests.runfiles import invoke, run_file
 from tests.test_images import bad_files, forms
 
 
@@ -128,7 +128,8 @@ def test_adder_eval_counts_the_classifiers_errors_and_the_adders_apart(digits_ru
 
 
 def run_adder(*args, cwd):
-    return subprocess.run([script("adder"), *map(str, args)], cwd=cwd, capture_output=True, text=True)
+    """``adder ...`` as a command line, in process (tests/test_cli.py starts the real console scripts)."""
+    return invoke(adder, *args, cwd=cwd)
 
 
 def test_predict_end_to_end_on_image_files(tmp_path, run_copy, digits):

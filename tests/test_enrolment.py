@@ -1,5 +1,5 @@
 """Enrol, forget, predict with ``unknown``, calibration and the eval metrics: a real run, real image files,
-real faiss, and the console scripts as real processes."""
+real faiss, and the commands as a user types them (in process; tests/test_cli.py starts the real scripts)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +15,13 @@ import torch
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
+from cli.adder import main as adder
 from cli.embed import main as embed
 from embedder.data.images import to_mnist
 from embedder.fewshot.openset import genuine_and_impostor
 from embedder.runs.calibration import recalibrate
 from embedder.runs.run import Run
-from tests.runfiles import manifest
-from tests.test_cli import script
+from tests.runfiles import Ran, invoke, manifest
 
 
 def draw(path: Path, shape: str, shift: int = 0, width: int = 6) -> Path:
@@ -39,8 +38,9 @@ def draw(path: Path, shape: str, shift: int = 0, width: int = 6) -> Path:
     return path
 
 
-def run_cli(name: str, *args: object, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([script(name), *map(str, args)], cwd=cwd, capture_output=True, text=True)
+def run_cli(name: str, *args: object, cwd: Path) -> Ran:
+    """``embed ...`` or ``adder ...`` as a command line, in process (real processes: tests/test_cli.py)."""
+    return invoke({"embed": embed, "adder": adder}[name], *args, cwd=cwd)
 
 
 @pytest.fixture()
@@ -51,7 +51,7 @@ def run(tmp_path, digits_run) -> Path:
     return target
 
 
-def test_enrol_predict_more_shots_and_forget_as_real_processes(tmp_path, run):
+def test_enrol_predict_more_shots_and_forget_through_the_cli(tmp_path, run):
     ring, other_ring = draw(tmp_path / "ring.png", "ring"), draw(tmp_path / "ring2.png", "ring", shift=3, width=9)
     enrolled = run_cli("embed", "enroll", "--label", "ring", ring, "--run-dir", run, cwd=tmp_path)
     assert enrolled.returncode == 0, enrolled.stderr
