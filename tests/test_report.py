@@ -28,6 +28,7 @@ from embedder.evaluation.figures import area_under, roc_points
 from embedder.evaluation.report import OPEN_SET_KEY, write_report
 from embedder.runs.run import Run
 from embedder.runs.store import RunDir
+from tests.runfiles import invoke
 from tests.test_cli import script
 
 FIGURES = [
@@ -130,18 +131,16 @@ def test_training_into_a_log_file_writes_one_plain_line_per_epoch(tmp_path):
         "--embedding-dim",
         "128",
     ]
-    with log.open("w") as stderr:
-        trained = subprocess.run(
-            [script("embed"), *args, "--device", "cpu"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=stderr
-        )
-    assert trained.returncode == 0
+    trained = invoke(embed, *args, "--device", "cpu", cwd=tmp_path)  # stderr is no terminal, as a log file is not
+    assert trained.returncode == 0, trained.stderr
+    log.write_text(trained.stderr)
     text = log.read_text()
     assert "\r" not in text and "\x1b" not in text and text.startswith("training on digits classes 0,1,2,3,4")
     epochs = [line for line in text.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 2, text
     pattern = r"epoch \d/2: train loss [\d.]+, val loss [\d.]+, \d+ images/s, (\d+ min )?\d+ s left"
     assert all(re.fullmatch(pattern, line) for line in epochs), epochs
-    assert trained.stdout.decode().startswith("saved run to runs/latest")  # the result, alone on stdout
+    assert trained.stdout.startswith("saved run to runs/latest")  # the result, alone on stdout
 
 
 def run_with_a_terminal_on_stderr(argv: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, str]:
