@@ -326,16 +326,17 @@ def finished_epoch(checkpoint: dict[str, Any], run: dict[str, Any] | None) -> in
 
 def check_replacing(store: RunDir, manifest: dict[str, Any], dry_run: bool = False) -> None:
     """Refuse a new training that would throw away what was trained in ``store``: an interrupted training's
-    checkpoint (``--resume`` continues it), or, for a dry run (two steps), a finished run. ``force`` skips this."""
+    checkpoint (``--resume`` continues it), or, for a dry run (two steps), a finished run. Not asked under ``force``."""
     path = store.path
     if "checkpoint" in manifest["files"]:
         checkpoint = store.read_tensors("checkpoint", manifest)
         if finished_epoch(checkpoint, manifest.get("run")) is None:
-            done, epochs = int(checkpoint.get("epoch", 0)), checkpoint.get("config", {}).get("epochs")
+            epochs = checkpoint.get("config", {}).get("epochs")
+            done = f"{int(checkpoint.get('epoch', 0))}{f' of {epochs}' if epochs else ''} epochs done"
             raise ConfigError(
                 "run_dir",
-                f"{{run_dir}} {path} holds an interrupted training ({done} of {epochs} epochs done): continue it "
-                f"with `embed train --resume --run-dir {path}`, or use {{force}} to start a new one over it",
+                f"{{run_dir}} {path} holds an interrupted training ({done}): continue it with "
+                f"`embed train --resume --run-dir {path}`, or use {{force}} to start a new one over it",
             )
     if dry_run and isinstance(manifest.get("run"), dict):
         raise ConfigError(
