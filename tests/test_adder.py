@@ -17,8 +17,7 @@ from embedder.data.images import load_image
 from embedder.errors import ConfigError, RunError
 from embedder.runs.run import Run
 from embedder.runs.store import RunDir
-from tests.runfiles import run_file
-from tests.test_cli import script
+from tests.runfiles import invoke, run_file
 from tests.test_images import bad_files, forms
 from tripletshot.adder.config import AdderConfig
 from tripletshot.adder.model import LinearAdder
@@ -32,6 +31,7 @@ from tripletshot.adder.pipeline import (
     save_adder,
 )
 from tripletshot.adder.training import exact_fraction, train_adder
+from tripletshot.cli.adder import main as adder
 
 
 def has_adder(run_dir) -> bool:
@@ -136,7 +136,8 @@ def test_adder_eval_counts_the_classifiers_errors_and_the_adders_apart(digits_ru
 
 
 def run_adder(*args, cwd):
-    return subprocess.run([script("adder"), *map(str, args)], cwd=cwd, capture_output=True, text=True)
+    """``adder ...`` as a command line, in process (tests/test_cli.py starts the real console scripts)."""
+    return invoke(adder, *args, cwd=cwd)
 
 
 def test_predict_end_to_end_on_image_files(tmp_path, run_copy, digits):

@@ -342,6 +342,22 @@ CASES = [
     ("folder-empty", embed, [*TRAIN, "--dataset", "folder:"], None, 2, "'folder:' is not one of"),
     ("folder-one-class", embed, [*TRAIN, "--dataset", "folder:{tmp}/one-class"], None, 2, r"one class \('circle'\)"),
     (
+        "folder-no-images",
+        embed,
+        [*TRAIN, "--dataset", "folder:{tmp}/nothing", "--classes", "all"],
+        None,
+        2,
+        "nothing' holds no readable images",
+    ),  # fmt: skip
+    (
+        "folder-empty-classes",
+        embed,
+        [*TRAIN, "--dataset", "folder:{tmp}/hollow", "--classes", "all"],
+        None,
+        2,
+        "hollow' holds no readable images",
+    ),  # fmt: skip
+    (
         "folder-strict",
         embed,
         [*TRAIN, "--dataset", "folder:{tmp}/broken", "--classes", "all", "--strict"],
@@ -377,6 +393,9 @@ def user_files(folder: Path) -> None:
             for i in range(2):
                 shutil.copy(folder / "digit.png", folder / tree / name / f"{i}.png")
     (folder / "broken" / "ring" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "nothing").mkdir()  # a new user's first folder: nothing in it yet
+    for name in ("bar", "ring"):
+        (folder / "hollow" / name).mkdir(parents=True)  # class folders, no images in them yet
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from cli.embed import main as embed
 from embedder.runs.run import read_metadata
+from tests.runfiles import invoke, snapshot
 
 TRAIN = ["train", "--dataset", "digits", "--classes", "0-4", "--epochs", "10", "--m-per-class", "32", "--device", "cpu"]
 
@@ -26,14 +27,15 @@ def script(name: str) -> str:
     return found
 
 
-def check_report(report: dict, run_dir: Path) -> None:
+def check_report(report: dict, run_dir: Path, trained: bool = True) -> None:
+    """An eval report of a digits 0-4 run; ``trained``: by a real schedule, not a dry run's two steps."""
     assert report["run"] == str(run_dir)
     rows = report["per_class"]
     assert [r["class"] for r in rows] == list(range(10))
     assert [r["seen"] for r in rows] == [True] * 5 + [False] * 5
     assert all(r["queries"] > 0 and 0 <= r["accuracy"] <= 1 for r in rows)
     assert set(report["summary"]) >= {"seen", "unseen", "all"}
-    assert report["summary"]["seen"] > 0.6  # chance is 0.1
+    assert report["summary"]["seen"] > (0.6 if trained else 0)  # chance is 0.1
     episodes = report["episodes"]
     assert episodes["shots"] == 1 and episodes["all"]["ways"] == 10 and episodes["unseen"]["ways"] == 5
     assert 0 < episodes["all"]["mean"] <= 1 and episodes["all"]["ci95"] >= 0
@@ -54,8 +56,10 @@ def test_train_then_eval_through_click(tmp_path):
 
 
 def test_train_then_eval_as_real_processes(tmp_path):
+    """The console scripts themselves, into the default run dir; what ten epochs learn is the test above's."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    trained = subprocess.run([script("embed"), *TRAIN], cwd=tmp_path, env=env, capture_output=True, text=True)
+    dry_run = [*TRAIN, "--dry-run"]
+    trained = subprocess.run([script("embed"), *dry_run], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert trained.returncode == 0, trained.stderr
     assert "saved run to runs/latest" in trained.stdout
     evaluated = subprocess.run(
@@ -66,7 +70,7 @@ def test_train_then_eval_as_real_processes(tmp_path):
         text=True,
     )
     assert evaluated.returncode == 0, evaluated.stderr
-    check_report(json.loads(evaluated.stdout), Path("runs/latest"))
+    check_report(json.loads(evaluated.stdout), Path("runs/latest"), trained=False)
 
 
 def test_version_and_help_do_not_import_torch():
@@ -95,7 +99,8 @@ def test_version_and_help_do_not_import_torch():
     ],
 )
 def test_bad_input_is_one_line_and_an_exit_code(tmp_path, args, code, message):
-    result = subprocess.run([script("embed"), *args], cwd=tmp_path, capture_output=True, text=True)
+    """In process (click's runner goes through the same ``main`` as the console script; the one below is real)."""
+    result = invoke(embed, *args, cwd=tmp_path)
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -115,37 +120,64 @@ def test_cuda_without_cuda_is_a_usage_error(tmp_path):
     assert "CUDA is not available" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_mnist_missing_offline_is_one_line(tmp_path):
-    env = {**os.environ, "TRIPLETSHOT_DATA": str(tmp_path / "empty")}
-    env["https_proxy"] = env["http_proxy"] = "http://127.0.0.1:9"  # nothing listens: offline everywhere
-    result = subprocess.run(
-        [script("embed"), "train", "--device", "cpu"], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+def test_mnist_missing_offline_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIPLETSHOT_DATA", str(tmp_path / "empty"))
+    for proxy in ("https_proxy", "http_proxy"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")  # nothing listens: offline everywhere
+    result = invoke(embed, "train", "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 1
     assert "train-images-idx3-ubyte.gz" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_mnist_dry_run_through_the_cli_and_eval_remembers_the_data(tmp_path, mnist):
-    """Trained with --data-dir, a bare `embed eval` finds the data where training read it, with no $TRIPLETSHOT_DATA."""
-    from tests.conftest import _mnist_root
+def write_idx(path: Path, array) -> None:
+    """An unsigned-byte IDX file, gzipped, as MNIST ships them (magic 0x0800 + dims, then big-endian sizes)."""
+    import gzip
 
-    env = {k: v for k, v in os.environ.items() if k != "TRIPLETSHOT_DATA"}
-    env["XDG_CACHE_HOME"] = str(tmp_path / "empty-cache")  # the per-user cache holds nothing either
-    train = [script("embed"), "train", "--dry-run", "--device", "cpu", "--data-dir", str(_mnist_root())]
-    result = subprocess.run(train, cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    evaluated = subprocess.run(
-        [script("embed"), "eval", "--json", "--episodes", "3"], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert evaluated.returncode == 0, evaluated.stderr
+    import numpy as np
+
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()))
+
+
+def small_mnist_root(mnist, folder: Path, train: int = 100, test: int = 20) -> Path:
+    """A data root holding MNIST/raw/*.gz with the first ``train`` and ``test`` real images of each digit."""
+    import numpy as np
+
+    raw = folder / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for stem, images, labels, n in (("train", mnist.train_images, mnist.train_labels, train),
+                                    ("t10k", mnist.test_images, mnist.test_labels, test)):  # fmt: skip
+        rows = np.sort(np.concatenate([np.flatnonzero(labels.numpy() == c)[:n] for c in range(10)]))
+        write_idx(raw / f"{stem}-images-idx3-ubyte.gz", images.numpy()[rows])
+        write_idx(raw / f"{stem}-labels-idx1-ubyte.gz", labels.numpy()[rows])
+    return folder
+
+
+def test_mnist_dry_run_through_the_cli_and_eval_remembers_the_data(tmp_path, mnist, monkeypatch):
+    """Trained with --data-dir, a bare `embed eval` finds the data where training read it, with no $TRIPLETSHOT_DATA.
+
+    The data root is a small MNIST (real images, the real gzipped IDX files' format), so the check costs seconds.
+    """
+    import socket
+
+    root = small_mnist_root(mnist, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRIPLETSHOT_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))  # the per-user cache holds nothing either
+    runner = CliRunner()
+    result = runner.invoke(embed, ["train", "--dry-run", "--device", "cpu", "--data-dir", str(root)])
+    assert result.exit_code == 0, result.output
+    evaluated = runner.invoke(embed, ["eval", "--json", "--episodes", "3"])
+    assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.stdout)
-    assert report["dataset"] == "mnist" and sum(r["queries"] for r in report["per_class"]) == 10000
-    elsewhere = subprocess.run(
-        [script("embed"), "eval", "--data-dir", str(tmp_path / "nowhere"), "--episodes", "3"],
-        cwd=tmp_path, env={**env, "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"},
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert elsewhere.returncode == 1 and "nowhere" in elsewhere.stderr  # the override wins
+    assert report["dataset"] == "mnist" and sum(r["queries"] for r in report["per_class"]) == 200
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable (this test runs offline)")
+
+    monkeypatch.setattr(socket.socket, "connect", offline)
+    elsewhere = runner.invoke(embed, ["eval", "--data-dir", str(tmp_path / "nowhere"), "--episodes", "3"])
+    assert elsewhere.exit_code == 1 and "nowhere" in elsewhere.stderr  # the override wins
     assert not (tmp_path / "nowhere").exists()  # and a failed download leaves no empty folders
 
 
@@ -191,3 +223,36 @@ def test_resume_takes_its_options_from_the_checkpoint(tmp_path, interrupted):
     )
     nothing = runner.invoke(embed, ["train", "--resume", "--run-dir", str(tmp_path / "empty"), "--device", "cpu"])
     assert nothing.exit_code == 1 and "nothing to resume" in nothing.output
+
+
+def test_a_new_training_never_throws_away_an_interrupted_one_without_force(interrupted):
+    """A fresh `embed train` (no --resume) into an interrupted run: refused, the checkpoint kept for --resume."""
+    before = snapshot(interrupted)
+    argv = ["train", "--dataset", "digits", "--classes", "0-4", "--device", "cpu", "--run-dir", str(interrupted)]
+    refused = CliRunner().invoke(embed, [*argv, "--dry-run"])
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (
+        f"Error: --run-dir {interrupted} holds an interrupted training (1 of 2 epochs done): continue it with "
+        f"`embed train --resume --run-dir {interrupted}`, or use --force to start a new one over it\n"
+    )
+    assert snapshot(interrupted) == before
+    forced = CliRunner().invoke(embed, [*argv, "--dry-run", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert read_metadata(interrupted)["steps_per_epoch"] == 2  # the dry run replaced it, as asked
+
+
+def test_a_dry_run_never_replaces_a_trained_run_without_force(tmp_path, digits_run):
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    before = snapshot(run)
+    argv = ["train", "--dataset", "digits", "--classes", "0-4", "--device", "cpu", "--dry-run", "--run-dir", str(run)]
+    refused = CliRunner().invoke(embed, argv)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (
+        f"Error: --run-dir {run} holds a trained run, which a --dry-run (two steps) would replace: choose another "
+        "--run-dir, or use --force\n"
+    )
+    assert snapshot(run) == before
+    forced = CliRunner().invoke(embed, [*argv, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert len(read_metadata(run)["curve"]) == 1

@@ -1,5 +1,5 @@
 """Enrol, forget, predict with ``unknown``, calibration and the eval metrics: a real run, real image files,
-real faiss, and the console scripts as real processes."""
+real faiss, and the commands as a user types them (in process; tests/test_cli.py starts the real scripts)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +15,13 @@ import torch
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
+from cli.adder import main as adder
 from cli.embed import main as embed
 from embedder.data.images import to_mnist
 from embedder.fewshot.openset import genuine_and_impostor
 from embedder.runs.calibration import recalibrate
 from embedder.runs.run import Run
-from tests.runfiles import manifest
-from tests.test_cli import script
+from tests.runfiles import Ran, invoke, manifest
 
 
 def draw(path: Path, shape: str, shift: int = 0, width: int = 6) -> Path:
@@ -39,8 +38,9 @@ def draw(path: Path, shape: str, shift: int = 0, width: int = 6) -> Path:
     return path
 
 
-def run_cli(name: str, *args: object, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([script(name), *map(str, args)], cwd=cwd, capture_output=True, text=True)
+def run_cli(name: str, *args: object, cwd: Path) -> Ran:
+    """``embed ...`` or ``adder ...`` as a command line, in process (real processes: tests/test_cli.py)."""
+    return invoke({"embed": embed, "adder": adder}[name], *args, cwd=cwd)
 
 
 @pytest.fixture()
@@ -51,7 +51,7 @@ def run(tmp_path, digits_run) -> Path:
     return target
 
 
-def test_enrol_predict_more_shots_and_forget_as_real_processes(tmp_path, run):
+def test_enrol_predict_more_shots_and_forget_through_the_cli(tmp_path, run):
     ring, other_ring = draw(tmp_path / "ring.png", "ring"), draw(tmp_path / "ring2.png", "ring", shift=3, width=9)
     enrolled = run_cli("embed", "enroll", "--label", "ring", ring, "--run-dir", run, cwd=tmp_path)
     assert enrolled.returncode == 0, enrolled.stderr
@@ -201,6 +201,20 @@ def test_training_calibrates_what_calibrate_reproduces(run, digits_run):
     assert again.threshold == pytest.approx(stored["threshold"], abs=1e-5)
 
 
+def test_more_neighbours_than_the_index_holds_says_so(tmp_path, digits_run):
+    ring = draw(tmp_path / "ring.png", "ring")
+    supports = len(Run.load(digits_run).index)
+    argv = ["predict", str(ring), "--k", "1000000000000", "--json", "--run-dir", str(digits_run)]
+    result = CliRunner().invoke(embed, argv)
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)[0]["neighbours"]) == supports
+    assert result.stderr == (
+        f"note: asked for the 1,000,000,000,000 nearest supports, but the run's index holds {supports}: all are shown\n"
+    )
+    exact = CliRunner().invoke(embed, [*argv[:2], "--k", str(supports), *argv[4:]])
+    assert exact.exit_code == 0 and exact.stderr == ""
+
+
 def test_a_run_without_a_threshold_says_so_and_answers_the_nearest_class(tmp_path, run):
     table = manifest(run)
     del table["run"]["open_set"]  # as a run trained before calibration
@@ -248,6 +262,19 @@ def test_chunked_accuracy_calculator_equals_pml_in_one_call(run, digits, monkeyp
     )
     direct = theirs.get_accuracy(query, labels[0], reference, labels[1])
     assert ours == pytest.approx({k: float(v) for k, v in direct.items()}, abs=1e-6)
+
+
+def test_the_clustering_metrics_print_no_faiss_warning_a_user_cannot_act_on(digits_run, digits, capfd):
+    """30 test images a class, as a user's folder has: under the 39 a cluster faiss asks for (and warns about)."""
+    import embedder.evaluation.pml_metrics as pml_metrics
+
+    labels = digits.test_labels.numpy()
+    rows = np.concatenate([np.flatnonzero(labels == c)[:30] for c in range(10)])
+    embeddings, labels = Run.load(digits_run).embedder.embed(digits.test_images[rows]), labels[rows]
+    capfd.readouterr()
+    metrics = pml_metrics.accuracy_calculator(embeddings, labels, embeddings, labels)
+    assert 0 < metrics["NMI"] <= 1
+    assert "WARNING" not in capfd.readouterr().err  # faiss writes to fd 2 from C++
 
 
 def test_index_vectors_stay_numpy_after_pml_patches_faiss():

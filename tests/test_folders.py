@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from cli.embed import main as embed
 from embedder.data.datasets import load_dataset
 from embedder.data.folders import class_folders, load_images
 from embedder.data.sampling import BalancedBatchSampler, batch_shape
 from embedder.errors import ImageError
+from tests.runfiles import invoke
 
 
 def stroke(path, size=(40, 60), mode="L"):
@@ -153,17 +154,17 @@ def test_batches_of_small_classes_never_hold_an_image_twice():
     assert seen == set(range(len(labels)))  # and every image is drawn sooner or later
 
 
-def test_training_on_a_folder_from_the_cli(tmp_path):
-    """A real subprocess: names in, a class of one image indexed but not trained on, names out of embed eval."""
+def test_training_on_a_folder_from_the_cli(tmp_path, monkeypatch):
+    """In process: names in, a class of one image indexed but not trained on, names out of embed eval."""
     user_tree(tmp_path / "images", per_class=5)
     (tmp_path / "images" / "lonely").mkdir()
     shape(tmp_path / "images" / "lonely" / "only.png", "cross", shift=3)
-    env = {**os.environ, "TRIPLETSHOT_DATA": str(tmp_path / "data")}
+    monkeypatch.setenv("TRIPLETSHOT_DATA", str(tmp_path / "data"))
     train = [
-        "embed", "train", "--dataset", f"folder:{tmp_path / 'images'}", "--classes", "all", "--dry-run",
+        "train", "--dataset", f"folder:{tmp_path / 'images'}", "--classes", "all", "--dry-run",
         "--device", "cpu", "--run-dir", str(tmp_path / "run"), "--embedding-dim", "64", "--width", "8",
     ]  # fmt: skip
-    trained = subprocess.run(train, capture_output=True, text=True, env=env)
+    trained = invoke(embed, *train, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     # Its decoded images went to the suite's own cache (conftest's $TRIPLETSHOT_CACHE), not beside the data.
     assert not (tmp_path / "data").exists() and list(Path(os.environ["TRIPLETSHOT_CACHE"]).glob("folders/*.npz"))
@@ -173,10 +174,7 @@ def test_training_on_a_folder_from_the_cli(tmp_path):
     meta = json.loads((tmp_path / "run" / "run.json").read_text())["run"]
     assert meta["classes"] == [0, 1, 2] and meta["dataset_classes"] == [0, 1, 2, 3]
     assert meta["options"]["epochs"] == 60  # one step an epoch: the default grows to 60 steps
-    evaluated = subprocess.run(
-        ["embed", "eval", "--per-class", "--episodes", "2", "--run-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
+    evaluated = invoke(embed, "eval", "--per-class", "--episodes", "2", "--run-dir", tmp_path / "run", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert re.search(r"Greek/alpha\s+seen\s+1\s", evaluated.stdout) and re.search(
         r"lonely\s+unseen\s+0", evaluated.stdout

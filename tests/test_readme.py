@@ -3,13 +3,16 @@
 A shell block preceded by ``<!-- not run by the tests: REASON -->`` is skipped (the reason is printed). In the
 others, ``pip install -e '.[EXTRAS]' &&`` is dropped (this environment is that install) and a line that runs
 pytest is skipped (it is this test suite). Each block runs in a fresh folder holding ``photo.jpg``: a digit
-drawn as a user would photograph it, dark on light, and a copy of ``examples/``.
+drawn as a user would photograph it, dark on light, and a copy of ``examples/``. An ``embed`` or ``adder``
+command runs in this process through click's runner (the console scripts as real processes are
+tests/test_cli.py's); anything else runs in bash.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,7 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
+
+from cli.adder import main as adder
+from cli.embed import main as embed
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 GUIDE = README.parent / "docs" / "guide.md"
@@ -70,21 +77,45 @@ def shell_lines(code: str) -> list[str]:
     return lines
 
 
-def test_every_affordable_shell_block_runs(workdir):
-    ran, outputs = 0, {}
+CLIS = {"embed": embed, "adder": adder}
+SHELL = re.compile(r"[|<>;$`*&(){}\\]")  # what only a shell can run
+
+
+def run_line(line: str, cwd: Path) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of a README line: each ``&&`` part in turn, stopping at a failure."""
+    out = err = ""
+    for part in line.split(" && "):
+        words = shlex.split(part)
+        if words[0] in CLIS and not SHELL.search(part):
+            result = CliRunner().invoke(CLIS[words[0]], words[1:])
+            code, stdout, stderr = result.exit_code, result.stdout, result.stderr
+        else:
+            done = run(["bash", "-c", part], cwd)
+            code, stdout, stderr = done.returncode, done.stdout, done.stderr
+        out, err = out + stdout, err + stderr
+        if code:
+            return code, out, err
+    return 0, out, err
+
+
+def test_every_affordable_shell_block_runs(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    ran, outputs, notes = 0, {}, {}
     for code, skip in blocks("bash"):
         if skip:
             print(f"skipped a block: {skip}")
             continue
         for line in shell_lines(code):
-            result = run(["bash", "-c", line], workdir)
-            assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
-            outputs[line] = result.stdout
+            returncode, outputs[line], notes[line] = run_line(line, workdir)
+            assert returncode == 0, f"{line}\n{notes[line][-3000:]}"
             ran += 1
     assert ran >= 6  # the main job, adder predict, and the symbols round trip at least
     assert (workdir / "runs" / "latest" / "run.json").is_file()
     predicted = next(out for line, out in outputs.items() if line.startswith("embed predict symbols/star-4.png"))
     assert re.search(r"star-4\.png: star \(", predicted) and re.search(r"noise\.png: unknown", predicted), predicted
+    symbols = next(out for line, out in notes.items() if line.startswith("embed train --dataset folder:symbols"))
+    held_out = re.search(r"calibrated on (\d+) of them", README.read_text()).group(1)  # the prose's count
+    assert f"from {held_out} held-out images of the trained classes" in symbols, symbols
 
 
 def test_the_guide_counts_the_bad_input_matrix_right():

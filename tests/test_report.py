@@ -28,6 +28,7 @@ from embedder.evaluation.figures import area_under, roc_points
 from embedder.evaluation.report import OPEN_SET_KEY, write_report
 from embedder.runs.run import Run
 from embedder.runs.store import RunDir
+from tests.runfiles import invoke
 from tests.test_cli import script
 
 FIGURES = [
@@ -130,18 +131,16 @@ def test_training_into_a_log_file_writes_one_plain_line_per_epoch(tmp_path):
         "--embedding-dim",
         "128",
     ]
-    with log.open("w") as stderr:
-        trained = subprocess.run(
-            [script("embed"), *args, "--device", "cpu"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=stderr
-        )
-    assert trained.returncode == 0
+    trained = invoke(embed, *args, "--device", "cpu", cwd=tmp_path)  # stderr is no terminal, as a log file is not
+    assert trained.returncode == 0, trained.stderr
+    log.write_text(trained.stderr)
     text = log.read_text()
     assert "\r" not in text and "\x1b" not in text and text.startswith("training on digits classes 0,1,2,3,4")
     epochs = [line for line in text.splitlines() if line.startswith("epoch ")]
     assert len(epochs) == 2, text
     pattern = r"epoch \d/2: train loss [\d.]+, val loss [\d.]+, \d+ images/s, (\d+ min )?\d+ s left"
     assert all(re.fullmatch(pattern, line) for line in epochs), epochs
-    assert trained.stdout.decode().startswith("saved run to runs/latest")  # the result, alone on stdout
+    assert trained.stdout.startswith("saved run to runs/latest")  # the result, alone on stdout
 
 
 def run_with_a_terminal_on_stderr(argv: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, str]:
@@ -185,6 +184,10 @@ def test_quiet_training_writes_only_its_result(tmp_path):
     quiet = CliRunner().invoke(embed, [*args, "--run-dir", str(tmp_path / "run")])
     assert quiet.exit_code == 0 and quiet.stderr == ""
     assert quiet.stdout.startswith(f"saved run to {tmp_path / 'run'}")
+    assert ", 1 epoch in " in quiet.stdout  # not "1 epochs"
+    assert (
+        "up to 32 k-means centroids of each class (2-3 a class here: k-means gets one centroid per 39" in quiet.stdout
+    )
 
 
 def test_quiet_silences_the_adders_notes_and_keeps_its_result(digits_run):
@@ -216,3 +219,12 @@ def test_the_per_class_figure_keeps_its_legend_off_the_bars_and_its_tick_labels_
     gaps = [b.x0 - a.x1 for a, b in zip(ticks, ticks[1:], strict=False)]
     assert len(ticks) == 10 and min(gaps) >= 10, gaps  # pixels at 100 dpi; "5\n(unseen)" labels left 1.5
     assert [t.get_color() for t in ax.get_xticklabels()][4:6] != ["black", "black"]  # unseen names are marked
+
+
+def test_the_time_left_reads_as_a_person_reads_it_even_for_absurd_schedules():
+    from embedder.utils.progress import duration
+
+    seconds = (42, 372, 3_900, 30 * 3_600, 3 * 86_400 + 5, 42_449_492_333_332_725 * 3_600, float("inf"))
+    assert [duration(s) for s in seconds] == [
+        "42 s", "6 min 12 s", "1 h 05 min", "30 h 00 min", "3 days", "over a year", "over a year"
+    ]  # fmt: skip

@@ -3,8 +3,12 @@
 import numpy as np
 import torch
 
+from embedder.config import TrainConfig
 from embedder.data.sampling import split_validation
+from embedder.evaluation.episodes import describe_sources, index_sources
+from embedder.index.build import build_support_index
 from embedder.index.supports import centroid_count, centroid_supports, class_centroids
+from embedder.runs.calibration import calibrate_index
 from embedder.runs.run import Run, read_metadata
 from embedder.training.augment import AugmentConfig, augment_batch
 from tests.conftest import DIGITS_TRAIN
@@ -47,6 +51,45 @@ def test_the_default_index_leaves_out_the_images_the_threshold_is_calibrated_on(
     assert not np.isin(meta["index"]["support_rows"], held_out).any()
     assert meta["index"]["rule"] == "up to 32 k-means centroids of each class"
     assert Run.load(digits_run).metadata["open_set"]["genuine"] == len(held_out)
+
+
+def test_shots_leave_out_the_images_the_threshold_is_calibrated_on_and_the_line_counts_them(digits_run, digits):
+    """As the README's symbols run (--shots 5 --val-fraction 0.3): every held-out image calibrates, none is a support;
+    an unseen class gives as many impostors a class as a trained one holds out."""
+    embedder = Run.load(digits_run).embedder
+    for classes, unseen in (
+        (DIGITS_TRAIN["classes"], "and {n} images of the 5 indexed classes it did not train on"),
+        (list(range(10)), "it trained on every indexed class, so no unseen class adds impostors"),
+    ):
+        config = TrainConfig(dataset="digits", classes=classes, shots=5, val_fraction=0.3, run_dir="unused")
+        _, held_out = split_validation(digits.train_labels, classes, 0.3, 0)
+        index, support_rows = build_support_index(embedder, digits, config, held_out=held_out)
+        assert len(support_rows) == 50 and not np.isin(support_rows, held_out).any()
+        lines = []
+        calibration = calibrate_index(embedder, index, digits, config, support_rows, log=lines.append)
+        assert calibration.genuine == len(held_out)
+        assert f"from {len(held_out)} held-out images of the trained classes" in lines[0]
+        assert unseen.format(n=len(held_out)) in lines[0]
+
+
+def test_the_index_caption_says_why_a_class_has_fewer_centroids_and_names_unseen_classes_only_if_any(
+    digits_run, digits
+):
+    sources = index_sources(Run.load(digits_run), digits)
+    centroids = sorted({centroid_count(n) for n in sources["labelled_images"].values()})
+    assert sorted(set(sources["vectors"].values())) == centroids and max(centroids) < 32  # 100-150 digits a class
+    caption = describe_sources(sources)
+    assert caption.startswith(
+        f"up to 32 k-means centroids of each class ({centroids[0]}-{centroids[-1]} a class here: k-means gets one "
+        "centroid per 39 labelled images at most), from "
+    )
+    assert "(unseen ones included); the network trained on 0,1,2,3,4 only" in caption
+    every = {**sources, "trained_class_names": [str(c) for c in range(10)]}  # a run trained on every class
+    assert "unseen" not in describe_sources(every) and describe_sources(every).endswith(
+        "trained on 0,1,2,3,4,5,6,7,8,9"
+    )
+    full = {**sources, "vectors": dict.fromkeys(sources["vectors"], 32)}  # as on MNIST: every class has its 32
+    assert "a class here" not in describe_sources(full)
 
 
 def test_augmentation_strength_zero_leaves_images_as_they_are(digits):

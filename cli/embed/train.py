@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from embedder.config import TrainConfig
 from embedder.data.datasets import DATASETS, FOLDER
+from embedder.utils.formatting import plural
 
 from ..errors import notes
 from ..options import DatasetChoice, config_option, config_options, data_dir_option, given, quiet_option
@@ -42,7 +45,12 @@ INDEX = (
 @config_option(TrainConfig, "run_dir", type=click.Path())
 @config_options(TrainConfig, *HOW, *INDEX, "device")
 @click.option("--resume", is_flag=True, help="Continue the interrupted training saved in --run-dir, with its options.")
-@click.option("--force", is_flag=True, help="Write into --run-dir even if it holds files that are not a run.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into --run-dir even if it holds files that are not a run, or an interrupted training (with "
+    "--dry-run, a trained run too).",
+)
 @config_option(TrainConfig, "dry_run")
 @quiet_option
 @click.pass_context
@@ -75,16 +83,22 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
         result = resume_training(options["run_dir"], progress=not quiet, log=notes(quiet), **changes)
     else:
         config = TrainConfig(**options)  # every option is checked here, before torch is imported
+        from embedder.runs.store import check_training_dir
         from embedder.training.trainer import train
 
+        check_training_dir(Path(config.run_dir), force, config.dry_run)  # what it would replace, before any data
         result = train(config, force=force, progress=not quiet, log=notes(quiet))
     if not result.written:  # a rank other than 0 of a torchrun training: rank 0 reports
         return
+    from embedder.index.supports import centroids_note
+
     meta, last = result.metadata, result.metadata["curve"][-1]
     names = ",".join(meta["class_names"][c] for c in meta["classes"])
     trained = f"classes {names}" if names else "no labels"
+    index = meta["index"]
+    note = centroids_note(index["centroids"], [record["shots"] for record in index["classes"]])
     click.echo(
         f"saved run to {result.run_dir}: {meta['dataset']} {trained}, "
-        f"{last['epoch']} epochs in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
-        f"index ({meta['index']['faiss']}) of {len(meta['dataset_classes'])} classes: {meta['index']['rule']}"
+        f"{plural(last['epoch'], 'epoch')} in {meta['train_seconds']:.0f} s, val loss {last['val_loss']:.4f}; "
+        f"index ({index['faiss']}) of {len(meta['dataset_classes'])} classes: {index['rule']}{note}"
     )

@@ -125,8 +125,8 @@ def load_folder_dataset(path: str, data_root: Path, test_fraction: float = 0.2, 
         notes.append(message)
     kept_labels = torch.tensor([labels[i] for i in loaded.kept], dtype=torch.int64)
     kept_parts = np.array([parts[i] for i in loaded.kept])
+    _check_classes(root, names, kept_labels)  # before the split, which needs a class to split
     test = kept_parts == "test" if given_split else _random_test_split(kept_labels.numpy(), test_fraction)
-    _check_classes(root, names, kept_labels)
     train, test = torch.from_numpy(~test), torch.from_numpy(test)
     return Dataset(
         f"folder:{root}", loaded.images[train], kept_labels[train], loaded.images[test], kept_labels[test],

@@ -21,7 +21,7 @@ from embedder.evaluation.pml_metrics import grouped_accuracy_calculator
 from embedder.fewshot.classifiers import make_classifier
 from embedder.fewshot.openset import evaluate_open_set
 from embedder.index.support_index import SupportIndex
-from embedder.index.supports import describe_rule
+from embedder.index.supports import centroids_note, describe_rule
 from embedder.runs.calibration import run_calibration
 from embedder.runs.run import Run
 from embedder.utils.progress import progress_bar
@@ -230,9 +230,12 @@ def index_sources(run: Run, dataset: Dataset) -> dict[str, Any]:
     counts = np.bincount(np.delete(labels, held_out), minlength=len(dataset.class_names))
     shots = index.get("shots")
     images = {int(c): int(min(shots, counts[c]) if shots else counts[c]) for c in dataset.classes}
+    vectors = np.bincount(run.index.labels, minlength=len(dataset.class_names))
     return {
         "rule": index.get("rule") or describe_rule(shots, index.get("centroids")),
+        "centroids": None if shots else index.get("centroids"),
         "labelled_images": images,
+        "vectors": {int(c): int(vectors[c]) for c in dataset.classes},  # in the index now, of each dataset class
         "trained_class_names": [dataset.class_names[c] for c in run.trained_classes],
     }
 
@@ -242,7 +245,11 @@ def describe_sources(sources: dict[str, Any]) -> str:
     0,1,2 only``: the saved index in words."""
     counts = sorted(sources["labelled_images"].values())
     many = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,}-{counts[-1]:,}"
+    present = [n for n in sources.get("vectors", {}).values() if n]  # a forgotten class has none
+    note = centroids_note(sources.get("centroids"), present)
+    unseen = len(sources["labelled_images"]) > len(sources["trained_class_names"])
     return (
-        f"{sources['rule']}, from {many} labelled image{'s' if counts[-1] > 1 else ''} a class (unseen ones "
-        f"included); the network trained on {','.join(sources['trained_class_names']) or 'no labels'} only"
+        f"{sources['rule']}{note}, from {many} labelled image{'s' if counts[-1] > 1 else ''} a class"
+        f"{' (unseen ones included)' if unseen else ''}; the network trained on "
+        f"{','.join(sources['trained_class_names']) or 'no labels'}{' only' if unseen else ''}"
     )

@@ -54,7 +54,8 @@ def build_support_index(
         )
         chosen = rows[nearest]
     else:
-        chosen = sample_supports(labels, dataset.classes, config.shots, np.random.default_rng(config.seed))
+        rng = np.random.default_rng(config.seed)  # never a held-out image: the threshold is calibrated on them all
+        chosen = sample_supports(labels, dataset.classes, config.shots, rng, exclude=held_out)
         supports, support_labels = embedder.embed(dataset.train_images[chosen]), labels[chosen]
     index = SupportIndex(embedder.dim, config.index_spec)
     if not index.is_trained and training_images is not None:
@@ -65,15 +66,18 @@ def build_support_index(
     return index, chosen
 
 
-def check_shots(dataset: Dataset, shots: int | None) -> None:
-    """Every class must have ``shots`` train-split images to put in the index: check before training."""
+def check_shots(dataset: Dataset, shots: int | None, held_out: np.ndarray | None = None) -> None:
+    """Every class must have ``shots`` train-split images, the ``held_out`` rows aside, to put in the index:
+    check before training."""
     if shots is None:
         return
-    counts = dataset.class_counts()
+    counts = dataset.class_counts(source_rows(dataset, held_out))
     short = [c for c in dataset.classes if counts[c] < shots]
     if short:
+        aside = " outside the held-out ones" if held_out is not None and len(held_out) else ""
         raise ConfigError(
-            "shots", f"{{shots}} {shots} is more than class {short[0]} has training images ({counts[short[0]]})"
+            "shots",
+            f"{{shots}} {shots} is more than class {short[0]} has training images{aside} ({counts[short[0]]})",
         )
 
 
@@ -81,6 +85,7 @@ def check_index_training(dataset: Dataset, config: TrainConfig) -> None:
     """The run's index must find enough vectors to train on (:func:`build_support_index` trains it on the
     supports or on the training images, whichever are more): check before training, not after."""
     train_rows, held_out = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+    check_shots(dataset, config.shots, held_out)
     spec = config.index_spec
     needed = minimum_training(spec, config.embedding_dim)
     if config.shots is None:  # the centroids build_support_index will make, from the same rows

@@ -26,6 +26,15 @@ def describe_rule(shots: int | None, centroids: int | None) -> str:
     return f"up to {centroids} k-means centroids of each class"
 
 
+def centroids_note(most: int | None, per_class: list[int]) -> str:
+    """Why a class holds fewer than ``most`` centroids: `` (2-3 a class here: ...)``; empty when none does."""
+    if not most or not per_class or min(per_class) >= most:
+        return ""
+    low, high = min(per_class), max(per_class)
+    many = str(low) if low == high else f"{low}-{high}"
+    return f" ({many} a class here: k-means gets one centroid per {POINTS_PER_CENTROID} labelled images at most)"
+
+
 def centroid_count(images: int, most: int = DEFAULT_CENTROIDS) -> int:
     """How many centroids a class of ``images`` images gets: at most ``most``, one for a small class."""
     return max(1, min(most, images // POINTS_PER_CENTROID))

@@ -106,11 +106,14 @@ def calibrate_index(
         _, unseen = genuine_and_impostor(classifier, embedder.embed(dataset.train_images[others]), labels[others])
         impostor = np.concatenate([impostor, unseen])
     calibration = calibrate(genuine, impostor, config.far)
+    untrained = len(set(labels[others].tolist()))
     log(
         f"open set: threshold {calibration.threshold:.3f} for a {config.far:.1%} false-accept rate, from "
         f"{len(genuine)} held-out images of the trained classes ({calibration.true_accept_rate:.1%} of them accepted "
-        f"as their class) and {len(impostor) - len(genuine)} of the others"
-    )
+        "as their class)"
+        + (f" and {len(others)} images of the {untrained} indexed classes it did not train on" if untrained else
+           "; it trained on every indexed class, so no unseen class adds impostors")
+    )  # fmt: skip
     return calibration
 
 

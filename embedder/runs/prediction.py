@@ -83,8 +83,11 @@ def predict(
     """Label each uint8 28x28 image (``names`` name them in the answers) by the run's index, or call it unknown."""
     limit, calibrated = threshold(run, config, log), run_calibration(run)
     embeddings = run.embedder.embed(images)
-    labels, distances = run.classifier().predict_embeddings(embeddings)
-    near_labels, near_similarity = run.index.search(embeddings, config.k)
+    labels, distances = run.classifier().predict_embeddings(embeddings)  # an empty index fails here
+    shown = min(config.k, len(run.index))
+    if shown < config.k:
+        log(f"note: asked for the {config.k:,} nearest supports, but the run's index holds {shown}: all are shown")
+    near_labels, near_similarity = run.index.search(embeddings, shown)
     near_distances = similarity_to_distance(near_similarity)
     confidences = calibrated.confidence(distances) if calibrated else [None] * len(labels)
     predictions = []

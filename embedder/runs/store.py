@@ -318,22 +318,68 @@ def check_new_run_dir(path: Path, force: bool = False) -> None:
             )
 
 
-def prepare_run_dir(run_dir: Path, force: bool = False) -> bool:
-    """Create ``run_dir`` for a new training; return whether its first save must start a fresh manifest.
+def finished_epoch(checkpoint: dict[str, Any], run: dict[str, Any] | None) -> int | None:
+    """The last epoch, if the run's committed metadata is this checkpoint's finished training; else None.
 
-    Refuses a file, a folder of someone else's files, and a run this version cannot read, unless ``force``.
+    The run is committed once, after the last epoch, with the loss curve the checkpoint holds; a run that an
+    unfinished training is replacing still holds the *previous* training's curve, so that one resumes.
+    """
+    if not isinstance(run, dict) or not checkpoint.get("curve"):
+        return None
+    as_text = [json.dumps(c, sort_keys=True) for c in (run.get("curve"), list(checkpoint["curve"]))]  # NaN-safe
+    return int(checkpoint["epoch"]) if as_text[0] == as_text[1] and int(checkpoint["step"]) == 0 else None
+
+
+def check_replacing(store: RunDir, manifest: dict[str, Any], dry_run: bool = False) -> None:
+    """Refuse a new training that would throw away what was trained in ``store``: an interrupted training's
+    checkpoint (``--resume`` continues it), or, for a dry run (two steps), a finished run. Not asked under ``force``."""
+    path = store.path
+    if "checkpoint" in manifest["files"]:
+        checkpoint = store.read_tensors("checkpoint", manifest)
+        if finished_epoch(checkpoint, manifest.get("run")) is None:
+            epochs = checkpoint.get("config", {}).get("epochs")
+            done = f"{int(checkpoint.get('epoch', 0))}{f' of {epochs}' if epochs else ''} epochs done"
+            raise ConfigError(
+                "run_dir",
+                f"{{run_dir}} {path} holds an interrupted training ({done}): continue it with "
+                f"`embed train --resume --run-dir {path}`, or use {{force}} to start a new one over it",
+            )
+    if dry_run and isinstance(manifest.get("run"), dict):
+        raise ConfigError(
+            "run_dir",
+            f"{{run_dir}} {path} holds a trained run, which a {{dry_run}} (two steps) would replace: "
+            "choose another {run_dir}, or use {force}",
+        )
+
+
+def check_training_dir(run_dir: Path, force: bool = False, dry_run: bool = False) -> bool:
+    """Whether a new training may write into ``run_dir``, changing nothing; return whether its first save must
+    start a fresh manifest (``force`` over a run this version cannot read).
+
+    Refuses a file, a folder of someone else's files, a run this version cannot read, an interrupted training
+    and, for a ``dry_run``, a finished run (:func:`check_replacing`), unless ``force``.
     """
     check_new_run_dir(run_dir, force)
     store = RunDir(run_dir)
-    if store.exists():
-        try:
-            store.manifest()
-        except RunError as exc:
-            if not force:
-                raise ConfigError("run_dir", f"{exc}; use {{force}} to train a new run over it") from None
-            return True
+    if not store.exists():
+        return False
+    try:
+        manifest = store.manifest()
+        if not force:
+            check_replacing(store, manifest, dry_run)
+    except RunError as exc:  # damaged, or a version this one cannot read (a ConfigError passes through)
+        if not force:
+            raise ConfigError("run_dir", f"{exc}; use {{force}} to train a new run over it") from None
+        return True
+    return False
+
+
+def prepare_run_dir(run_dir: Path, force: bool = False, dry_run: bool = False) -> bool:
+    """Create ``run_dir`` for a new training, after :func:`check_training_dir`; return whether its first save
+    must start a fresh manifest."""
+    fresh = check_training_dir(run_dir, force, dry_run)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"cannot create run dir {run_dir}: {exc.strerror}") from None
-    return False  # taking the run's lock, next, refuses a read-only folder
+    return fresh  # taking the run's lock, next, refuses a read-only folder

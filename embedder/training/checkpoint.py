@@ -8,7 +8,6 @@ validation classes, their score curve and the best-scoring epoch's weights (:cla
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 
 from embedder.config import RESUMABLE_CHANGES, IndexSpec, TrainConfig
 from embedder.errors import ConfigError, RunError
+from embedder.runs.store import finished_epoch  # noqa: F401  (where the run folder's rules are; resume asks it)
 
 
 @dataclass
@@ -108,18 +108,6 @@ class TrainingState:
         self.seconds = float(checkpoint["seconds"])
         self.best = BestEpoch.restore(checkpoint.get("best"))
         return warning
-
-
-def finished_epoch(checkpoint: dict[str, Any], run: dict[str, Any] | None) -> int | None:
-    """The last epoch, if the run's committed metadata is this checkpoint's finished training; else None.
-
-    The run is committed once, after the last epoch, with the loss curve the checkpoint holds; a run that an
-    unfinished training is replacing still holds the *previous* training's curve, so that one resumes.
-    """
-    if not isinstance(run, dict) or not checkpoint.get("curve"):
-        return None
-    as_text = [json.dumps(c, sort_keys=True) for c in (run.get("curve"), list(checkpoint["curve"]))]  # NaN-safe
-    return int(checkpoint["epoch"]) if as_text[0] == as_text[1] and int(checkpoint["step"]) == 0 else None
 
 
 # Options newer than the first checkpoints of this run format: a checkpoint without one had its default.

@@ -51,7 +51,7 @@ from embedder.training.devices import resolve_device
 from embedder.training.held_out import HeldOut, held_out_line, held_out_warning, scored_epoch
 from embedder.training.interrupt import Interrupted, StopRequest
 from embedder.training.pseudo_labels import cluster_labels, refresh_due
-from embedder.utils.formatting import percent
+from embedder.utils.formatting import percent, plural
 from embedder.utils.precision import mixed_precision
 from embedder.utils.progress import duration, progress_bar, progress_line
 
@@ -198,7 +198,7 @@ def train(
     config, dataset, pool = _dataset_for(config, dataset, log)
     store = RunDir(config.run_dir)
     with distributed.session(device) as (world, device):
-        fresh = prepare_run_dir(store.path, force) if world.is_main else False
+        fresh = prepare_run_dir(store.path, force, config.dry_run) if world.is_main else False
         with store.lock() if world.is_main else contextlib.nullcontext():
             return _Training(config, store, device, dataset, progress, log, fresh, world, pool).run(on_epoch_end)
 
@@ -382,12 +382,14 @@ class _Training:
     def _first_line(self) -> str:
         """What trains on what: the labelled classes and their batches, and the pool if any."""
         config, names = self.config, self.dataset.class_names
+        schedule = f"{plural(self.epochs, 'epoch')} x {plural(self.steps, 'step')}"
+        classes = ",".join(names[c] for c in config.classes)
         labelled = (
-            f"classes {','.join(names[c] for c in config.classes)} on {self.device}: {len(self.images)} images "
-            f"({len(self.val_images)} held out), {self.epochs} epochs x {self.steps} steps of {self.ways} classes x "
-            f"{self.m}, {config.loss} loss"
+            f"classes {classes} on {self.device}: {plural(len(self.images), 'image')} ({len(self.val_images)} held out)"
+            f", {schedule} of {plural(self.ways, 'class', 'classes')} x {self.m}, "
+            f"{config.loss} loss"
             if config.classes
-            else f"no labels on {self.device}: {self.epochs} epochs x {self.steps} steps"
+            else f"no labels on {self.device}: {schedule}"
         )
         pool = f"; and on {self.pool.describe()}, {self.pool_sampler.batch} a step" if self.pool else ""
         return f"training on {config.dataset} {labelled}{pool}"
@@ -551,13 +553,17 @@ class _Training:
         """The epoch's line: losses, the held-out score if scored, source images per second of stepping, and the
         time left at this pace."""
         last, scores = self.state.curve[-1], self.state.best.curve
-        images_per_s = steps_done * self.ways * self.m / max(step_seconds, 1e-9)
-        left = (self.epochs - last["epoch"]) * epoch_seconds * self.steps / max(steps_done, 1)  # resumed: a part
         now = scores[-1] if scores and scores[-1]["epoch"] == last["epoch"] else None  # scored this epoch
         scored = f", held-out 1-shot {percent(now['accuracy'])}" if now else ""
+        pace = (
+            f", {steps_done * self.ways * self.m / max(step_seconds, 1e-9):.0f} images/s, "
+            f"{duration((self.epochs - last['epoch']) * epoch_seconds * self.steps / steps_done)} left"
+            if steps_done
+            else ""
+        )  # resumed at the epoch's end: no step was timed
         progress_line(
             f"epoch {last['epoch']}/{self.epochs}: train loss {last['train_loss']:.4f}, "
-            f"val loss {last['val_loss']:.4f}{scored}, {images_per_s:.0f} images/s, {duration(left)} left",
+            f"val loss {last['val_loss']:.4f}{scored}{pace}",
             self.progress,
         )
 

@@ -62,9 +62,17 @@ def progress_line(message: str, progress: bool = True) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+DAY, YEAR = 86_400, 365 * 86_400
+
+
 def duration(seconds: float) -> str:
-    """``42 s``, ``6 min 12 s``, ``1 h 05 min``: a time left, as a person reads it."""
+    """``42 s``, ``6 min 12 s``, ``1 h 05 min``, ``12 days``, ``over a year``: a time left, as a person reads it
+    (beyond a year, the digits would only say that it will not end)."""
+    if not seconds < YEAR:  # NaN and infinity too
+        return "over a year"
     seconds = max(0, round(seconds))
+    if seconds >= 2 * DAY:
+        return f"{seconds // DAY} days"
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
