@@ -19,6 +19,7 @@ LOSSES = ("auto", "triplet", "contrast")  # embedder.losses.make_loss; auto: emb
 NO_POOL, REST_POOL = "none", "rest"
 POOL_FOLDER = "unlabelled"  # folder:PATH/unlabelled/ holds a folder dataset's pool, not a class
 NO_LABELS_NEED_A_POOL = "{classes} none trains on no labels: give a pool, {unlabelled} rest or a folder"
+POOL_AUGMENT = 2.0  # the default augmentation strength beside an unlabelled pool (docs/results.md, "0.6")
 MAX_EPOCHS = 100_000  # a bound that no real training reaches, so that a typo is refused, not estimated in years
 AUGMENTATIONS = ("auto", "strokes", "objects")  # embedder.training.augment.PRESETS; auto: OBJECT_DATASETS
 OBJECT_DATASETS = ("fashion-mnist",)  # datasets of photographed things: objects augmentation under auto
@@ -106,7 +107,12 @@ class TrainConfig:
         f"(objects for {', '.join(OBJECT_DATASETS)}, strokes otherwise).",
         choices=AUGMENTATIONS,
     )
-    augment: float = _option(1.0, "Strength of the augmentation: 0 none, 1 the default, 2 twice as strong.")
+    augment: float | None = _option(
+        None,
+        "Strength of the augmentation: 0 none, 1 as designed, 2 twice as strong "
+        f"[default: {POOL_AUGMENT:g} with an unlabelled pool, else 1].",
+        type=float,
+    )
     embedding_dim: int = _option(1024, "Embedding size: a 4x4 grid of dim/16 channels.")
     width: int = _option(32, "Channels of the first convolution (the network's width).")
     seed: int = _option(0, "Seed of the weights, batches, augmentation and support draws.")
@@ -171,6 +177,8 @@ class TrainConfig:
             raise ConfigError("unlabelled", "{unlabelled} is empty: give none, rest or a folder of images")
         for name in ("lr", "margin", "class_weight", "weight_decay", "augment", "instance_weight", "unlabelled_weight"):
             value = getattr(self, name)
+            if value is None:  # augment: chosen with the pool (embedder.training.trainer)
+                continue
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 kind = "positive" if name == "lr" else "non-negative"
                 raise ConfigError(name, f"{{{name}}} must be a finite {kind} number, got {value}")

@@ -111,7 +111,10 @@ class TrainingState:
 
 
 # Options newer than the first checkpoints of this run format: a checkpoint without one had its default.
-ADDED_LATER = {"far", "test_fraction", "strict", "augment", "centroids", *(f.name for f in fields(IndexSpec))}
+ADDED_LATER = {
+    "far", "test_fraction", "strict", "augment", "centroids", "unlabelled_weight", "unlabelled_clusters",
+    *(f.name for f in fields(IndexSpec)),
+}  # fmt: skip
 # ...except these, whose defaults changed when they were added (0.4): a checkpoint without one trained so.
 TRAINED_BEFORE = {
     "loss": "triplet",
@@ -120,6 +123,7 @@ TRAINED_BEFORE = {
     "descriptor": "final",
     "augmentation": "strokes",
     "val_classes": 0,  # before validation classes, every requested class was trained on
+    "unlabelled": "none",  # before the pool, a folder's unlabelled/ was not one
 }
 ADDED_LATER |= set(TRAINED_BEFORE)
 

@@ -26,6 +26,7 @@ from embedder.config import (
     MIN_STEPS,
     NO_LABELS_NEED_A_POOL,
     OBJECT_DATASETS,
+    POOL_AUGMENT,
     SMALL_BATCH,
     SMALL_CLASS,
     STEPS_PER_CLASS,
@@ -269,7 +270,8 @@ def _dataset_for(
         raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
     for warning in pool.warnings if pool is not None else []:
         log(f"warning: {warning}")
-    return replace(config, loss=loss_for(config, pool is not None)), dataset, pool
+    augment = config.augment if config.augment is not None else (POOL_AUGMENT if pool is not None else 1.0)
+    return replace(config, loss=loss_for(config, pool is not None), augment=augment), dataset, pool
 
 
 def _val_classes(config: TrainConfig, labels: list[int], dataset: Dataset, drawn: bool) -> list[int]:
