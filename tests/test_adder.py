@@ -226,5 +226,5 @@ def test_adder_eval_cli(tmp_path, run_copy):
 
 
 def test_module_runs_as_script():
-    out = subprocess.run([sys.executable, "-m", "cli.adder", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "tripletshot.cli.adder", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "predict" in out.stdout

@@ -246,7 +246,7 @@ def torchrun(*args: str) -> list[str]:
         "--nproc-per-node",
         "2",
         "-m",
-        "cli.embed",
+        "tripletshot.cli.embed",
         *args,
     ]
 

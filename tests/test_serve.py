@@ -65,7 +65,16 @@ class Server:
     def __init__(self, run_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "cli.embed", "serve", "--run-dir", str(run_dir), "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "tripletshot.cli.embed",
+            "serve",
+            "--run-dir",
+            str(run_dir),
+            "--port",
+            str(self.port),
+        ]
         self.log = run_dir.parent / f"server-{self.port}.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
@@ -133,11 +142,11 @@ def uploads(paths: list[Path], field: str = "images") -> list[tuple[str, tuple[s
     return [(field, (p.name, p.read_bytes(), "image/png")) for p in paths]
 
 
-def cli(*args: str, cwd: Path, module: str = "cli.embed") -> subprocess.CompletedProcess:
+def cli(*args: str, cwd: Path, module: str = "tripletshot.cli.embed") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True)
 
 
-def cli_json(*args: str, cwd: Path, module: str = "cli.embed"):
+def cli_json(*args: str, cwd: Path, module: str = "tripletshot.cli.embed"):
     done = cli(*args, "--json", cwd=cwd, module=module)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -251,7 +260,7 @@ def test_sum_equals_adder_predict_and_refuses_what_is_not_a_digit(server, digits
     answer = http.post(server.url + "/sum", files=uploads(files, "image"), data={"number": "7"})
     assert answer.status_code == 200, answer.text
     by_adder = cli_json(
-        "predict", files[0].name, "7", "--run-dir", str(server.run_dir), cwd=tmp_path, module="cli.adder"
+        "predict", files[0].name, "7", "--run-dir", str(server.run_dir), cwd=tmp_path, module="tripletshot.cli.adder"
     )
     same(answer.json(), by_adder)
     assert answer.json()[0]["sum"] == answer.json()[0]["digit"] + 7
@@ -262,7 +271,9 @@ def test_sum_equals_adder_predict_and_refuses_what_is_not_a_digit(server, digits
     refused = http.post(server.url + "/sum", files=uploads([square], "image"), data={"number": "7"})
     assert refused.status_code == 422 and refused.json()["field"] == "image"
     assert "square" in refused.json()["error"] and "not a number" in refused.json()["error"]
-    by_cli = cli("predict", "square.png", "7", "--run-dir", str(server.run_dir), cwd=tmp_path, module="cli.adder")
+    by_cli = cli(
+        "predict", "square.png", "7", "--run-dir", str(server.run_dir), cwd=tmp_path, module="tripletshot.cli.adder"
+    )
     assert by_cli.returncode == 1 and refused.json()["error"] in by_cli.stderr
     assert http.delete(server.url + "/classes/square").status_code == 200
 

@@ -64,6 +64,7 @@ def test_a_pooled_run_trains_on_its_pool_and_says_so(tmp_path, digits):
     assert ", contrast loss;" in lines[0]  # auto: class contrast beside a pool
     strict, pooled = read_metadata(tmp_path / "strict"), read_metadata(tmp_path / "pooled")
     assert strict["unlabelled"] is None and strict["options"]["loss"] == "triplet"  # auto on strokes, no pool
+    assert (strict["options"]["augment"], pooled["options"]["augment"]) == (1.0, 2.0)  # twice as strong beside a pool
     assert pooled["unlabelled"]["images"] == 537 and pooled["unlabelled"]["source"] == "rest"
     assert pooled["unlabelled"]["per_step"] == 5 * 16
     assert Run.load(tmp_path / "strict").trained_on == "trained on labels of 0,1,2,3,4 only, no unlabelled images"

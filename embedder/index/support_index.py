@@ -339,6 +339,9 @@ class SupportIndex:
         prototypes, classes = self.prototypes()
         index = self.empty_copy()
         index.add(prototypes, classes)
+        ivf = _ivf(index.index) if index.index is not None else None
+        if ivf is not None:  # one vector a class: every list is visited at no cost, so none is missed
+            ivf.nprobe = ivf.nlist
         return index
 
     def empty_copy(self) -> SupportIndex:
