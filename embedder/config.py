@@ -19,7 +19,7 @@ LOSSES = ("auto", "triplet", "contrast")  # embedder.losses.make_loss; auto: emb
 NO_POOL, REST_POOL = "none", "rest"
 POOL_FOLDER = "unlabelled"  # folder:PATH/unlabelled/ holds a folder dataset's pool, not a class
 NO_LABELS_NEED_A_POOL = "{classes} none trains on no labels: give a pool, {unlabelled} rest or a folder"
-POOL_AUGMENT = 2.0  # the default augmentation strength beside an unlabelled pool (docs/results.md, "0.6")
+POOL_AUGMENT = 2.0  # the default augmentation strength beside a pool, on a few classes of strokes (docs/results.md)
 MAX_EPOCHS = 100_000  # a bound that no real training reaches, so that a typo is refused, not estimated in years
 AUGMENTATIONS = ("auto", "strokes", "objects")  # embedder.training.augment.PRESETS; auto: OBJECT_DATASETS
 OBJECT_DATASETS = ("fashion-mnist",)  # datasets of photographed things: objects augmentation under auto
@@ -110,7 +110,7 @@ class TrainConfig:
     augment: float | None = _option(
         None,
         "Strength of the augmentation: 0 none, 1 as designed, 2 twice as strong "
-        f"[default: {POOL_AUGMENT:g} with an unlabelled pool, else 1].",
+        f"[default: {POOL_AUGMENT:g} with an unlabelled pool on under {CONTRAST_FROM} classes of strokes, else 1].",
         type=float,
     )
     embedding_dim: int = _option(1024, "Embedding size: a 4x4 grid of dim/16 channels.")

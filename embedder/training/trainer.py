@@ -270,8 +270,8 @@ def _dataset_for(
         raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
     for warning in pool.warnings if pool is not None else []:
         log(f"warning: {warning}")
-    augment = config.augment if config.augment is not None else (POOL_AUGMENT if pool is not None else 1.0)
-    return replace(config, loss=loss_for(config, pool is not None), augment=augment), dataset, pool
+    pooled = pool is not None
+    return replace(config, loss=loss_for(config, pooled), augment=augment_for(config, pooled)), dataset, pool
 
 
 def _val_classes(config: TrainConfig, labels: list[int], dataset: Dataset, drawn: bool) -> list[int]:
@@ -299,15 +299,27 @@ def augmentation_for(config: TrainConfig) -> str:
     return "objects" if config.dataset in OBJECT_DATASETS else "strokes"
 
 
+def few_stroke_classes(config: TrainConfig) -> bool:
+    """A few classes of strokes (handwriting: MNIST 0,1,2, a small folder of symbols), where the two designs
+    chosen by ``auto`` differ from the others' (docs/results.md, "0.6")."""
+    return augmentation_for(config) == "strokes" and len(config.classes) < CONTRAST_FROM
+
+
 def loss_for(config: TrainConfig, pooled: bool) -> str:
-    """The objective a training uses: ``auto`` is class contrast beside an unlabelled pool, on photographed objects
-    and on many classes (:data:`~embedder.config.CONTRAST_FROM`: glyphs), where it beat triplets; triplets on a
-    few classes of strokes, where class contrast lost to them on all three headline cases (MNIST 0,1,2, a small
-    folder of symbols, enrolment from one image; docs/results.md, "0.6")."""
+    """The objective a training uses: ``auto`` is triplets on a few classes of strokes, where class contrast lost
+    to them on all three headline cases (MNIST 0,1,2, a small folder of symbols, enrolment from one image), and
+    class contrast beside an unlabelled pool, on photographed objects and on many classes (glyphs), where it won."""
     if config.loss != "auto":
         return config.loss
-    many = len(config.classes) >= CONTRAST_FROM
-    return "contrast" if pooled or many or augmentation_for(config) == "objects" else "triplet"
+    return "triplet" if few_stroke_classes(config) and not pooled else "contrast"
+
+
+def augment_for(config: TrainConfig, pooled: bool) -> float:
+    """The augmentation's strength: ``None`` is :data:`~embedder.config.POOL_AUGMENT` beside a pool on a few
+    classes of strokes (digits: 6-7 points on unseen classes), else 1 (stronger cost glyphs and clothes 5 points)."""
+    if config.augment is not None:
+        return config.augment
+    return POOL_AUGMENT if pooled and few_stroke_classes(config) else 1.0
 
 
 def _batch_rule(counts: list[int], config: TrainConfig) -> tuple[list[int], int, int | None]:
