@@ -112,10 +112,11 @@ class TrainingState:
 
 # Options newer than the first checkpoints of this run format: a checkpoint without one had its default.
 ADDED_LATER = {
-    "far", "test_fraction", "strict", "augment", "centroids", "unlabelled_weight", "unlabelled_clusters",
+    "far", "test_fraction", "strict", "centroids", "unlabelled_weight", "unlabelled_clusters",
     *(f.name for f in fields(IndexSpec)),
 }  # fmt: skip
-# ...except these, whose defaults changed when they were added (0.4): a checkpoint without one trained so.
+# ...except these, whose defaults changed when they were added or later (0.4, 0.6): a checkpoint without one
+# trained so.
 TRAINED_BEFORE = {
     "loss": "triplet",
     "temperature": 0.1,
@@ -124,6 +125,7 @@ TRAINED_BEFORE = {
     "augmentation": "strokes",
     "val_classes": 0,  # before validation classes, every requested class was trained on
     "unlabelled": "none",  # before the pool, a folder's unlabelled/ was not one
+    "augment": 1.0,  # before 0.6 the default strength was 1 everywhere
 }
 ADDED_LATER |= set(TRAINED_BEFORE)
 
