@@ -104,3 +104,15 @@ def test_contrast_loss_has_gradients_and_weights_its_instance_term():
     torch.testing.assert_close(loss, supcon_loss(emb, labels, 0.2) + 0.5 * two_view_ntxent(emb, 0.2))
     loss.backward()
     assert emb.grad.abs().sum() > 0
+
+
+def test_the_losses_defaults_are_the_configs():
+    """One default for the instance term: the loss built with no arguments is the one TrainConfig's defaults build."""
+    from embedder.config import TrainConfig
+    from embedder.losses.contrast import ClassAndInstanceContrastLoss, make_loss
+
+    config = TrainConfig()
+    assert ClassAndInstanceContrastLoss().instance_weight == config.instance_weight == 0.0
+    assert make_loss("contrast").instance_weight == config.instance_weight
+    assert make_loss("triplet").class_weight == config.class_weight
+    assert "0: none" in config.__dataclass_fields__["instance_weight"].metadata["help"]
