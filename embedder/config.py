@@ -75,8 +75,8 @@ class TrainConfig:
     loss: str = _option(
         "auto",
         "Objective on the labelled classes: instance + class triplets with a margin (triplet), or class contrast "
-        "with a temperature (SupCon; contrast), or auto: contrast with an unlabelled pool, on "
-        f"{', '.join(OBJECT_DATASETS)} or on {CONTRAST_FROM} training classes or more, triplet otherwise.",
+        "with a temperature (SupCon; contrast), or auto: contrast beside an unlabelled pool, with the objects "
+        f"augmentation or on {CONTRAST_FROM} training classes or more, triplet otherwise.",
         choices=LOSSES,
     )
     temperature: float = _option(0.1, "Temperature of the contrast losses (class, instance and the pool's).")
@@ -156,7 +156,11 @@ class TrainConfig:
         classes = parse_classes(self.classes) if isinstance(self.classes, str) else list(self.classes)
         check_class_list(classes)
         # A folder: dataset's own unlabelled/ is a pool: checked once the dataset is loaded
-        if not classes and str(self.unlabelled).strip() in ("None", NO_POOL) and not self.dataset.startswith("folder:"):
+        if self.unlabelled is not None:  # a path or a keyword, stripped once here
+            if not str(self.unlabelled).strip():
+                raise ConfigError("unlabelled", "{unlabelled} is empty: give none, rest or a folder of images")
+            object.__setattr__(self, "unlabelled", str(self.unlabelled).strip())
+        if not classes and self.unlabelled in (None, NO_POOL) and not self.dataset.startswith("folder:"):
             raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
         if all(isinstance(c, int) for c in classes):
             classes = sorted(classes)
@@ -173,8 +177,6 @@ class TrainConfig:
                 raise ConfigError(name, f"{{{name}}} must be at least 1, got {getattr(self, name)}")
         if self.epochs is not None and self.epochs > MAX_EPOCHS:
             raise ConfigError("epochs", f"{{epochs}} must be at most {MAX_EPOCHS:,}, got {self.epochs}")
-        if self.unlabelled is not None and not str(self.unlabelled).strip():
-            raise ConfigError("unlabelled", "{unlabelled} is empty: give none, rest or a folder of images")
         for name in ("lr", "margin", "class_weight", "weight_decay", "augment", "instance_weight", "unlabelled_weight"):
             value = getattr(self, name)
             if value is None:  # augment: chosen with the pool (embedder.training.trainer)

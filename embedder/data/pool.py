@@ -50,7 +50,6 @@ def pool_source(config: TrainConfig, dataset: Dataset) -> str | None:
     if value is None:
         folder = _dataset_folder(dataset)
         return str(folder / POOL_FOLDER) if folder is not None and (folder / POOL_FOLDER).is_dir() else None
-    value = str(value).strip()
     if value == NO_POOL:
         return None
     if value == REST_POOL:
@@ -88,8 +87,8 @@ def load_pool(config: TrainConfig, dataset: Dataset, data_root: Path | None = No
                 "unlabelled",
                 "{unlabelled} rest is empty: every class of " + quote(dataset.name) + " is trained on or held out",
             )
-        images, warnings = _capped(dataset.train_images[torch.from_numpy(rows)], config.seed)
-        return Pool(images, REST_POOL, warnings)
+        keep, warnings = _within_capacity(len(rows), config.seed)
+        return Pool(dataset.train_images[torch.from_numpy(rows[keep])], REST_POOL, warnings)
     return _folder_pool(Path(source), config, data_root or dataset.root)
 
 
@@ -103,12 +102,8 @@ def _folder_pool(folder: Path, config: TrainConfig, data_root: Path | None) -> P
     paths = image_files(folder)
     if not paths:
         raise ConfigError("unlabelled", f"{{unlabelled}} {given} holds no image files")
-    warnings = []
-    most = pool_capacity()
-    if len(paths) > most:
-        keep = np.sort(np.random.default_rng(config.seed).choice(len(paths), most, replace=False))
-        paths = [paths[i] for i in keep]
-        warnings.append(_capacity_warning(most))
+    keep, warnings = _within_capacity(len(paths), config.seed)
+    paths = [paths[i] for i in keep]
     loaded, note = decode_cached(paths, cache_root(data_root or folder) / "folders")
     warnings += [note] if note else []
     if loaded.skipped:
@@ -127,12 +122,13 @@ def pool_capacity() -> int:
     return max(1, int(available * MEMORY_SHARE) // BYTES_PER_IMAGE)
 
 
-def _capped(images: torch.Tensor, seed: int) -> tuple[torch.Tensor, list[str]]:
+def _within_capacity(count: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Which of ``count`` pool images to keep: all, or a seeded random :func:`pool_capacity` of them (sorted),
+    with the warning that says so."""
     most = pool_capacity()
-    if len(images) <= most:
-        return images, []
-    keep = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(len(images), most, replace=False)))
-    return images[keep], [_capacity_warning(most)]
+    if count <= most:
+        return np.arange(count), []
+    return np.sort(np.random.default_rng(seed).choice(count, most, replace=False)), [_capacity_warning(most)]
 
 
 def _capacity_warning(most: int) -> str:

@@ -75,7 +75,7 @@ def calibration_rows(
     per_class = int(np.median(np.unique(labels[held_out], return_counts=True)[1]))
     rng, others = np.random.default_rng(config.seed), []
     trained_on = np.zeros(len(labels), dtype=bool)  # unlabelled: impostors are images training never saw
-    if config.unlabelled is not None and str(config.unlabelled).strip() == REST_POOL:
+    if config.unlabelled == REST_POOL:
         trained_on[pool_rows(dataset, config)] = True
     for c in sorted(set(indexed) - set(config.classes)):
         rows = np.flatnonzero((labels == c) & ~trained_on)
