@@ -144,6 +144,9 @@ def test_draw_enrol_draw_again_and_read_the_name_back(digits_run, tmp_path):
             wait.until(lambda d: "forgot zigzag" in text("status"))  # said before the list is fetched again
             wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#classes li[data-name="zigzag"]'))
             assert len(driver.find_elements(By.CSS_SELECTOR, "#classes li")) == 10
+            draw(driver, (5, 30))  # the page asks by itself again: its answer must not erase what forget said
+            wait.until(lambda d: text("answer-name") not in ("zigzag", "–", ""))
+            assert "forgot zigzag" in text("status")
 
             driver.find_element(By.LINK_TEXT, "API (OpenAPI)").click()  # Swagger UI, from this server alone
             wait.until(lambda d: "/predict" in [e.text for e in d.find_elements(By.CLASS_NAME, "opblock-summary-path")])

@@ -112,7 +112,7 @@ async function ask() {
     const [answer] = await call("POST", "/predict", form);
     showAnswer(answer);
     if (runInfo && runInfo.adds) await askSum(image, answer);
-    say("");
+    if ($("status").className === "error") say("");  // an answer clears an error, not what enrol or forget said
   } catch (error) { say(error.message, true); }
 }
 
@@ -197,7 +197,7 @@ async function loadRun() {
 }
 
 $("clear").addEventListener("click", () => { clearPad(); say(""); });
-$("ask").addEventListener("click", ask);
+$("ask").addEventListener("click", () => { clearTimeout(askTimer); ask(); });  // one answer, not two
 $("enrol").addEventListener("click", enrol);
 $("enrol-name").addEventListener("keydown", (event) => { if (event.key === "Enter") enrol(); });
 $("number").addEventListener("change", ask);
