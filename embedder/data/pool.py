@@ -39,7 +39,8 @@ class Pool:
     warnings: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        """``42,000 unlabelled images (classes unknown) from rest``: what run.json and the first lines say."""
+        """``37,240 unlabelled images (classes unknown) from the train split's other classes``: what run.json and
+        the first lines say."""
         where = "the train split's other classes" if self.source == REST_POOL else self.source
         return f"{len(self.images):,} unlabelled images (classes unknown) from {where}"
 
@@ -93,6 +94,7 @@ def load_pool(config: TrainConfig, dataset: Dataset, data_root: Path | None = No
 
 
 def _folder_pool(folder: Path, config: TrainConfig, data_root: Path | None) -> Pool:
+    from embedder.data.datasets import default_data_root
     from embedder.data.folders import cache_root, decode_cached, image_files
 
     given = quote(str(folder))
@@ -104,7 +106,8 @@ def _folder_pool(folder: Path, config: TrainConfig, data_root: Path | None) -> P
         raise ConfigError("unlabelled", f"{{unlabelled}} {given} holds no image files")
     keep, warnings = _within_capacity(len(paths), config.seed)
     paths = [paths[i] for i in keep]
-    loaded, note = decode_cached(paths, cache_root(data_root or folder) / "folders")
+    # Cached under the data root, as folder: datasets are; never inside the user's pool folder.
+    loaded, note = decode_cached(paths, cache_root(data_root or default_data_root(config.data_dir)) / "folders")
     warnings += [note] if note else []
     if loaded.skipped:
         warnings.append(f"the pool skipped {len(loaded.skipped)} of {len(paths)} files that are not readable images")
