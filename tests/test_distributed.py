@@ -107,6 +107,7 @@ def _equivalence_worker(
         },
         f"{out}/rank{rank}.pt",
     )
+    dist.barrier()  # neither rank tears gloo down while the other is still in a collective (a SIGABRT, seen once)
     dist.destroy_process_group()
 
 
@@ -164,6 +165,7 @@ def _stop_flag_worker(rank: int, world_size: int, rendezvous: str, out: str) -> 
     for _ in range(200):
         world.any(False)
     torch.save({"answers": answers, "ms": (time.perf_counter() - started) / 200 * 1e3}, f"{out}/stop{rank}.pt")
+    dist.barrier()  # as above
     dist.destroy_process_group()
 
 
