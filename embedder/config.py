@@ -27,7 +27,8 @@ DESCRIPTORS = ("final", "multi")  # embedder.models.network: the final map, or e
 STEPS_PER_CLASS = 4  # default epochs give at least this many steps per training class (and MIN_STEPS)
 SMALL_CLASS = 32  # training classes this small (and more than MAX_WAYS of them) get SMALL_BATCH by default
 SMALL_BATCH = (32, 8)  # classes x images per batch for many small classes
-METHODS = ("nn", "prototype")  # nearest support, or nearest class mean (embedder.fewshot.classifiers.CLASSIFIERS)
+# Nearest support, nearest class mean, or prototypes refined over the run's pool (embedder.fewshot.classifiers)
+METHODS = ("nn", "prototype", "pool")
 MAX_WAYS = 8  # classes per batch when batch_size is not given
 DEFAULT_EPOCHS = 30
 MIN_STEPS = 60  # a small dataset's default epochs give at least this many steps (the bundled digits' 2 x 30)

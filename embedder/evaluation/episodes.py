@@ -64,18 +64,20 @@ def evaluate_episodes(
     seed: int = EvalConfig.seed,
     method: str = "nn",
     progress: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> EpisodeResult:
     """Mean accuracy over ``episodes`` random ``len(classes)``-way ``shots``-shot support draws, overall and
     per class (each with its 95% interval).
 
-    Every query of the chosen classes is labelled in every episode; the draws are seeded.
+    Every query of the chosen classes is labelled in every episode; the draws are seeded. ``options`` go to the
+    pool method's classifier (:func:`~embedder.fewshot.classifiers.make_classifier`).
     """
     EvalConfig(shots=shots, episodes=episodes, seed=seed, method=method)  # checks them
     rng = np.random.default_rng(seed)
     in_episode = np.isin(query_labels, classes)
     queries, truth = query_embeddings[in_episode], query_labels[in_episode]
     of_class = truth[:, None] == np.asarray(classes)[None, :]  # (queries, classes)
-    classifier = make_classifier(method, index=SupportIndex(support_embeddings.shape[1]))
+    classifier = make_classifier(method, index=SupportIndex(support_embeddings.shape[1]), **(options or {}))
     accuracies, class_accuracies = np.empty(episodes), np.empty((episodes, len(classes)))
     with progress_bar(episodes, f"{len(classes)}-way episodes", progress) as bar:
         for e in range(episodes):

@@ -17,12 +17,14 @@ call. One small subclass per method, each defining :meth:`FewShotClassifier.scor
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from embedder.errors import ConfigError, quote
+from embedder.fewshot.pool import PoolPoints, Refinement, refine_prototypes
 from embedder.index.support_index import SupportIndex, similarity_to_distance
 from embedder.models.embedder import Embedder
 
@@ -150,9 +152,14 @@ class NearestNeighbor(FewShotClassifier):
         columns = self._support_tensor(
             "columns", lambda: np.searchsorted(self.classes, self.index.labels), embeddings.device
         )
-        similarity = embeddings @ vectors.T
-        best = similarity.new_full((len(embeddings), len(self.classes)), -torch.inf)
-        return best.scatter_reduce(1, columns.expand(len(embeddings), -1), similarity, "amax")
+        return nearest_scores(embeddings, vectors, columns, len(self.classes))
+
+
+def nearest_scores(embeddings: torch.Tensor, vectors: torch.Tensor, columns: torch.Tensor, n: int) -> torch.Tensor:
+    """Each class's best similarity among its vectors: ``(n_queries, n)``, column ``columns[j]`` for vector ``j``."""
+    similarity = embeddings @ vectors.T
+    best = similarity.new_full((len(embeddings), n), -torch.inf)
+    return best.scatter_reduce(1, columns.expand(len(embeddings), -1), similarity, "amax")
 
 
 class Prototype(FewShotClassifier):
@@ -174,13 +181,85 @@ class Prototype(FewShotClassifier):
         return embeddings @ self._support_tensor("prototypes", lambda: self.index.prototypes()[0], embeddings.device).T
 
 
-CLASSIFIERS: dict[str, type[FewShotClassifier]] = {"nn": NearestNeighbor, "prototype": Prototype}
+REFINE_SHOTS = 10  # a class with this many supports or fewer is refined over the pool; more stand as they are
+
+
+class PoolRefined(FewShotClassifier):
+    """Prototypes refined over an unlabelled pool (:mod:`embedder.fewshot.pool`): transductive, beside the
+    inductive methods, as easyfsl keeps its soft k-means beside its prototypes.
+
+    A class with at most ``refine_shots`` supports is decided by one prototype: its anchor if it has one (a class
+    the run trained on, by the mean of its labelled images), else its supports' mean refined over ``pool`` by
+    ``setting``. A class with more supports is decided by its supports, as :class:`NearestNeighbor` decides. The
+    anchors and the many-shot supports stay fixed and take their own pool mass. With no pool, or a ``setting``
+    that does not use it (the run's check found it lost), this is :class:`NearestNeighbor` exactly.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        index: SupportIndex | None = None,
+        pool: PoolPoints | None = None,
+        anchors: tuple[np.ndarray, np.ndarray] | None = None,
+        setting: Refinement = Refinement(),
+        refine_shots: int = REFINE_SHOTS,
+    ) -> None:
+        self.pool, self.setting, self.refine_shots = pool, setting, refine_shots
+        dim = embedder.dim if embedder is not None else index.dim  # type: ignore[union-attr]
+        self.anchors = anchors if anchors is not None else (np.empty(0, np.int64), np.empty((0, dim), np.float32))
+        super().__init__(embedder, index)
+
+    @property
+    def uses_pool(self) -> bool:
+        return self.pool is not None and len(self.pool.vectors) > 0 and self.setting.used
+
+    def decision_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors that decide, with their labels: prototypes of the few-shot classes, supports of the rest."""
+        vectors, labels = self.index.vectors(), self.index.labels
+        classes, shots = np.unique(labels, return_counts=True)
+        few = classes[shots <= self.refine_shots]
+        anchored = few[np.isin(few, self.anchors[0])]
+        refined = few[~np.isin(few, self.anchors[0])]
+        many = ~np.isin(labels, few)
+        fixed = np.concatenate([self.anchors[1], vectors[many]])
+        out_vectors, out_labels = [vectors[many]], [labels[many]]
+        if len(anchored):
+            out_vectors.append(self.anchors[1][[int(np.flatnonzero(self.anchors[0] == c)[0]) for c in anchored]])
+            out_labels.append(anchored)
+        if len(refined):
+            rows = np.isin(labels, refined)
+            prototypes, order = refine_prototypes(vectors[rows], labels[rows], fixed, self.pool, self.setting)
+            out_vectors.append(prototypes)
+            out_labels.append(order)
+        return np.concatenate(out_vectors).astype(np.float32), np.concatenate(out_labels)
+
+    def decision_index(self) -> SupportIndex:
+        self.index.check_not_empty()
+        if not self.uses_pool:
+            return self.index
+        if self._decision is None or self._decision[0] != self._version():
+            self._decision = (self._version(), self.index.holding(*self.decision_vectors()))
+        return self._decision[1]
+
+    def score_tensor(self, embeddings: torch.Tensor) -> torch.Tensor:
+        decision = self.decision_index()
+        vectors = self._support_tensor("decision", decision.vectors, embeddings.device)
+        columns = self._support_tensor(
+            "decision-columns", lambda: np.searchsorted(self.classes, decision.labels), embeddings.device
+        )
+        return nearest_scores(embeddings, vectors, columns, len(self.classes))
+
+
+CLASSIFIERS: dict[str, type[FewShotClassifier]] = {"nn": NearestNeighbor, "prototype": Prototype, "pool": PoolRefined}
 
 
 def make_classifier(
-    method: str, embedder: Embedder | None = None, index: SupportIndex | None = None
+    method: str, embedder: Embedder | None = None, index: SupportIndex | None = None, **options: Any
 ) -> FewShotClassifier:
-    """The classifier for ``method`` (a key of :data:`CLASSIFIERS`)."""
+    """The classifier for ``method`` (a key of :data:`CLASSIFIERS`); ``options`` go to the pool method only
+    (``pool``, ``anchors``, ``setting``)."""
     if method not in CLASSIFIERS:
         raise ConfigError("method", f"unknown {{method}} {quote(method)}: choose one of {', '.join(CLASSIFIERS)}")
-    return CLASSIFIERS[method](embedder, index)
+    if method != "pool":
+        return CLASSIFIERS[method](embedder, index)
+    return PoolRefined(embedder, index, **options)

@@ -336,11 +336,15 @@ class SupportIndex:
     def prototype_index(self) -> SupportIndex:
         """An index of the same kind and training (PCA, quantiser) holding :meth:`prototypes`, one per class, each
         labelled with its class: searching it is the prototype method's decision, scored as the supports' is."""
-        prototypes, classes = self.prototypes()
+        return self.holding(*self.prototypes())
+
+    def holding(self, vectors: np.ndarray, labels: np.ndarray) -> SupportIndex:
+        """An index of the same kind and training holding these few labelled vectors (a method's decision
+        vectors: prototypes), every list of an IVF visited, so none is missed."""
         index = self.empty_copy()
-        index.add(prototypes, classes)
+        index.add(vectors, labels)
         ivf = _ivf(index.index) if index.index is not None else None
-        if ivf is not None:  # one vector a class: every list is visited at no cost, so none is missed
+        if ivf is not None:  # a few vectors a class: visiting every list costs little
             ivf.nprobe = ivf.nlist
         return index
 

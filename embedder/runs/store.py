@@ -8,6 +8,7 @@ centering-<sha>.safetensors  the feature centring fitted after training (its mea
 index-<sha>.npz              the faiss support index, its labels and support ids (``allow_pickle=False``)
 checkpoint-<sha>.pt          model, optimizer, RNG states, epoch and step, options: what ``--resume`` needs
 adder-<sha>.pt               the linear adder, once trained; it belongs to the model beside it
+pool-<sha>.npz               the unlabelled pool as inference uses it (embedder.runs.pool); it belongs to the model too
 .lock                        held (``flock``) by the one process writing the run; the kernel frees it when it dies
 
 What is unpickled: nothing a run needs to predict. The weights and the centring are safetensors (a JSON
@@ -54,16 +55,17 @@ SUFFIXES = {
     "index": ".npz",
     "checkpoint": ".pt",
     "adder": ".pt",
+    "pool": ".npz",
 }
 SAFETENSORS = ("model", "centering")  # roles read without any unpickler
-BELONGS_TO_MODEL = ("adder",)  # dropped when a commit brings a model: a training over the run replaced it
+BELONGS_TO_MODEL = ("adder", "pool")  # dropped when a commit brings a model: a training over the run replaced it
 
 
 class RunBusyError(RunError):
     """Another process holds the run's lock: a write may try again once it is done."""
 
 
-_OURS = re.compile(r"^(model|centering|index|checkpoint|adder)-[0-9a-f]{16}\.(pt|npz|safetensors)$")
+_OURS = re.compile(r"^(model|centering|index|checkpoint|adder|pool)-[0-9a-f]{16}\.(pt|npz|safetensors)$")
 _TEMP = re.compile(r"^\..+\.tmp$")  # write_bytes_atomic's temp files, left behind only by a killed process
 
 
@@ -254,11 +256,14 @@ class RunDir:
         if not os.access(self.path, os.W_OK) or not mode & stat.S_IWUSR:
             raise RunError(f"run dir {self.path} is read-only")
 
-    def commit(self, files: dict[str, bytes], run: dict[str, Any] | None = None, fresh: bool = False) -> None:
+    def commit(
+        self, files: dict[str, bytes], run: dict[str, Any] | None = None, fresh: bool = False, drop: tuple = ()
+    ) -> None:
         """Write ``files`` (role -> bytes) and, if given, the run metadata, as one atomic step.
 
-        Roles not in ``files`` keep their current file, except that a ``model`` (a training's result) drops the
-        files that belonged to the old one (:data:`BELONGS_TO_MODEL`); ``fresh`` starts from an empty manifest.
+        Roles not in ``files`` keep their current file, except those in ``drop`` and, when a ``model`` (a training's
+        result) comes, the files that belonged to the old one (:data:`BELONGS_TO_MODEL`); ``fresh`` starts from an
+        empty manifest.
         """
         with self.lock():
             manifest = (
@@ -266,10 +271,10 @@ class RunDir:
                 if fresh or not self.exists()
                 else self.manifest()
             )
-            if "model" in files:  # a training's result: what the old run's model had beside it goes with it
-                for role in BELONGS_TO_MODEL:
-                    if role not in files:
-                        manifest["files"].pop(role, None)  # collected below, with the old model
+            gone = (*drop, *(BELONGS_TO_MODEL if "model" in files else ()))  # a new model: what the old had goes
+            for role in gone:
+                if role not in files:
+                    manifest["files"].pop(role, None)  # collected below
             for role, data in files.items():
                 digest = sha256(data)
                 name = f"{role}-{digest[:16]}{SUFFIXES[role]}"
