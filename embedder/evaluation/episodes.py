@@ -16,7 +16,7 @@ import numpy as np
 from embedder.config import EvalConfig
 from embedder.data.dataset import Dataset
 from embedder.data.sampling import sample_supports, split_validation
-from embedder.errors import ConfigError
+from embedder.errors import ConfigError, RunError
 from embedder.evaluation.pml_metrics import grouped_accuracy_calculator
 from embedder.fewshot.classifiers import make_classifier
 from embedder.fewshot.openset import evaluate_open_set
@@ -24,6 +24,7 @@ from embedder.index.support_index import SupportIndex
 from embedder.index.supports import centroids_note, describe_rule
 from embedder.runs.calibration import run_calibration
 from embedder.runs.run import Run
+from embedder.runs.store import RunDir, interrupted_training
 from embedder.utils.progress import progress_bar
 
 
@@ -182,6 +183,7 @@ def evaluate_run_in_detail(
         "trained_classes": seen,
         "trained_class_names": [dataset.class_names[c] for c in seen],
         "trained_on": run.trained_on,
+        "pending_training": pending_training(run),
         "per_class": per_class,
         "summary": summary,
         "episodes": episode_report,
@@ -192,6 +194,21 @@ def evaluate_run_in_detail(
     if config.open_set:
         report["open_set"] = open_set_report(run, method, query_embeddings, test_labels, unseen)
     return RunEvaluation(report, query_embeddings, predicted, distances)
+
+
+def pending_training(run: Run) -> str | None:
+    """``run``'s folder also holds an unfinished training, which replaces the run when it completes: how far it
+    got, and how to finish it (the figures are the committed run's); None if not."""
+    try:
+        done = interrupted_training(RunDir(run.path), run.manifest)
+    except (RunError, OSError):  # a running training committed a newer checkpoint meanwhile
+        return f"{run.path} holds a training in progress, not yet part of this run: these figures are the run's"
+    if done is None:
+        return None
+    return (
+        f"{run.path} also holds an unfinished training ({done}), not yet part of this run: these figures are the "
+        f"committed run's; if it was interrupted, `embed train --resume --run-dir {run.path}` finishes it"
+    )
 
 
 def open_set_report(
