@@ -254,6 +254,7 @@ def index_sources(run: Run, dataset: Dataset) -> dict[str, Any]:
         "labelled_images": images,
         "vectors": {int(c): int(vectors[c]) for c in dataset.classes},  # in the index now, of each dataset class
         "trained_class_names": [dataset.class_names[c] for c in run.trained_classes],
+        "pooled": bool(run.metadata.get("unlabelled")),  # trained on unlabelled images too
     }
 
 
@@ -265,8 +266,12 @@ def describe_sources(sources: dict[str, Any]) -> str:
     present = [n for n in sources.get("vectors", {}).values() if n]  # a forgotten class has none
     note = centroids_note(sources.get("centroids"), present)
     unseen = len(sources["labelled_images"]) > len(sources["trained_class_names"])
+    labels = ",".join(sources["trained_class_names"])
+    if sources.get("pooled"):  # it saw the other classes' images too, unlabelled: never "only"
+        network = f"the network trained on {f'labels of {labels}' if labels else 'no labels'} and an unlabelled pool"
+    else:
+        network = f"the network trained on {labels or 'no labels'}{' only' if unseen else ''}"
     return (
         f"{sources['rule']}{note}, from {many} labelled image{'s' if counts[-1] > 1 else ''} a class"
-        f"{' (unseen ones included)' if unseen else ''}; the network trained on "
-        f"{','.join(sources['trained_class_names']) or 'no labels'}{' only' if unseen else ''}"
+        f"{' (unseen ones included)' if unseen else ''}; {network}"
     )

@@ -392,6 +392,7 @@ class _Training:
             )
         self.pool_sampler, self.pool_loss = self._pool_parts()
         self.pool_clusters: torch.Tensor | None = None  # the pool's pseudo-labels, once drawn
+        self._centring: torch.Tensor | None = None  # _centring_images, once drawn
 
     def _first_line(self) -> str:
         """What trains on what: the labelled classes and their batches, and the pool if any."""
@@ -560,7 +561,10 @@ class _Training:
         scores and every rank takes its score, so all keep the same best epoch (the others wait meanwhile)."""
         if self.held_out is None or not scored_epoch(epoch, self.epochs):
             return
-        accuracy = self.held_out.score(self.embedder(), self.images) if self.world.is_main else float("nan")
+        # Centred on what the saved run centres on, pool included: the descriptor the run ships.
+        accuracy = (
+            self.held_out.score(self.embedder(), self._centring_images()) if self.world.is_main else float("nan")
+        )
         self.state.best.record(epoch, self.world.share(accuracy), self.state.model)
 
     def _report_epoch(self, steps_done: int, step_seconds: float, epoch_seconds: float) -> None:
@@ -587,9 +591,11 @@ class _Training:
         "0.6": a point or two on unseen classes)."""
         if self.pool is None:
             return self.images
-        count = min(len(self.pool.images), CENTRING_POOL_IMAGES)
-        rows = torch.randperm(len(self.pool.images), generator=torch.Generator().manual_seed(self.config.seed))
-        return torch.cat([self.images.cpu(), self.pool.images[rows[:count]]])
+        if self._centring is None:  # drawn once: the validation scores and the saved run centre on the same images
+            count = min(len(self.pool.images), CENTRING_POOL_IMAGES)
+            rows = torch.randperm(len(self.pool.images), generator=torch.Generator().manual_seed(self.config.seed))
+            self._centring = torch.cat([self.images.cpu(), self.pool.images[rows[:count]]])
+        return self._centring
 
     def _pool_summary(self) -> dict[str, Any] | None:
         """What run.json says of the pool: where from, how many images, their share of a step and weight."""
