@@ -36,6 +36,7 @@ from embedder.config import (
 from embedder.data.classes import resolve_classes, resolve_val_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
+from embedder.data.ink import looks_photographed
 from embedder.data.pool import Pool, load_pool
 from embedder.data.sampling import BalancedBatchSampler, NoLabelsSampler, PoolSampler, batch_shape, split_validation
 from embedder.errors import ConfigError, RunError
@@ -271,6 +272,7 @@ def _dataset_for(
     for warning in pool.warnings if pool is not None else []:
         log(f"warning: {warning}")
     pooled = pool is not None
+    config = replace(config, augmentation=augmentation_for(config, dataset))  # auto resolved, saved with the options
     return replace(config, loss=loss_for(config, pooled), augment=augment_for(config, pooled)), dataset, pool
 
 
@@ -291,12 +293,16 @@ def pixel_statistics(images: torch.Tensor) -> tuple[float, float]:
     return float(pixels.mean()), float(pixels.std())
 
 
-def augmentation_for(config: TrainConfig) -> str:
+def augmentation_for(config: TrainConfig, dataset: Dataset | None = None) -> str:
     """The augmentation preset a training uses: ``auto`` names one by the dataset (docs/results.md's transfer
-    screen: mirrors and crops help on clothes, and mirrored strokes are other symbols)."""
+    screen: mirrors and crops help on clothes, and mirrored strokes are other symbols), and for a ``folder:``
+    ``dataset``, whose name says nothing, by its images (:func:`embedder.data.ink.looks_photographed`)."""
     if config.augmentation != "auto":
         return config.augmentation
-    return "objects" if config.dataset in OBJECT_DATASETS else "strokes"
+    if config.dataset in OBJECT_DATASETS:
+        return "objects"
+    folder = dataset is not None and dataset.name.startswith("folder:")
+    return "objects" if folder and looks_photographed(dataset.train_images) else "strokes"
 
 
 def few_stroke_classes(config: TrainConfig) -> bool:
