@@ -1,10 +1,10 @@
-"""tripletshot's embedder: a Siamese CNN trained with triplet loss, extended to unseen classes by faiss.
+"""tripletshot's embedder: a Siamese CNN (triplet loss or class contrast), extended to unseen classes by faiss.
 
 Sub-packages, one concept each: ``data`` (datasets, folders, images, splits), ``models`` (the network and
-the embedder), ``losses`` (triplet loss, miners, reducer), ``training`` (the loop, checkpoints, DDP),
-``index`` (the faiss support index), ``fewshot`` (classifiers and the open-set rule), ``runs`` (a saved
-run and what is done to it: enrol, forget, predict, calibrate, export) and ``evaluation`` (episodes,
-metrics, the report). ``docs/architecture.md`` draws the arrows between them.
+the embedder), ``losses`` (triplet loss, class and instance contrast, miners, reducer), ``training`` (the loop,
+checkpoints, DDP), ``index`` (the faiss support index), ``fewshot`` (classifiers and the open-set rule),
+``runs`` (a saved run and what is done to it: enrol, forget, predict, calibrate, export) and ``evaluation``
+(episodes, metrics, the report). ``docs/architecture.md`` draws the arrows between them.
 
 Names are imported on first use (PEP 562), so ``import embedder`` stays cheap for the CLI:
 torch, faiss and pytorch-metric-learning load only when something needs them.

@@ -105,7 +105,8 @@ class TrainConfig:
     augmentation: str = _option(
         "auto",
         "Augmentation set: strokes (thickness, elastic warps: handwriting), objects (mirrors, crops), or auto "
-        f"(objects for {', '.join(OBJECT_DATASETS)}, strokes otherwise).",
+        f"(objects for {', '.join(OBJECT_DATASETS)} and for a folder: dataset of filled shapes, as photographs are; "
+        "strokes otherwise).",
         choices=AUGMENTATIONS,
     )
     augment: float | None = _option(

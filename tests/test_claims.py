@@ -31,7 +31,8 @@ def test_resuming_a_finished_run_refuses_and_keeps_enrolments_and_threshold(tmp_
     before = snapshot(run)
     resumed = runner.invoke(embed, ["train", "--resume", "--run-dir", str(run), "--device", "cpu"])
     assert resumed.exit_code == 1, resumed.output
-    assert resumed.stderr == f"Error: this run ({run}) finished at epoch 15; nothing to resume\n"
+    last = manifest(run)["run"]["curve"][-1]["epoch"]  # the epochs it was trained for, whatever the fixture's
+    assert resumed.stderr == f"Error: this run ({run}) finished at epoch {last}; nothing to resume\n"
     assert snapshot(run) == before
     loaded = Run.load(run)
     assert "ring" in [loaded.class_name(c) for c in loaded.index.classes]
@@ -113,3 +114,56 @@ def test_a_training_killed_after_its_last_epoch_but_before_saving_the_run_still_
     older = [{**curve[0], "seconds": 7.5}]
     assert finished_epoch(checkpoint, {"curve": older}) is None  # a previous training's run, being replaced
     assert finished_epoch({**checkpoint, "step": 3}, {"curve": curve}) is None  # mid-epoch
+
+
+AUTO_LOSS = (
+    "triplet loss on under {n} classes of strokes with no pool, class contrast beside an unlabelled pool, on objects "
+    "and on {n} classes or more"
+)
+
+
+def test_the_readme_setup_cfg_and_embed_help_say_what_the_default_objective_is():
+    """One sentence says what --loss auto trains with, in the three places a user reads first; and it is what
+    the code picks."""
+    import configparser
+    import re as regex
+
+    from embedder.config import CONTRAST_FROM, TrainConfig
+    from embedder.training.trainer import loss_for
+
+    claim = AUTO_LOSS.format(n=CONTRAST_FROM)
+    root = Path(__file__).resolve().parent.parent
+
+    def flat(text: str) -> str:
+        return regex.sub(r"\s+", " ", text)
+
+    readme = flat((root / "README.md").read_text().split("\n\n", 2)[1])  # the first paragraph
+    setup = configparser.ConfigParser()
+    setup.read(root / "setup.cfg")
+    helped = CliRunner().invoke(embed, ["--help"], terminal_width=200)
+    for where, text in (("README", readme), ("setup.cfg", setup["metadata"]["description"]), ("--help", helped.output)):
+        assert claim in flat(text), where
+    assert "triplet loss on a few classes" not in flat(helped.output) and "trained with triplet loss" not in readme
+    strokes, objects = TrainConfig(classes=[0, 1, 2]), TrainConfig(dataset="fashion-mnist", classes=[0, 1, 2])
+    many = TrainConfig(classes=list(range(CONTRAST_FROM)))
+    assert loss_for(strokes, pooled=False) == "triplet"  # under 20 classes of strokes, no pool
+    assert loss_for(strokes, pooled=True) == loss_for(objects, pooled=False) == loss_for(many, False) == "contrast"
+    assert loss_for(TrainConfig(classes=list(range(CONTRAST_FROM - 1))), pooled=False) == "triplet"
+
+
+def test_only_runs_data_and_the_report_write_files():
+    """docs/architecture.md: the run store, the data caches (and MNIST's download) and the report write files;
+    no other module of the library does (a figure or an index is drawn or serialised into memory)."""
+    import re as regex
+
+    writes = regex.compile(
+        r"write_bytes_atomic\(|\.write_(bytes|text)\(|\.mkdir\(|os\.replace\(|rmtree\(|\.unlink\(|\.rename\("
+        r"|open\([^)]*[\"'][wa]b?[\"']|(np|torch)\.save\w*\((?!\s*buffer)"
+    )
+    root = Path(__file__).resolve().parent.parent / "embedder"
+    writers = {
+        path.relative_to(root).as_posix() for path in root.rglob("*.py") if writes.search(path.read_text())
+    }
+    allowed = {"data/folders.py", "data/datasets.py", "evaluation/report.py", "utils/files.py"}
+    assert {w for w in writers if not w.startswith("runs/")} == allowed, writers
+    assert "runs/store.py" in writers  # the pattern finds writes where there are some

@@ -256,3 +256,63 @@ def test_a_dry_run_never_replaces_a_trained_run_without_force(tmp_path, digits_r
     forced = CliRunner().invoke(embed, [*argv, "--force"])
     assert forced.exit_code == 0, forced.output
     assert len(read_metadata(run)["curve"]) == 1
+
+
+def test_a_new_training_never_drops_enrolments_without_force(tmp_path, digits_run, digits):
+    """A plain `embed train` (the everyday path: runs/latest) over a run holding enrolled images refuses, naming
+    them; the library's train() refuses the same way; after forgetting them, or with --force, it trains."""
+    from embedder.config import TrainConfig
+    from embedder.errors import ConfigError
+    from embedder.runs.enrolment import enrol, forget
+    from embedder.training.trainer import train
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    enrol(run, {"mine": digits.test_images[:2], "3": digits.test_images[2:3]})  # a new class, more of a trained one
+    before = snapshot(run)
+    argv = ["train", "--dataset", "digits", "--classes", "0-4", "--device", "cpu", "--run-dir", str(run)]
+    refused = CliRunner().invoke(embed, argv)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == (
+        f"Error: --run-dir {run} holds a trained run with enrolments (3: 1 image; mine: 2 images), which a new "
+        "training would drop (enrolled images are kept only as vectors of this run's network): choose another "
+        "--run-dir, or use --force to train over it\n"
+    )
+    config = TrainConfig(dataset="digits", classes=[0, 1, 2, 3, 4], device="cpu", run_dir=str(run), dry_run=True)
+    with pytest.raises(ConfigError, match=r"run_dir .* holds a trained run with enrolments \(3: 1 image; mine: 2"):
+        train(config, progress=False, log=lambda _: None, dataset=digits)
+    assert snapshot(run) == before
+    forget(run, "mine")  # its images are gone already: what a new training would drop is the 3's image
+    with pytest.raises(ConfigError, match=r"enrolments \(3: 1 image\)"):
+        train(config, progress=False, log=lambda _: None, dataset=digits)
+    forced = CliRunner().invoke(embed, [*argv, "--dry-run", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "enrolled_images" not in read_metadata(run)["index"]  # the new run holds only what it trained
+
+
+def test_eval_says_when_a_retraining_is_pending(tmp_path, digits_run, digits):
+    """A finished run, then a new training over it interrupted: eval scores the committed run and says so."""
+    from embedder.config import TrainConfig
+    from embedder.training.interrupt import Interrupted
+    from embedder.training.trainer import train
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    plain = CliRunner().invoke(embed, ["eval", "--run-dir", str(run), "--episodes", "3"])
+    assert plain.exit_code == 0 and "note:" not in plain.stdout
+
+    def ctrl_c(epoch, model):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    config = TrainConfig(dataset="digits", classes=[0, 1, 2, 3, 4], epochs=2, m_per_class=32, device="cpu",
+                         run_dir=str(run))  # fmt: skip
+    with pytest.raises(Interrupted):
+        train(config, force=True, progress=False, log=lambda _: None, dataset=digits, on_epoch_end=ctrl_c)
+    evaluated = CliRunner().invoke(embed, ["eval", "--run-dir", str(run), "--episodes", "3"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert evaluated.stdout.splitlines()[1] == (
+        f"note: {run} also holds an unfinished training (1 of 2 epochs done), not yet part of this run: these "
+        f"figures are the committed run's; if it was interrupted, `embed train --resume --run-dir {run}` finishes it"
+    )
+    as_json = CliRunner().invoke(embed, ["eval", "--json", "--run-dir", str(run), "--episodes", "3"])
+    assert "1 of 2 epochs done" in json.loads(as_json.stdout)["pending_training"]

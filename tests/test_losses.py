@@ -115,4 +115,10 @@ def test_the_losses_defaults_are_the_configs():
     assert ClassAndInstanceContrastLoss().instance_weight == config.instance_weight == 0.0
     assert make_loss("contrast").instance_weight == config.instance_weight
     assert make_loss("triplet").class_weight == config.class_weight
-    assert "0: none" in config.__dataclass_fields__["instance_weight"].metadata["help"]
+    # Weight 0 ("0: none", as --instance-weight's help says) is no instance term at all: class contrast alone.
+    from embedder.losses.contrast import supcon_loss, two_view_ntxent
+
+    emb, labels, ids = two_view_batch(seed=3)
+    built = make_loss("contrast", temperature=config.temperature, instance_weight=config.instance_weight)
+    torch.testing.assert_close(built(emb, labels, ids), supcon_loss(emb, labels, config.temperature))
+    assert two_view_ntxent(emb, config.temperature) > 0.1  # so an instance term would have shown

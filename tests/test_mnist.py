@@ -61,7 +61,7 @@ def test_mnist_subset_trains_and_transfers_to_unseen_classes(mnist_run, small_mn
         list(range(3, 10)),
         episodes=40,
     )
-    assert unseen > pixels.mean - 0.05
+    assert unseen > pixels.mean, (unseen, pixels.mean)  # it does not lose to them
 
 
 def test_missing_mnist_offline_names_the_folder_and_files(tmp_path, monkeypatch):

@@ -228,3 +228,31 @@ def test_the_time_left_reads_as_a_person_reads_it_even_for_absurd_schedules():
     assert [duration(s) for s in seconds] == [
         "42 s", "6 min 12 s", "1 h 05 min", "30 h 00 min", "3 days", "over a year", "over a year"
     ]  # fmt: skip
+
+
+def test_an_interrupted_report_leaves_no_folder_behind(digits_run, digits, tmp_path, monkeypatch):
+    """Ctrl-C while the figures are drawn: no empty report/ (nor the parents made for it), no temp folder, and an
+    existing folder's own files untouched; the next report then writes every file."""
+    import embedder.evaluation.report as report_module
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(digits_run, run_dir)
+    kept = tmp_path / "figures"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real = report_module.draw_figures
+    monkeypatch.setattr(report_module, "draw_figures", ctrl_c)
+    for out in [None, tmp_path / "new" / "deeper" / "report", kept]:
+        with pytest.raises(KeyboardInterrupt):
+            write_report(Run.load(run_dir), digits, out, EvalConfig(episodes=3), per_class_sample=20)
+    assert sorted(p.name for p in run_dir.iterdir() if not p.is_file()) == []  # no report/, no temp folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures", "run"]
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+    monkeypatch.setattr(report_module, "draw_figures", real)
+    files = write_report(Run.load(run_dir), digits, kept, EvalConfig(episodes=3), per_class_sample=20)
+    written = ["notes.txt", "report.html", *(f"{name}.png" for name in files.figures)]
+    assert sorted(p.name for p in kept.iterdir()) == sorted(written)

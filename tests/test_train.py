@@ -57,11 +57,25 @@ def test_centroids_beat_as_many_random_shots_on_unseen_classes(digits_run, digit
     assert default > max(as_many) and default > np.mean(as_many) + 0.08, (default, as_many)
 
 
-def test_trained_run_beats_chance_by_far_on_seen_classes(digits_run, digits):
-    report = evaluate_run(Run.load(digits_run), digits, EvalConfig(shots=1, episodes=30))
-    assert report["summary"]["seen"] > 0.6  # chance is 0.1
-    assert report["episodes"]["all"]["mean"] > 0.4
+def test_trained_run_beats_raw_pixels_on_the_same_episodes(digits_run, digits):
+    """10-way 1-shot over every digit: the embedding against raw pixels on the very same episodes (73 against 66
+    measured, 2026-12-05); the saved index's seen classes nearly all right (chance is 0.1)."""
+    from embedder.evaluation.episodes import evaluate_episodes
+    from embedder.models.baselines import raw_pixel_features
+
+    run = Run.load(digits_run)
+    report = evaluate_run(run, digits, EvalConfig(shots=1, episodes=30))
+    assert report["summary"]["seen"] > 0.9, report["summary"]
     assert report["episodes"]["unseen"]["ways"] == 5
+    labels = digits.train_labels.numpy(), digits.test_labels.numpy()
+    scores = [
+        evaluate_episodes(train_x, labels[0], test_x, labels[1], list(range(10)), shots=1, episodes=30).mean
+        for train_x, test_x in (
+            (run.embedder.embed(digits.train_images), run.embedder.embed(digits.test_images)),
+            (raw_pixel_features(digits.train_images), raw_pixel_features(digits.test_images)),
+        )
+    ]
+    assert scores[0] > scores[1] + 0.04, scores
 
 
 def test_training_is_reproducible_on_cpu(tmp_path, digits):

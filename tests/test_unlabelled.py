@@ -8,7 +8,9 @@ say so), a folder dataset's ``unlabelled/`` picked up and never a class, resume,
 from __future__ import annotations
 
 import os
+import re
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,38 +58,69 @@ def test_rest_holds_the_other_classes_less_the_calibration_share_and_their_impos
     assert torch.equal(pool.images, digits.train_images[torch.from_numpy(rows)])
 
 
+def rest_count(digits, trained: range = range(5)) -> int:
+    """Images ``rest`` holds beside ``trained``: each other class less its calibration share (10%), counted here."""
+    counts = [int((digits.train_labels == c).sum()) for c in range(10) if c not in trained]
+    return sum(n - round(0.1 * n) for n in counts)
+
+
 def test_a_pooled_run_trains_on_its_pool_and_says_so(tmp_path, digits):
     train(digits_config(tmp_path, "strict"), dataset=digits, **QUIET)
     lines: list[str] = []
     train(digits_config(tmp_path, "pooled", unlabelled="rest"), dataset=digits, progress=False, log=lines.append)
-    assert "and on 537 unlabelled images (classes unknown) from the train split's other classes" in lines[0]
+    rest = rest_count(digits)
+    assert f"and on {rest} unlabelled images (classes unknown) from the train split's other classes" in lines[0]
     assert ", contrast loss;" in lines[0]  # auto: class contrast beside a pool
+    ways, m = (int(n) for n in re.search(r"steps of (\d+) classes x (\d+)", lines[0]).groups())
     strict, pooled = read_metadata(tmp_path / "strict"), read_metadata(tmp_path / "pooled")
     assert strict["unlabelled"] is None and strict["options"]["loss"] == "triplet"  # auto on strokes, no pool
     assert (strict["options"]["augment"], pooled["options"]["augment"]) == (1.0, 2.0)  # twice as strong beside a pool
-    assert pooled["unlabelled"]["images"] == 537 and pooled["unlabelled"]["source"] == "rest"
-    assert pooled["unlabelled"]["per_step"] == 5 * 16
+    assert pooled["unlabelled"]["images"] == rest and pooled["unlabelled"]["source"] == "rest"
+    assert pooled["unlabelled"]["per_step"] == ways * m  # as many pool images a step as labelled ones
     assert Run.load(tmp_path / "strict").trained_on == "trained on labels of 0,1,2,3,4 only, no unlabelled images"
-    assert Run.load(tmp_path / "pooled").trained_on.startswith("trained on labels of 0,1,2,3,4 and on 537 unlabelled")
+    assert Run.load(tmp_path / "pooled").trained_on.startswith(f"trained on labels of 0,1,2,3,4 and on {rest} unlab")
     a, b = (RunDir(tmp_path / name).read_tensors("model") for name in ("strict", "pooled"))
     assert not all(torch.equal(a[k], b[k]) for k in a)
-    # The pool's loss is in the curve: same steps, and the pooled loss adds an instance term of ~log(2 x 80).
-    assert pooled["curve"][0]["train_loss"] > strict["curve"][0]["train_loss"] + 2.0
+    # The pool's loss is in the curve: the same objective with the pool weighted next to nothing loses its instance
+    # term, about log(2 x 80) at first.
+    train(digits_config(tmp_path, "light", unlabelled="rest", unlabelled_weight=1e-6), dataset=digits, **QUIET)
+    light = read_metadata(tmp_path / "light")
+    assert light["options"]["loss"] == pooled["options"]["loss"] and light["options"]["augment"] == 2.0
+    assert pooled["curve"][0]["train_loss"] > light["curve"][0]["train_loss"] + 2.0
 
 
-def test_the_cli_eval_and_report_say_what_the_network_saw(tmp_path):
+def test_the_pool_is_label_blind(tmp_path, digits):
+    """Relabelling the pool's images among themselves changes no weight: training never reads a pool label.
+    (``val_fraction=0``: no calibration share, so the labels do not even choose which images the pool holds.)"""
+    rows = np.flatnonzero(digits.train_labels.numpy() >= 5)
+    shuffled = digits.train_labels.clone()
+    shuffled[rows] = shuffled[rows][torch.randperm(len(rows), generator=torch.Generator().manual_seed(1))]
+    assert not torch.equal(shuffled, digits.train_labels)
+    relabelled = replace(digits, train_labels=shuffled)
+    for name, dataset in (("as is", digits), ("relabelled", relabelled)):
+        config = digits_config(tmp_path, name, unlabelled="rest", val_fraction=0.0, val_classes=0, epochs=2)
+        train(config, dataset=dataset, **QUIET)
+    a, b = (RunDir(tmp_path / name).read_tensors("model") for name in ("as is", "relabelled"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    centred = [RunDir(tmp_path / name).read_tensors("centering")["mean"] for name in ("as is", "relabelled")]
+    assert torch.equal(*centred)
+
+
+def test_the_cli_eval_and_report_say_what_the_network_saw(tmp_path, digits):
     run = str(tmp_path / "run")
     result = CliRunner().invoke(embed, ["train", "--dataset", "digits", "--classes", "0-4", "--epochs", "2",
                                         "--unlabelled", "rest", *SMALL_CLI, "--run-dir", run])  # fmt: skip
     assert result.exit_code == 0, result.output
-    first = result.stderr.splitlines()[0]
-    assert first.startswith("training on digits classes 0,1,2,3,4") and "537 unlabelled images" in first
+    first, rest = result.stderr.splitlines()[0], rest_count(digits)
+    assert first.startswith("training on digits classes 0,1,2,3,4") and f"{rest} unlabelled images" in first
     result = CliRunner().invoke(embed, ["eval", "--run-dir", run, "--episodes", "5"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == (
-        f"run {run} (digits): trained on labels of 0,1,2,3,4 and on 537 unlabelled images (classes unknown) "
+        f"run {run} (digits): trained on labels of 0,1,2,3,4 and on {rest} unlabelled images (classes unknown) "
         "from the train split's other classes"
     )
+    (caption,) = [line for line in result.stdout.splitlines() if line.startswith("  its index: ")]
+    assert caption.endswith("; the network trained on labels of 0,1,2,3,4 and an unlabelled pool"), caption
 
 
 def symbols(root: Path, digits, classes: range, per_class: int, offset: int = 0) -> None:

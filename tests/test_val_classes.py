@@ -164,3 +164,22 @@ def test_an_interrupted_training_resumes_with_its_val_classes_curve_and_best_wei
     assert resumed["held_out"]["best_epoch"] == straight["held_out"]["best_epoch"]
     a, b = (RunDir(tmp_path / name).read_tensors("model") for name in ("straight", "resumed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_pooled_runs_validation_score_is_the_saved_runs_and_says_it_is_a_best_of(tmp_path, twenty, digits):
+    """Beside a pool the saved run centres on the labelled *and* the pool images: the validation classes are scored
+    with that centring, so the recorded score replays from the saved run; the line says it is a best of epochs."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for i, image in enumerate(digits.test_images[:120].numpy()):  # images of no class of the dataset's, unlabelled
+        Image.fromarray(np.rot90(image, 2).copy()).save(pool / f"{i}.png")
+    meta, notes = trained(twenty, tmp_path, "--epochs", "3", "--unlabelled", str(pool))
+    summary = meta["held_out"]
+    assert meta["unlabelled"]["images"] == 120
+    run, data = Run.load(tmp_path / "run"), load_dataset(twenty)
+    episodes = FixedEpisodes.draw(data.train_labels.numpy(), meta["val_classes"], meta["seed"])
+    images = data.train_images[torch.as_tensor(episodes.rows)]
+    assert episodes.score(run.embedder.embed(images)) == pytest.approx(summary["accuracy"], abs=1e-6)
+    (found,) = LINE.findall(notes)
+    assert f"best at epoch {found[4]} of 3 (the best of 3 scored epochs on the same {summary['episodes']} episodes: " \
+           "optimistic by the choice)" in notes  # fmt: skip

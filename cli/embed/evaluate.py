@@ -34,6 +34,8 @@ def format_report(report: dict, per_class: bool) -> str:
 
     summary, episodes = report["summary"], report["episodes"]
     lines = [f"run {report['run']} ({report['dataset']}): {report['trained_on']}"]
+    if report.get("pending_training"):
+        lines.append(f"note: {report['pending_training']}")
     parts = [f"{episodes['all']['ways']}-way {_interval(episodes['all'])}"]
     if "unseen" in episodes:
         parts.append(f"unseen {episodes['unseen']['ways']}-way {_interval(episodes['unseen'])}")

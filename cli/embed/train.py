@@ -48,8 +48,8 @@ INDEX = (
 @click.option(
     "--force",
     is_flag=True,
-    help="Write into --run-dir even if it holds files that are not a run, or an interrupted training (with "
-    "--dry-run, a trained run too).",
+    help="Write into --run-dir even if it holds files that are not a run, an interrupted training, or a run "
+    "with enrolled images, which a new training drops (with --dry-run, any trained run).",
 )
 @config_option(TrainConfig, "dry_run")
 @quiet_option

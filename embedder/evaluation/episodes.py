@@ -16,7 +16,7 @@ import numpy as np
 from embedder.config import EvalConfig
 from embedder.data.dataset import Dataset
 from embedder.data.sampling import sample_supports, split_validation
-from embedder.errors import ConfigError
+from embedder.errors import ConfigError, RunError
 from embedder.evaluation.pml_metrics import grouped_accuracy_calculator
 from embedder.fewshot.classifiers import make_classifier
 from embedder.fewshot.openset import evaluate_open_set
@@ -24,6 +24,7 @@ from embedder.index.support_index import SupportIndex
 from embedder.index.supports import centroids_note, describe_rule
 from embedder.runs.calibration import run_calibration
 from embedder.runs.run import Run
+from embedder.runs.store import RunDir, interrupted_training
 from embedder.utils.progress import progress_bar
 
 
@@ -184,6 +185,7 @@ def evaluate_run_in_detail(
         "trained_classes": seen,
         "trained_class_names": [dataset.class_names[c] for c in seen],
         "trained_on": run.trained_on,
+        "pending_training": pending_training(run),
         "per_class": per_class,
         "summary": summary,
         "episodes": episode_report,
@@ -194,6 +196,21 @@ def evaluate_run_in_detail(
     if config.open_set:
         report["open_set"] = open_set_report(run, method, query_embeddings, test_labels, unseen)
     return RunEvaluation(report, query_embeddings, predicted, distances)
+
+
+def pending_training(run: Run) -> str | None:
+    """``run``'s folder also holds an unfinished training, which replaces the run when it completes: how far it
+    got, and how to finish it (the figures are the committed run's); None if not."""
+    try:
+        done = interrupted_training(RunDir(run.path), run.manifest)
+    except (RunError, OSError):  # a running training committed a newer checkpoint meanwhile
+        return f"{run.path} holds a training in progress, not yet part of this run: these figures are the run's"
+    if done is None:
+        return None
+    return (
+        f"{run.path} also holds an unfinished training ({done}), not yet part of this run: these figures are the "
+        f"committed run's; if it was interrupted, `embed train --resume --run-dir {run.path}` finishes it"
+    )
 
 
 def open_set_report(
@@ -239,6 +256,7 @@ def index_sources(run: Run, dataset: Dataset) -> dict[str, Any]:
         "labelled_images": images,
         "vectors": {int(c): int(vectors[c]) for c in dataset.classes},  # in the index now, of each dataset class
         "trained_class_names": [dataset.class_names[c] for c in run.trained_classes],
+        "pooled": bool(run.metadata.get("unlabelled")),  # trained on unlabelled images too
     }
 
 
@@ -250,8 +268,12 @@ def describe_sources(sources: dict[str, Any]) -> str:
     present = [n for n in sources.get("vectors", {}).values() if n]  # a forgotten class has none
     note = centroids_note(sources.get("centroids"), present)
     unseen = len(sources["labelled_images"]) > len(sources["trained_class_names"])
+    labels = ",".join(sources["trained_class_names"])
+    if sources.get("pooled"):  # it saw the other classes' images too, unlabelled: never "only"
+        network = f"the network trained on {f'labels of {labels}' if labels else 'no labels'} and an unlabelled pool"
+    else:
+        network = f"the network trained on {labels or 'no labels'}{' only' if unseen else ''}"
     return (
         f"{sources['rule']}{note}, from {many} labelled image{'s' if counts[-1] > 1 else ''} a class"
-        f"{' (unseen ones included)' if unseen else ''}; the network trained on "
-        f"{','.join(sources['trained_class_names']) or 'no labels'}{' only' if unseen else ''}"
+        f"{' (unseen ones included)' if unseen else ''}; {network}"
     )

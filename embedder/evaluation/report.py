@@ -12,9 +12,13 @@ distance strictly below which a query is accepted as a known class, as ``embed p
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ import numpy as np
 
 from embedder.config import EvalConfig
 from embedder.data.dataset import Dataset
+from embedder.errors import ConfigError
 from embedder.evaluation import figures
 from embedder.evaluation.episodes import RunEvaluation, evaluate_run_in_detail, open_set_summary
 from embedder.evaluation.figures import Classes, Mistake
@@ -97,15 +102,57 @@ def write_report(
     """Evaluate ``run`` on ``dataset`` and write the figures and ``report.html`` into ``out_dir``
     (default: ``report/`` in the run folder). ``per_class_sample`` test images of each class go into the map."""
     out = Path(out_dir) if out_dir is not None else run.path / "report"
-    out.mkdir(parents=True, exist_ok=True)  # before the work: a folder that cannot be made fails at once
-    evaluation = evaluate_run_in_detail(run, dataset, config, progress)
-    pngs = draw_figures(run, dataset, evaluation, config.seed, per_class_sample, progress)
-    page = render_html(run, evaluation.report, pngs)
-    paths = {name: out / f"{name}.png" for name in pngs}
-    for name, data in pngs.items():
-        write_bytes_atomic(paths[name], data)
-    write_bytes_atomic(out / "report.html", page.encode())
-    return ReportFiles(out / "report.html", paths, evaluation.report)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"{{out}} {out} is a file, not a folder")
+    with _staged(out) as staging:  # an interrupted report leaves nothing behind
+        evaluation = evaluate_run_in_detail(run, dataset, config, progress)
+        pngs = draw_figures(run, dataset, evaluation, config.seed, per_class_sample, progress)
+        page = render_html(run, evaluation.report, pngs)
+        for name, data in pngs.items():
+            write_bytes_atomic(staging / f"{name}.png", data)
+        write_bytes_atomic(staging / "report.html", page.encode())
+    return ReportFiles(out / "report.html", {name: out / f"{name}.png" for name in pngs}, evaluation.report)
+
+
+@contextlib.contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A temp folder beside ``out``, made at once (a place that cannot be written fails before the work), whose
+    files move into ``out`` when the block completes; on an error or Ctrl-C, it and any parents made for it go."""
+    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]  # innermost first
+    done = False
+    try:
+        staging = _staging_folder(out)
+        try:
+            yield staging
+            _move_into(staging, out)
+            done = True
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        for folder in made if not done else []:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _staging_folder(out: Path) -> Path:
+    """A new temp folder in ``out``'s parent (made, parents included), for :func:`_move_into`."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-", suffix=".partial"))
+    except OSError as exc:
+        raise ConfigError("out", f"cannot write the report into {{out}} {out}: {exc.strerror}") from None
+
+
+def _move_into(staging: Path, out: Path) -> None:
+    """``staging``'s files into ``out``: a rename of the whole folder when ``out`` is new, else file by file (the
+    other files of an existing ``out`` are kept)."""
+    if not out.exists():
+        with contextlib.suppress(OSError):
+            staging.rename(out)  # the caller's clean-up of ``staging`` then finds nothing
+            return
+    out.mkdir(exist_ok=True)
+    for path in staging.iterdir():
+        os.replace(path, out / path.name)
 
 
 def draw_figures(

@@ -27,7 +27,7 @@ from embedder.errors import ClassNotFoundError, ConfigError, quote
 from embedder.index.support_index import SupportIndex
 from embedder.runs.calibration import CHANGES
 from embedder.runs.run import Run, run_for_change
-from embedder.runs.store import RunDir
+from embedder.runs.store import ENROLLED, RunDir
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,9 @@ def enrol(
             origin, added = (old.origin, old.added) if old else ("enrolled", now)
             records[label] = IndexedClass(label, name, 0, origin, added, now)
             labels.append(label)
+        counts = metadata["index"].setdefault(ENROLLED, {})  # what a new training would drop (store.enrolled_classes)
+        for name, images in classes.items():
+            counts[name] = counts.get(name, 0) + len(images)
         metadata["index"]["classes"] = [r.as_dict() for r in records.values()]  # origins and times for _commit
         changes = [f"enrolled {len(images)} image(s) as {name}" for name, images in classes.items()]
         result = {c.label: c for c in _commit(store, run, metadata, changes)}
@@ -142,5 +145,7 @@ def forget(run_dir: str | os.PathLike, name: str) -> IndexedClass:
                 f"the index of {run_dir} has no class {quote(name)}: `embed index --run-dir {run_dir}` lists them"
             )
         run.index.remove(found[0].label)
-        _commit(store, run, copy.deepcopy(run.metadata), [f"forgot {name}"])
+        metadata = copy.deepcopy(run.metadata)
+        metadata["index"].get(ENROLLED, {}).pop(name, None)  # its enrolled images are gone with it
+        _commit(store, run, metadata, [f"forgot {name}"])
     return found[0]

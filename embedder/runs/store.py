@@ -66,6 +66,7 @@ class RunBusyError(RunError):
 
 
 _OURS = re.compile(r"^(model|centering|index|checkpoint|adder|pool)-[0-9a-f]{16}\.(pt|npz|safetensors)$")
+ENROLLED = "enrolled_images"  # run metadata's index: {name: images enrolled under it since the training}
 _TEMP = re.compile(r"^\..+\.tmp$")  # write_bytes_atomic's temp files, left behind only by a killed process
 
 
@@ -335,20 +336,38 @@ def finished_epoch(checkpoint: dict[str, Any], run: dict[str, Any] | None) -> in
     return int(checkpoint["epoch"]) if as_text[0] == as_text[1] and int(checkpoint["step"]) == 0 else None
 
 
+def interrupted_training(store: RunDir, manifest: dict[str, Any]) -> str | None:
+    """How far the interrupted training in ``store`` got (``1 of 2 epochs done``), or None if it holds none: its
+    checkpoint is not the committed run's finished training."""
+    if "checkpoint" not in manifest["files"]:
+        return None
+    checkpoint = store.read_tensors("checkpoint", manifest)
+    if finished_epoch(checkpoint, manifest.get("run")) is not None:
+        return None
+    epochs = checkpoint.get("config", {}).get("epochs")
+    return f"{int(checkpoint.get('epoch', 0))}{f' of {epochs}' if epochs else ''} epochs done"
+
+
 def check_replacing(store: RunDir, manifest: dict[str, Any], dry_run: bool = False) -> None:
     """Refuse a new training that would throw away what was trained in ``store``: an interrupted training's
-    checkpoint (``--resume`` continues it), or, for a dry run (two steps), a finished run. Not asked under ``force``."""
+    checkpoint (``--resume`` continues it), a finished run's enrolments (:func:`enrolled_classes`), or, for a dry
+    run (two steps), a finished run. Not asked under ``force``."""
     path = store.path
-    if "checkpoint" in manifest["files"]:
-        checkpoint = store.read_tensors("checkpoint", manifest)
-        if finished_epoch(checkpoint, manifest.get("run")) is None:
-            epochs = checkpoint.get("config", {}).get("epochs")
-            done = f"{int(checkpoint.get('epoch', 0))}{f' of {epochs}' if epochs else ''} epochs done"
-            raise ConfigError(
-                "run_dir",
-                f"{{run_dir}} {path} holds an interrupted training ({done}): continue it with "
-                f"`embed train --resume --run-dir {path}`, or use {{force}} to start a new one over it",
-            )
+    done = interrupted_training(store, manifest)
+    if done is not None:
+        raise ConfigError(
+            "run_dir",
+            f"{{run_dir}} {path} holds an interrupted training ({done}): continue it with "
+            f"`embed train --resume --run-dir {path}`, or use {{force}} to start a new one over it",
+        )
+    enrolled = enrolled_classes(manifest.get("run"))
+    if enrolled:
+        raise ConfigError(
+            "run_dir",
+            f"{{run_dir}} {path} holds a trained run with enrolments ({'; '.join(enrolled)}), which a new training "
+            "would drop (enrolled images are kept only as vectors of this run's network): choose another "
+            "{run_dir}, or use {force} to train over it",
+        )
     if dry_run and isinstance(manifest.get("run"), dict):
         raise ConfigError(
             "run_dir",
@@ -357,12 +376,26 @@ def check_replacing(store: RunDir, manifest: dict[str, Any], dry_run: bool = Fal
         )
 
 
+def enrolled_classes(run: dict[str, Any] | None) -> list[str]:
+    """What enrolment added to a run's index, in words (``star: 3 images``); [] if nothing.
+
+    ``enrol`` counts the images it adds under each name (``index.enrolled_images``: a training class's name
+    too); a run enrolled into before that count was kept shows its classes of ``origin: enrolled``."""
+    index = run.get("index") if isinstance(run, dict) else None
+    if not isinstance(index, dict):
+        return []
+    counts = index.get(ENROLLED)
+    if counts is None:
+        counts = {r.get("name"): r.get("shots", 0) for r in index.get("classes", []) if r.get("origin") == "enrolled"}
+    return [f"{name}: {n} image{'' if n == 1 else 's'}" for name, n in counts.items() if n]
+
+
 def check_training_dir(run_dir: Path, force: bool = False, dry_run: bool = False) -> bool:
     """Whether a new training may write into ``run_dir``, changing nothing; return whether its first save must
     start a fresh manifest (``force`` over a run this version cannot read).
 
-    Refuses a file, a folder of someone else's files, a run this version cannot read, an interrupted training
-    and, for a ``dry_run``, a finished run (:func:`check_replacing`), unless ``force``.
+    Refuses a file, a folder of someone else's files, a run this version cannot read, an interrupted training,
+    a run holding enrolments and, for a ``dry_run``, a finished run (:func:`check_replacing`), unless ``force``.
     """
     check_new_run_dir(run_dir, force)
     store = RunDir(run_dir)

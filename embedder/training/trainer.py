@@ -36,6 +36,7 @@ from embedder.config import (
 from embedder.data.classes import resolve_classes, resolve_val_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
+from embedder.data.ink import looks_photographed
 from embedder.data.pool import Pool, load_pool
 from embedder.data.sampling import BalancedBatchSampler, NoLabelsSampler, PoolSampler, batch_shape, split_validation
 from embedder.errors import ConfigError, RunError
@@ -271,6 +272,7 @@ def _dataset_for(
     for warning in pool.warnings if pool is not None else []:
         log(f"warning: {warning}")
     pooled = pool is not None
+    config = replace(config, augmentation=augmentation_for(config, dataset))  # auto resolved, saved with the options
     return replace(config, loss=loss_for(config, pooled), augment=augment_for(config, pooled)), dataset, pool
 
 
@@ -291,12 +293,16 @@ def pixel_statistics(images: torch.Tensor) -> tuple[float, float]:
     return float(pixels.mean()), float(pixels.std())
 
 
-def augmentation_for(config: TrainConfig) -> str:
+def augmentation_for(config: TrainConfig, dataset: Dataset | None = None) -> str:
     """The augmentation preset a training uses: ``auto`` names one by the dataset (docs/results.md's transfer
-    screen: mirrors and crops help on clothes, and mirrored strokes are other symbols)."""
+    screen: mirrors and crops help on clothes, and mirrored strokes are other symbols), and for a ``folder:``
+    ``dataset``, whose name says nothing, by its images (:func:`embedder.data.ink.looks_photographed`)."""
     if config.augmentation != "auto":
         return config.augmentation
-    return "objects" if config.dataset in OBJECT_DATASETS else "strokes"
+    if config.dataset in OBJECT_DATASETS:
+        return "objects"
+    folder = dataset is not None and dataset.name.startswith("folder:")
+    return "objects" if folder and looks_photographed(dataset.train_images) else "strokes"
 
 
 def few_stroke_classes(config: TrainConfig) -> bool:
@@ -392,6 +398,7 @@ class _Training:
             )
         self.pool_sampler, self.pool_loss = self._pool_parts()
         self.pool_clusters: torch.Tensor | None = None  # the pool's pseudo-labels, once drawn
+        self._centring: torch.Tensor | None = None  # _centring_images, once drawn
 
     def _first_line(self) -> str:
         """What trains on what: the labelled classes and their batches, and the pool if any."""
@@ -560,7 +567,10 @@ class _Training:
         scores and every rank takes its score, so all keep the same best epoch (the others wait meanwhile)."""
         if self.held_out is None or not scored_epoch(epoch, self.epochs):
             return
-        accuracy = self.held_out.score(self.embedder(), self.images) if self.world.is_main else float("nan")
+        # Centred on what the saved run centres on, pool included: the descriptor the run ships.
+        accuracy = (
+            self.held_out.score(self.embedder(), self._centring_images()) if self.world.is_main else float("nan")
+        )
         self.state.best.record(epoch, self.world.share(accuracy), self.state.model)
 
     def _report_epoch(self, steps_done: int, step_seconds: float, epoch_seconds: float) -> None:
@@ -587,9 +597,11 @@ class _Training:
         "0.6": a point or two on unseen classes)."""
         if self.pool is None:
             return self.images
-        count = min(len(self.pool.images), CENTRING_POOL_IMAGES)
-        rows = torch.randperm(len(self.pool.images), generator=torch.Generator().manual_seed(self.config.seed))
-        return torch.cat([self.images.cpu(), self.pool.images[rows[:count]]])
+        if self._centring is None:  # drawn once: the validation scores and the saved run centre on the same images
+            count = min(len(self.pool.images), CENTRING_POOL_IMAGES)
+            rows = torch.randperm(len(self.pool.images), generator=torch.Generator().manual_seed(self.config.seed))
+            self._centring = torch.cat([self.images.cpu(), self.pool.images[rows[:count]]])
+        return self._centring
 
     def _pool_summary(self) -> dict[str, Any] | None:
         """What run.json says of the pool: where from, how many images, their share of a step and weight."""
