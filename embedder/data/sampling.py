@@ -28,6 +28,8 @@ def batch_shape(counts: list[int], m_per_class: int, batch_size: int | None) -> 
 class NoLabelsSampler:
     """The labelled batch of a training on an unlabelled pool alone: empty."""
 
+    batch = 0  # images a batch holds, as BalancedBatchSampler.batch
+
     def __init__(self, device: torch.device) -> None:
         self.indices = torch.empty(0, dtype=torch.long, device=device)
 
@@ -52,6 +54,11 @@ class BalancedBatchSampler:
         self.m, self.ways, self.generator = m, ways, generator
         self.distinct = int(self.counts.min()) < WITH_REPLACEMENT_FROM * m
         self.positions = torch.arange(self.table.shape[1], device=device)
+
+    @property
+    def batch(self) -> int:
+        """Images a batch holds: ``ways`` x ``m``."""
+        return self.ways * self.m
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices into the labels given at construction, and their class labels."""

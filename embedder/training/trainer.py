@@ -253,7 +253,7 @@ def _dataset_for(
     config = replace(config, classes=trained, val_classes=held_out or 0, dataset=dataset.name)
     check_shots(dataset, config.shots)
     check_index_training(dataset, config)
-    pool = load_pool(config, dataset)
+    pool = load_pool(config, dataset, processes=distributed.local_processes())  # each holds a copy
     if pool is None and not config.classes:
         raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
     for warning in pool.warnings if pool is not None else []:
@@ -329,7 +329,7 @@ class _Training:
         self.held_out = HeldOut(dataset, config.val_classes, config.seed) if config.val_classes else None
         # What the steps run: the model, loss and augmentation stream themselves, or their distributed forms.
         self.net, self.loss, self.augment_generator = self.state.model, self.criterion, self.state.generator
-        if self.world.distributed:
+        if self.world.distributed:  # a training on a pool alone has an empty labelled batch: empty shares
             self.sampler = distributed.ShardedSampler(self.sampler, self.world)
             self.net = distributed.DistributedNet(self.state.model, device)
             self.loss = distributed.GatheredLoss(self.criterion, self.world)
@@ -365,16 +365,19 @@ class _Training:
         ways, m = batch_shape(*policies.batch_rule([int(counts[c]) for c in config.classes], config))
         return ways, m, max(1, math.ceil(len(train_rows) / (ways * m)))
 
-    def _pool_parts(self) -> tuple[PoolSampler | None, PoolContrastLoss | None]:
-        """The unlabelled pool's batches (as many images as the labelled batch, shared out among the ranks)
-        and its loss: each rank's instance contrast over its own share, weighted down by the ranks whose
-        gradients DDP sums."""
+    def _pool_parts(self) -> tuple[PoolSampler | None, torch.nn.Module | None]:
+        """The unlabelled pool's batches (as many images as the labelled batch) and its loss. Under ``torchrun``,
+        every rank draws the whole batch from the shared stream and keeps its share, and the loss is the whole
+        batch's, gathered (:mod:`embedder.training.distributed`)."""
         if self.pool is None:
             return None, None
-        batch = max(2, self.ways * self.m // self.world.size)
         images = self.pool.images.to(self.device)
-        weight = self.config.unlabelled_weight / self.world.size
-        return PoolSampler(images, batch, self.augment_generator), PoolContrastLoss(weight, self.config.temperature)
+        loss = PoolContrastLoss(self.config.unlabelled_weight, self.config.temperature)
+        if not self.world.distributed:
+            return PoolSampler(images, max(2, self.ways * self.m), self.augment_generator), loss
+        batch = max(2 * self.world.size, self.ways * self.m)
+        sampler = distributed.ShardedPoolSampler(PoolSampler(images, batch, self.state.generator), self.world)
+        return sampler, distributed.GatheredPoolLoss(loss, self.world)
 
     def _initial_state(self) -> TrainingState:
         config = self.config
@@ -544,7 +547,7 @@ class _Training:
         return {
             "source": self.pool.source,
             "images": len(self.pool.images),
-            "per_step": self.pool_sampler.batch * self.world.size,
+            "per_step": self.pool_sampler.batch,
             "weight": self.config.unlabelled_weight,
             "description": self.pool.describe(),
         }
