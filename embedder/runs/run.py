@@ -23,6 +23,7 @@ from embedder.fewshot.classifiers import FewShotClassifier, make_classifier
 from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Centering, Embedder
 from embedder.models.network import EmbeddingNet
+from embedder.runs.index_files import read_index
 from embedder.runs.store import MANIFEST_FILE, RunDir, StaleManifest, state_to_bytes
 
 RUN_FILES = ("model", "centering", "index")  # committed together when a training completes
@@ -97,10 +98,7 @@ class Run:
         centering = Centering(model.embedding_dim)
         _load_weights(store, manifest, "centering", centering)
         index_path = store.file_path("index", manifest)
-        try:
-            index = SupportIndex.from_bytes(store.read("index", manifest), source=str(index_path))
-        except ValueError as exc:
-            raise RunError(str(exc)) from None
+        index = read_index(store, manifest)  # with the changes enrol and forget kept beside it
         if index.dim != model.embedding_dim:
             raise RunError(f"{index_path} holds {index.dim}-d vectors but the model embeds to {model.embedding_dim}-d")
         index.place(str(device))  # searches on the GPU where faiss-gpu allows it; logs a line where it does not

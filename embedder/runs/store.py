@@ -6,6 +6,8 @@ run.json                     the manifest: format version, the run's metadata, e
 model-<sha>.safetensors      the embedder's weights (a state dict): safetensors, no unpickler at all
 centering-<sha>.safetensors  the feature centring fitted after training (its mean vector)
 index-<sha>.npz              the faiss support index, its labels and support ids (``allow_pickle=False``)
+index_changes-<sha>.npz      what enrol and forget changed in the index since it was written whole: the vectors
+                             added, with labels and ids, and the classes removed (small; compacted into the index)
 checkpoint-<sha>.pt          model, optimizer, RNG states, epoch and step, options: what ``--resume`` needs
 adder-<sha>.pt               the linear adder, once trained; it belongs to the model beside it
 .lock                        held (``flock``) by the one process writing the run; the kernel frees it when it dies
@@ -52,18 +54,20 @@ SUFFIXES = {
     "model": ".safetensors",
     "centering": ".safetensors",
     "index": ".npz",
+    "index_changes": ".npz",
     "checkpoint": ".pt",
     "adder": ".pt",
 }
 SAFETENSORS = ("model", "centering")  # roles read without any unpickler
 BELONGS_TO_MODEL = ("adder",)  # dropped when a commit brings a model: a training over the run replaced it
+BELONGS_TO_INDEX = ("index_changes",)  # dropped when a commit brings a whole index: it holds them already
 
 
 class RunBusyError(RunError):
     """Another process holds the run's lock: a write may try again once it is done."""
 
 
-_OURS = re.compile(r"^(model|centering|index|checkpoint|adder)-[0-9a-f]{16}\.(pt|npz|safetensors)$")
+_OURS = re.compile(r"^(model|centering|index|index_changes|checkpoint|adder)-[0-9a-f]{16}\.(pt|npz|safetensors)$")
 _TEMP = re.compile(r"^\..+\.tmp$")  # write_bytes_atomic's temp files, left behind only by a killed process
 
 
@@ -258,7 +262,8 @@ class RunDir:
         """Write ``files`` (role -> bytes) and, if given, the run metadata, as one atomic step.
 
         Roles not in ``files`` keep their current file, except that a ``model`` (a training's result) drops the
-        files that belonged to the old one (:data:`BELONGS_TO_MODEL`); ``fresh`` starts from an empty manifest.
+        files that belonged to the old one (:data:`BELONGS_TO_MODEL`), and a whole ``index`` drops the changes
+        kept beside the old one (:data:`BELONGS_TO_INDEX`); ``fresh`` starts from an empty manifest.
         """
         with self.lock():
             manifest = (
@@ -266,10 +271,11 @@ class RunDir:
                 if fresh or not self.exists()
                 else self.manifest()
             )
-            if "model" in files:  # a training's result: what the old run's model had beside it goes with it
-                for role in BELONGS_TO_MODEL:
-                    if role not in files:
-                        manifest["files"].pop(role, None)  # collected below, with the old model
+            for owner, belongings in (("model", BELONGS_TO_MODEL), ("index", BELONGS_TO_INDEX)):
+                if owner in files:  # what the old file had beside it goes with it
+                    for role in belongings:
+                        if role not in files:
+                            manifest["files"].pop(role, None)  # collected below, with the old file
             for role, data in files.items():
                 digest = sha256(data)
                 name = f"{role}-{digest[:16]}{SUFFIXES[role]}"
