@@ -26,7 +26,7 @@ import torch
 
 from embedder.config import NO_POOL, POOL_FOLDER, REST_POOL, TrainConfig
 from embedder.data.dataset import Dataset
-from embedder.data.sampling import split_validation
+from embedder.data.sampling import validation_split
 from embedder.errors import ConfigError, ImageError, quote
 
 BYTES_PER_IMAGE = 28 * 28
@@ -69,7 +69,7 @@ def pool_rows(dataset: Dataset, config: TrainConfig) -> np.ndarray:
     others = _other_classes(dataset, config)
     if not others:
         return np.empty(0, np.int64)
-    return split_validation(dataset.train_labels, others, config.val_fraction, config.seed)[0]
+    return validation_split(dataset, others, config.val_fraction, config.seed)[0]
 
 
 def _other_classes(dataset: Dataset, config: TrainConfig) -> list[int]:

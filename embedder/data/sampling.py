@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from embedder.config import MAX_WAYS
 from embedder.errors import ConfigError
+
+if TYPE_CHECKING:
+    from embedder.data.dataset import Dataset
 
 # Classes of at least this many times m images are drawn with replacement, as tripletshot 0.2 did, so MNIST
 # trains bit-identically; there a repeat is rare (about one image per batch of 192 on MNIST). Smaller classes
@@ -102,6 +108,25 @@ class PoolSampler:
             return self.images[indices], labels
         chosen = torch.randperm(len(self.images), generator=self.generator, device=self.images.device)
         return self.images[chosen[: self.batch]], None
+
+
+def hold_out(dataset: Dataset, classes: list[int], others: list[int], fraction: float, seed: int) -> Dataset:
+    """``dataset`` with its held-out rows drawn, once for a training: the share ``fraction`` of each of ``classes``
+    (validation and the threshold's genuine images) and of each of ``others`` (the classes beside them: the
+    threshold's unseen impostors, which a pool leaves out). What :func:`validation_split` reads from then on."""
+    labels = dataset.train_labels
+    rows = [split_validation(labels, classes, fraction, seed)[1], split_validation(labels, others, fraction, seed)[1]]
+    return replace(dataset, held_out=np.sort(np.concatenate(rows)))
+
+
+def validation_split(dataset: Dataset, classes: list[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train-split rows of ``classes``: those trained on and those held out. The held-out rows are the dataset's
+    (:func:`hold_out`, stored in a run), else drawn as :func:`split_validation` draws them (a run from before)."""
+    if dataset.held_out is None:
+        return split_validation(dataset.train_labels, classes, fraction, seed)
+    labels = dataset.train_labels.numpy()
+    held_out = dataset.held_out[np.isin(labels[dataset.held_out], classes)]
+    return np.setdiff1d(np.flatnonzero(np.isin(labels, classes)), held_out), np.sort(held_out)
 
 
 def split_validation(

@@ -11,7 +11,7 @@ import torch
 
 from embedder.config import TrainConfig
 from embedder.data.dataset import Dataset
-from embedder.data.sampling import sample_supports, split_validation
+from embedder.data.sampling import sample_supports, validation_split
 from embedder.errors import ConfigError
 from embedder.index.support_index import POINTS_PER_CENTROID, SupportIndex, minimum_training
 from embedder.index.supports import centroid_count, centroid_supports
@@ -84,7 +84,7 @@ def check_shots(dataset: Dataset, shots: int | None, held_out: np.ndarray | None
 def check_index_training(dataset: Dataset, config: TrainConfig) -> None:
     """The run's index must find enough vectors to train on (:func:`build_support_index` trains it on the
     supports or on the training images, whichever are more): check before training, not after."""
-    train_rows, held_out = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+    train_rows, held_out = validation_split(dataset, config.classes, config.val_fraction, config.seed)
     check_shots(dataset, config.shots, held_out)
     spec = config.index_spec
     needed = minimum_training(spec, config.embedding_dim)

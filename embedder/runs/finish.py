@@ -71,6 +71,7 @@ def run_metadata(done: FinishedTraining, faiss_name: str, support_rows: np.ndarr
             "rule": describe_rule(config.shots, config.centroids),
             "method": config.method,
             "support_rows": support_rows.tolist(),
+            "held_out_rows": dataset.held_out.tolist() if dataset.held_out is not None else None,
             "faiss": faiss_name,  # the spec itself is in the index file and in options
         },
     }

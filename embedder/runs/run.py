@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from embedder.config import DEFAULT_RUN_DIR
@@ -122,7 +123,14 @@ class Run:
         """The dataset this run was trained on, from ``data_dir``, else from where training read it."""
         options, root = self.metadata.get("options", {}), data_dir or self.metadata.get("data_root")
         split = options.get("test_fraction", 0.2)  # a folder: dataset is split again as it was for training
-        return load_dataset(self.metadata["dataset"], root, split, options.get("strict", False))
+        dataset = load_dataset(self.metadata["dataset"], root, split, options.get("strict", False))
+        held_out = self.metadata.get("index", {}).get("held_out_rows")  # the rows its training held out
+        if held_out is None:  # a run from before they were stored: drawn again from the seed, as training drew them
+            return dataset
+        rows = np.asarray(held_out, dtype=np.int64)
+        if len(rows) and rows.max() >= len(dataset.train_labels):
+            raise RunError(f"{self.path}: the dataset {self.metadata['dataset']} is not the one this run trained on")
+        return replace(dataset, held_out=rows)
 
 
 @contextlib.contextmanager

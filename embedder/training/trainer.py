@@ -24,7 +24,14 @@ from embedder.data.classes import resolve_classes, resolve_val_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
 from embedder.data.pool import Pool, load_pool
-from embedder.data.sampling import BalancedBatchSampler, NoLabelsSampler, PoolSampler, batch_shape, split_validation
+from embedder.data.sampling import (
+    BalancedBatchSampler,
+    NoLabelsSampler,
+    PoolSampler,
+    batch_shape,
+    hold_out,
+    validation_split,
+)
 from embedder.errors import ConfigError, RunError
 from embedder.index.build import check_index_training, check_shots
 from embedder.losses.contrast import PoolContrastLoss, make_loss
@@ -251,6 +258,9 @@ def _dataset_for(
     held_out = _val_classes(config, labels, dataset, drawn)
     trained = [c for c in labels if c not in held_out]
     config = replace(config, classes=trained, val_classes=held_out or 0, dataset=dataset.name)
+    # The one draw of the held-out rows: the trainer, the pool, the index and calibration read it; the run keeps it.
+    others = [c for c in dataset.classes if c not in trained and c not in held_out]
+    dataset = hold_out(dataset, trained, others, config.val_fraction, config.seed)
     check_shots(dataset, config.shots)
     check_index_training(dataset, config)
     pool = load_pool(config, dataset, processes=distributed.local_processes())  # each holds a copy
@@ -302,9 +312,7 @@ class _Training:
         self.progress, self.fresh = progress and self.world.is_main, fresh
         self.log = log if self.world.is_main else lambda _: None
         torch.manual_seed(config.seed)
-        train_rows, self.val_rows = split_validation(
-            dataset.train_labels, config.classes, config.val_fraction, config.seed
-        )
+        train_rows, self.val_rows = validation_split(dataset, config.classes, config.val_fraction, config.seed)
         trained_pixels = dataset.train_images[train_rows] if len(train_rows) else self.pool.images  # no labels: pool
         self.normalization = pixel_statistics(trained_pixels)  # what it trains on, nothing unseen
         val_rows = self.val_rows
