@@ -20,17 +20,31 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from embedder.config import NO_POOL, POOL_FOLDER, REST_POOL, TrainConfig
 from embedder.data.dataset import Dataset
 from embedder.data.sampling import validation_split
+from embedder.data.sources import NO_POOL, POOL_FOLDER, REST_POOL
 from embedder.errors import ConfigError, ImageError, quote
 
 BYTES_PER_IMAGE = 28 * 28
 MEMORY_SHARE = 0.25  # of the memory available when training starts: the pool's decoded images at most, per machine
+
+
+class PoolOptions(Protocol):
+    """What the pool reads of a training's options, and nothing else (:class:`embedder.config.TrainConfig` has
+    them): where the pool is, which classes are labelled or held out (never in ``rest``), their held-out share,
+    the seed of a capped pool's subset, and the data root of a folder pool's cache."""
+
+    unlabelled: str | None
+    classes: list[int]
+    val_classes: list[int] | int | None
+    val_fraction: float
+    seed: int
+    data_dir: str | None
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,7 @@ class Pool:
         return f"{len(self.images):,} unlabelled images (classes unknown) from {where}"
 
 
-def pool_source(config: TrainConfig, dataset: Dataset) -> str | None:
+def pool_source(config: PoolOptions, dataset: Dataset) -> str | None:
     """``rest``, a folder's path, or None for no pool: the option, else a folder dataset's ``unlabelled/``."""
     value = config.unlabelled
     if value is None:
@@ -63,7 +77,7 @@ def _dataset_folder(dataset: Dataset) -> Path | None:
     return Path(dataset.name[len("folder:") :]) if dataset.name.startswith("folder:") else None
 
 
-def pool_rows(dataset: Dataset, config: TrainConfig) -> np.ndarray:
+def pool_rows(dataset: Dataset, config: PoolOptions) -> np.ndarray:
     """Train-split rows of ``rest``: every class outside the trained and validation classes, less the share
     ``val_fraction`` of each, from which :func:`embedder.runs.calibration.calibration_rows` draws impostors."""
     others = _other_classes(dataset, config)
@@ -72,13 +86,13 @@ def pool_rows(dataset: Dataset, config: TrainConfig) -> np.ndarray:
     return validation_split(dataset, others, config.val_fraction, config.seed)[0]
 
 
-def _other_classes(dataset: Dataset, config: TrainConfig) -> list[int]:
+def _other_classes(dataset: Dataset, config: PoolOptions) -> list[int]:
     excluded = set(config.classes) | set(config.val_classes or [])
     return [c for c in dataset.classes if c not in excluded]
 
 
 def load_pool(
-    config: TrainConfig, dataset: Dataset, data_root: Path | None = None, processes: int = 1
+    config: PoolOptions, dataset: Dataset, data_root: Path | None = None, processes: int = 1
 ) -> Pool | None:
     """The pool ``config`` asks for (None for none); :class:`ConfigError` naming ``unlabelled`` if it is empty.
     ``processes``: the training processes on this machine, each of which holds the pool (they share the memory)."""
@@ -97,7 +111,7 @@ def load_pool(
     return _folder_pool(Path(source), config, data_root or dataset.root, processes)
 
 
-def _folder_pool(folder: Path, config: TrainConfig, data_root: Path | None, processes: int) -> Pool:
+def _folder_pool(folder: Path, config: PoolOptions, data_root: Path | None, processes: int) -> Pool:
     from embedder.data.datasets import default_data_root
     from embedder.data.folders import cache_root, decode_cached, image_files
 

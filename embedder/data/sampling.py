@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from embedder.config import MAX_WAYS
 from embedder.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -20,14 +19,14 @@ if TYPE_CHECKING:
 WITH_REPLACEMENT_FROM = 32
 
 
-def batch_shape(counts: list[int], m_per_class: int, batch_size: int | None) -> tuple[int, int]:
+def batch_shape(counts: list[int], m_per_class: int, batch_size: int | None, max_ways: int) -> tuple[int, int]:
     """``(ways, m)``: classes per batch and images of each, for training classes of ``counts`` images.
 
     ``m`` is at most the smallest class, so no image need appear twice; with a smaller ``m``, a batch holds
-    more classes, up to all of them, to keep its size (``batch_size``, else ``m_per_class`` x up to 8 classes).
+    more classes, up to all of them, to keep its size (``batch_size``, else ``m_per_class`` x up to ``max_ways``).
     """
     m = min(m_per_class, min(counts))
-    batch = batch_size or m_per_class * min(len(counts), MAX_WAYS)
+    batch = batch_size or m_per_class * min(len(counts), max_ways)
     return min(len(counts), max(2, batch // m)), m
 
 

@@ -6,7 +6,7 @@ example enrols its class at once, without retraining the network. How queries ar
 from it (nearest support, nearest prototype) is :mod:`embedder.fewshot.classifiers`'s business; how it is
 kept in a run is :mod:`embedder.runs.store`'s.
 
-The index is flat (exact) by default; :class:`~embedder.config.IndexSpec` picks an approximate one
+The index is flat (exact) by default; :class:`~embedder.index.spec.IndexSpec` picks an approximate one
 (``ivf``, ``hnsw``, ``ivfpq``, ``sq8``) and an optional PCA (``index_dim``, renormalised after the
 projection, so scores stay cosines). Those that learn something (quantisers, the PCA) are trained
 with :meth:`SupportIndex.train`; an untrained one trains on the first vectors added to it.
@@ -41,8 +41,8 @@ from dataclasses import asdict, replace
 import faiss
 import numpy as np
 
-from embedder.config import IndexSpec
 from embedder.errors import EmptyIndexError
+from embedder.index.spec import IndexSpec
 
 log = logging.getLogger(__name__)
 MAX_TRAINING = 100_000  # vectors a default quantiser or PCA trains on at most (a seeded sample beyond that)

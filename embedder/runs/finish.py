@@ -39,7 +39,9 @@ class FinishedTraining:
 def finish_run(store: RunDir, done: FinishedTraining, fresh: bool, log: Callable[[str], None]) -> dict[str, Any]:
     """Index every class, calibrate, and commit the run in one step: the previous run is replaced whole, or
     not at all. Returns the run's metadata."""
-    index, support_rows = build_support_index(done.embedder, done.dataset, done.config, done.images, done.held_out)
+    index, support_rows = build_support_index(
+        done.embedder, done.dataset, done.config.index_rule, done.images, done.held_out
+    )
     metadata = run_metadata(done, index.describe(), support_rows)
     metadata["index"]["classes"] = training_records(index, done.dataset.class_names)
     calibration = calibrate_index(done.embedder, index, done.dataset, done.config, support_rows, log)

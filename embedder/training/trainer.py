@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from embedder.config import NO_LABELS_NEED_A_POOL, TrainConfig, default_val_classes
+from embedder.config import MAX_WAYS, NO_LABELS_NEED_A_POOL, TrainConfig, default_val_classes
 from embedder.data.classes import resolve_classes, resolve_val_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
@@ -262,7 +262,7 @@ def _dataset_for(
     others = [c for c in dataset.classes if c not in trained and c not in held_out]
     dataset = hold_out(dataset, trained, others, config.val_fraction, config.seed)
     check_shots(dataset, config.shots)
-    check_index_training(dataset, config)
+    check_index_training(dataset, config.index_rule, config.embedding_dim, config.classes, config.val_fraction)
     pool = load_pool(config, dataset, processes=distributed.local_processes())  # each holds a copy
     if pool is None and not config.classes:
         raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
@@ -370,7 +370,7 @@ class _Training:
             batch = min(config.batch_size or 2 * config.m_per_class, len(self.pool.images))
             return 1, batch, max(1, math.ceil(len(self.pool.images) / batch))
         counts = self.dataset.class_counts(train_rows)
-        ways, m = batch_shape(*policies.batch_rule([int(counts[c]) for c in config.classes], config))
+        ways, m = batch_shape(*policies.batch_rule([int(counts[c]) for c in config.classes], config), MAX_WAYS)
         return ways, m, max(1, math.ceil(len(train_rows) / (ways * m)))
 
     def _pool_parts(self) -> tuple[PoolSampler | None, torch.nn.Module | None]:
