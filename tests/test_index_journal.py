@@ -94,3 +94,13 @@ def test_the_label_and_id_arrays_grow_by_doubling_not_by_copying_per_change():
     assert len(index._labels) in (capacity, 2 * capacity) and index.labels.tolist() == [0] * 100 + [1] * 20
     assert index.ids.tolist() == list(range(120)) and len(index) == 120
     torch.testing.assert_close(torch.tensor(index.search(unit(1, 8, 5), 1)[1]), torch.ones(1, 1))
+
+
+def test_a_whole_index_committed_drops_the_journal_of_the_old_one(run, digits):
+    """A training over the run, or a compaction, brings a whole index: the old journal would replay onto it."""
+    enrol(run, {"ring": digits.train_images[:2]})
+    store = RunDir(run)
+    store.commit({"index": Run.load(run).index.to_bytes()})
+    files = store.manifest()["files"]
+    assert "index_changes" not in files
+    assert not [p.name for p in run.iterdir() if p.name.startswith("index_changes-")]  # collected too
