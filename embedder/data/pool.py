@@ -91,9 +91,7 @@ def _other_classes(dataset: Dataset, config: PoolOptions) -> list[int]:
     return [c for c in dataset.classes if c not in excluded]
 
 
-def load_pool(
-    config: PoolOptions, dataset: Dataset, data_root: Path | None = None, processes: int = 1
-) -> Pool | None:
+def load_pool(config: PoolOptions, dataset: Dataset, data_root: Path | None = None, processes: int = 1) -> Pool | None:
     """The pool ``config`` asks for (None for none); :class:`ConfigError` naming ``unlabelled`` if it is empty.
     ``processes``: the training processes on this machine, each of which holds the pool (they share the memory)."""
     source = pool_source(config, dataset)

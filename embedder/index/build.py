@@ -81,9 +81,7 @@ def check_shots(dataset: Dataset, shots: int | None, held_out: np.ndarray | None
         )
 
 
-def check_index_training(
-    dataset: Dataset, rule: IndexRule, dim: int, classes: list[int], val_fraction: float
-) -> None:
+def check_index_training(dataset: Dataset, rule: IndexRule, dim: int, classes: list[int], val_fraction: float) -> None:
     """The run's index of ``dim``-d embeddings must find enough vectors to train on (:func:`build_support_index`
     trains it on the supports or on the images of the training ``classes``, whichever are more, their held-out
     share ``val_fraction`` aside): check before training, not after."""
