@@ -35,7 +35,7 @@ from embedder.fewshot.openset import calibrate, evaluate_open_set, genuine_and_i
 from embedder.runs.calibration import calibration_rows
 from embedder.runs.run import Run
 from embedder.training.augment import PRESETS, augment_batch
-from embedder.training.trainer import augmentation_for
+from embedder.training.policies import augmentation_for
 
 
 def augmented(images: torch.Tensor, preset: str, seed: int) -> torch.Tensor:

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from embedder.data.classes import ALL, ClassList, ValClasses, check_class_list, parse_classes, parse_val_classes
+from embedder.data.sources import NO_POOL, POOL_FOLDER
+from embedder.data.sources import REST_POOL as REST_POOL  # re-exported: the options name what data defines
 from embedder.errors import ConfigError
+from embedder.index.spec import DEFAULT_CENTROIDS, INDEX_KINDS, IndexRule, IndexSpec
 
 DEFAULT_RUN_DIR = "runs/latest"
-LOSSES = ("auto", "triplet", "contrast")  # embedder.losses.make_loss; auto: embedder.training.trainer.loss_for
+LOSSES = ("auto", "triplet", "contrast")  # embedder.losses.make_loss; auto: embedder.training.policies.loss_for
 # --unlabelled: no pool, the train split's images of every class not trained on (labels never read), or a folder.
-NO_POOL, REST_POOL = "none", "rest"
-POOL_FOLDER = "unlabelled"  # folder:PATH/unlabelled/ holds a folder dataset's pool, not a class
 NO_LABELS_NEED_A_POOL = "{classes} none trains on no labels: give a pool, {unlabelled} rest or a folder"
 POOL_AUGMENT = 2.0  # the default augmentation strength beside a pool, on a few classes of strokes (docs/results.md)
 MAX_EPOCHS = 100_000  # a bound that no real training reaches, so that a typo is refused, not estimated in years
@@ -30,10 +31,13 @@ SMALL_BATCH = (32, 8)  # classes x images per batch for many small classes
 # Nearest support, nearest class mean, or prototypes refined over the run's pool (embedder.fewshot.classifiers)
 METHODS = ("nn", "prototype", "pool")
 MAX_WAYS = 8  # classes per batch when batch_size is not given
+# Training defaults, chosen by embedder.training.policies (its table says when and why): the strict schedule, and
+# the pooled one measured in 0.6 (MNIST 0,1,2 beside --unlabelled rest: 32 images a class, 8 epochs).
 DEFAULT_EPOCHS = 30
+DEFAULT_M_PER_CLASS = 64
+POOL_EPOCHS = 8
+POOL_M_PER_CLASS = 32
 MIN_STEPS = 60  # a small dataset's default epochs give at least this many steps (the bundled digits' 2 x 30)
-DEFAULT_CENTROIDS = 32  # per class in a run's default index (embedder.index.supports; torch-free, so kept here)
-INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8")  # faiss index types (embedder.index.support_index.SupportIndex)
 # By default a training of this many classes or more holds this share of them out (validation classes): few-shot
 # practice (the Vinyals split of Omniglot); with fewer, holding any out costs more training than the score is worth.
 VAL_CLASSES_FROM = 20
@@ -58,8 +62,9 @@ class TrainConfig:
     run_dir: str = _option(DEFAULT_RUN_DIR, "Where the run is saved.")
     epochs: int | None = _option(
         None,
-        f"Passes over the training classes' images [default: {DEFAULT_EPOCHS}, more on a small dataset, "
-        f"so that training takes at least {MIN_STEPS} steps and {STEPS_PER_CLASS} per training class].",
+        f"Passes over the training classes' images [default: {DEFAULT_EPOCHS}; {POOL_EPOCHS} beside an unlabelled pool "
+        f"on under {CONTRAST_FROM} classes of strokes; more on a small dataset, so that training takes at least "
+        f"{MIN_STEPS} steps and {STEPS_PER_CLASS} per training class].",
         type=int,
     )
     batch_size: int | None = _option(
@@ -68,7 +73,12 @@ class TrainConfig:
         f"of under {SMALL_CLASS} images, {SMALL_BATCH[0]} classes x {SMALL_BATCH[1]}].",
         type=int,
     )
-    m_per_class: int = _option(64, "Images of each class in a batch (fewer where a class has fewer).")
+    m_per_class: int | None = _option(
+        None,
+        f"Images of each class in a batch, fewer where a class has fewer [default: {DEFAULT_M_PER_CLASS}; "
+        f"{POOL_M_PER_CLASS} beside an unlabelled pool on under {CONTRAST_FROM} classes of strokes].",
+        type=int,
+    )
     lr: float = _option(2e-3, "Peak learning rate (one-cycle schedule, AdamW).")
     weight_decay: float = _option(1e-4, "AdamW weight decay.")
     margin: float = _option(0.4, "Triplet margin.")
@@ -211,8 +221,14 @@ class TrainConfig:
         """The support index this training builds."""
         return IndexSpec(**{f.name: getattr(self, f.name) for f in fields(IndexSpec)})
 
+    @property
+    def index_rule(self) -> IndexRule:
+        """Which supports stand for each class, in what index: what embedder.index.build is given."""
+        return IndexRule(self.index_spec, self.shots, self.centroids, self.seed)
+
     def _check_batch(self) -> None:
-        if self.batch_size is None:
+        # An unset m_per_class is chosen once the pool is known (embedder.training.policies): checked then.
+        if self.batch_size is None or self.m_per_class is None:
             return
         if self.batch_size % self.m_per_class:
             message = f"{{batch_size}} {self.batch_size} is not a multiple of {{m_per_class}} {self.m_per_class}"
@@ -225,52 +241,6 @@ class TrainConfig:
                 f"{{batch_size}} {self.batch_size} holds {self.batch_size // self.m_per_class} classes of "
                 f"{self.m_per_class}; a batch needs 2 to {most or 'all the'} classes (one triplet needs two)",
             )
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """Which faiss index holds the supports, and its parameters; ``None`` means chosen from the data.
-
-    Field names are :class:`TrainConfig`'s, so errors name the option. ``index_dim`` adds a PCA.
-    """
-
-    index: str = "flat"
-    index_dim: int | None = None
-    nlist: int | None = None
-    nprobe: int = 8
-    hnsw_m: int = 32
-    ef_search: int = 64
-    code_size: int | None = None
-
-    def check(self, dim: int) -> None:
-        """Raise :class:`ConfigError` unless this index can hold ``dim``-d embeddings."""
-        if self.index not in INDEX_KINDS:
-            raise ConfigError("index", f"{{index}} must be one of {', '.join(INDEX_KINDS)}, got {self.index!r}")
-        for name in ("index_dim", "nlist", "nprobe", "hnsw_m", "ef_search", "code_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(name, f"{{{name}}} must be at least 1, got {value}")
-        if self.index_dim is not None and self.index_dim >= dim:
-            raise ConfigError("index_dim", f"{{index_dim}} must be below the embedding's {dim} dimensions")
-        stored, pq = self.stored_dim(dim), self.pq_bytes(dim)
-        if self.index == "ivfpq" and stored % pq:
-            if self.code_size is not None:
-                raise ConfigError(
-                    "code_size", f"{{code_size}} {self.code_size} does not divide the {stored} dimensions"
-                )
-            raise ConfigError(  # only a PCA's dimension can miss the default
-                "index_dim",
-                f"{{index_dim}} {stored} is not a multiple of the default code size, {pq} bytes: "
-                f"give a {{code_size}} that divides {stored}",
-            )
-
-    def stored_dim(self, dim: int) -> int:
-        """Dimensions of the vectors the index stores: after the PCA, if any."""
-        return self.index_dim or dim
-
-    def pq_bytes(self, dim: int) -> int:
-        """Bytes per vector of a product quantiser: one 8-bit code per sub-vector (4 dimensions each by default)."""
-        return self.code_size or max(1, min(64, self.stored_dim(dim) // 4))
 
 
 @dataclass(frozen=True)

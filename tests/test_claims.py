@@ -129,7 +129,7 @@ def test_the_readme_setup_cfg_and_embed_help_say_what_the_default_objective_is()
     import re as regex
 
     from embedder.config import CONTRAST_FROM, TrainConfig
-    from embedder.training.trainer import loss_for
+    from embedder.training.policies import loss_for
 
     claim = AUTO_LOSS.format(n=CONTRAST_FROM)
     root = Path(__file__).resolve().parent.parent

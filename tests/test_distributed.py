@@ -298,3 +298,98 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(processes):
     whole = sampler.sample()
     assert torch.equal(torch.cat([h[0] for h in halves]), whole[0])
     assert torch.equal(torch.cat([h[1] for h in halves]), whole[1])
+
+
+def _pool_equivalence_worker(rank: int, world_size: int, rendezvous: str, out: str) -> None:
+    """The pool's contrast on two ranks with half the pool batch each, gathered as a training gathers it: with
+    instance contrast alone, then with pseudo-labels."""
+    from embedder.losses.contrast import PoolContrastLoss
+    from embedder.training.distributed import GatheredPoolLoss
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
+    world, share = World(rank, world_size), IMAGES // world_size
+    mine = slice(rank * share, (rank + 1) * share)
+    for clustered in (False, True):
+        model, views, clusters = batch()
+        net = DistributedNet(model, torch.device("cpu"))
+        loss_fn = GatheredPoolLoss(PoolContrastLoss(weight=0.7), world)
+        outputs = net.training_outputs(torch.cat([views[0, mine], views[1, mine]]))
+        loss = loss_fn(outputs, clusters[mine] if clustered else None)
+        loss.backward()
+        grads = {n: p.grad for n, p in model.named_parameters()}
+        torch.save({"loss": loss.detach(), "grads": grads}, f"{out}/pool{rank}-{clustered}.pt")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_the_pools_contrast_on_two_processes_is_one_process_contrast_on_the_whole_pool_batch(tmp_path):
+    """Every rank's pool images are negatives of every other's: the loss and the summed gradients are those of
+    one process with the whole pool batch (before, each rank contrasted its own half: another objective)."""
+    from embedder.losses.contrast import PoolContrastLoss
+
+    mp.spawn(_pool_equivalence_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2)
+    for clustered in (False, True):
+        model, views, clusters = batch()
+        outputs = model.training_outputs(torch.cat([views[0], views[1]]))
+        loss = PoolContrastLoss(weight=0.7)(outputs, clusters if clustered else None)
+        loss.backward()
+        for rank in range(2):
+            got = torch.load(tmp_path / f"pool{rank}-{clustered}.pt", weights_only=True)
+            torch.testing.assert_close(got["loss"], loss.detach(), atol=1e-6, rtol=1e-5)
+            for name, parameter in model.named_parameters():  # float32 sums in another order: ~1e-5 of the largest
+                assert torch.allclose(got["grads"][name], parameter.grad, atol=2e-5, rtol=1e-4), (clustered, name)
+        halves = []  # what it was: each rank's contrast over its own half alone, another loss
+        for half in (slice(0, IMAGES // 2), slice(IMAGES // 2, IMAGES)):
+            model, views, clusters = batch()
+            with torch.no_grad():
+                own = model.training_outputs(torch.cat([views[0, half], views[1, half]]))
+                halves.append(float(PoolContrastLoss(weight=0.7)(own, clusters[half] if clustered else None)))
+        assert abs(sum(halves) / 2 - float(loss)) > 1e-3, clustered
+
+
+POOLED = {"labels-and-pool": "0,1,2", "pool-alone": "none"}
+
+
+def _pooled_training_worker(rank: int, world_size: int, ports: list[int], tmp: str) -> None:
+    """Two dry runs (two steps each), one after the other in the same two processes (one spawn: seconds saved)."""
+    torch.set_num_threads(1)
+    for (name, classes), port in zip(POOLED.items(), ports, strict=True):
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                          WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size))  # fmt: skip
+        config = TrainConfig(dataset="digits", classes=classes, unlabelled="rest", m_per_class=8, embedding_dim=64,
+                             width=8, device="cpu", run_dir=f"{tmp}/{name}", dry_run=True)  # fmt: skip
+
+        def keep_weights(epoch: int, embedder, name=name) -> None:
+            torch.save(embedder.model.state_dict(), f"{tmp}/{name}-weights{rank}.pt")
+
+        result = train(config, progress=False, log=lambda _: None, on_epoch_end=keep_weights)
+        assert result.written == (rank == 0)
+
+
+def test_two_process_trainings_with_a_pool_end_with_the_same_weights_on_both_ranks(tmp_path):
+    """``--unlabelled rest`` under DDP, beside labelled classes and alone (``--classes none`` crashed: the sharded
+    sampler read the empty labelled sampler's m)."""
+    mp.spawn(_pooled_training_worker, args=(2, [free_port(), free_port()], str(tmp_path)), nprocs=2)
+    for name in POOLED:
+        first, second = (torch.load(tmp_path / f"{name}-weights{r}.pt", weights_only=True) for r in range(2))
+        for key in first:
+            assert torch.equal(first[key], second[key]), (name, key)
+        run = Run.load(tmp_path / name)
+        pool = run.metadata["unlabelled"]
+        assert run.metadata["processes"] == 2 and pool["images"] > 0
+        assert pool["per_step"] == (3 * 8 if name == "labels-and-pool" else 2 * 8)  # the whole step's, both ranks
+        for key, value in run.embedder.model.state_dict().items():
+            assert torch.equal(value, first[key]), (name, key)
+
+
+def test_each_process_on_a_machine_takes_its_share_of_the_pools_memory(monkeypatch):
+    from embedder.data import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "pool_capacity", lambda: 1000)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    from embedder.training.distributed import local_processes
+
+    keep, warnings = pool_module._within_capacity(5000, seed=0, processes=local_processes())
+    assert len(keep) == 125 and "shared by the 8 training processes" in warnings[0]
+    assert len(pool_module._within_capacity(5000, seed=0)[0]) == 1000

@@ -56,7 +56,7 @@ def run_with_index(
     config = TrainConfig(run_dir=str(run_dir), **TRAIN, **OPTIONS, index=kind, index_dim=dim, method=method)
     train_rows, val_rows = split_validation(digits.train_labels, config.classes, config.val_fraction, config.seed)
     images = digits.train_images[train_rows]
-    index, rows = build_support_index(loaded.embedder, digits, config, images, val_rows)
+    index, rows = build_support_index(loaded.embedder, digits, config.index_rule, images, val_rows)
     calibration = calibrate_index(loaded.embedder, index, digits, config, rows, log=lambda _: None)
     metadata = {**loaded.metadata, "open_set": calibration.as_dict()}
     described = {"support_rows": rows.tolist(), "faiss": index.describe(), "method": method}

@@ -63,7 +63,7 @@ def test_shots_leave_out_the_images_the_threshold_is_calibrated_on_and_the_line_
     ):
         config = TrainConfig(dataset="digits", classes=classes, shots=5, val_fraction=0.3, run_dir="unused")
         _, held_out = split_validation(digits.train_labels, classes, 0.3, 0)
-        index, support_rows = build_support_index(embedder, digits, config, held_out=held_out)
+        index, support_rows = build_support_index(embedder, digits, config.index_rule, held_out=held_out)
         assert len(support_rows) == 50 and not np.isin(support_rows, held_out).any()
         lines = []
         calibration = calibrate_index(embedder, index, digits, config, support_rows, log=lines.append)

@@ -64,7 +64,7 @@ def test_bad_design_options_name_the_parameter(options, param):
 
 
 def test_many_small_classes_get_more_classes_of_fewer_images_and_enough_steps():
-    from embedder.training.trainer import _batch_rule
+    from embedder.training.policies import batch_rule as _batch_rule
 
     many_small = [16] * 100
     assert _batch_rule(many_small, TrainConfig()) == (many_small, 8, 256)
@@ -106,7 +106,7 @@ def test_contrast_and_multi_depth_train_a_run_that_labels_unseen_digits(tmp_path
 
 
 def test_auto_augmentation_is_named_by_the_dataset():
-    from embedder.training.trainer import augmentation_for
+    from embedder.training.policies import augmentation_for
 
     assert augmentation_for(TrainConfig(dataset="fashion-mnist")) == "objects"
     assert augmentation_for(TrainConfig(dataset="mnist")) == "strokes"
@@ -143,7 +143,8 @@ def test_auto_augmentation_of_a_folder_is_decided_by_its_images(tmp_path, digits
     from embedder.data.datasets import load_dataset
     from embedder.data.ink import FILLED_FROM, filled_share
     from embedder.runs.run import read_metadata
-    from embedder.training.trainer import augmentation_for, train
+    from embedder.training.policies import augmentation_for
+    from embedder.training.trainer import train
 
     photographs(tmp_path / "photos")
     strokes(tmp_path / "scans", digits)

@@ -57,6 +57,9 @@ class Dataset(torch.utils.data.Dataset):
     class_names: list[str] = field(default_factory=lambda: list(DIGIT_NAMES))  # label i is class_names[i]
     root: Path | None = None  # where its files were read, if it has files
     warnings: list[str] = field(default_factory=list)  # what loading skipped, for the caller to show
+    # The train-split rows a training held out (validation, calibration), drawn once (embedder.data.sampling.hold_out)
+    # and stored in its run, which gives them back to the dataset it loads (Run.load_dataset); None: not drawn yet.
+    held_out: np.ndarray | None = None
 
     @property
     def classes(self) -> list[int]:

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embedder.config import POOL_FOLDER
 from embedder.data.dataset import Dataset
 from embedder.data.images import load_image
 from embedder.data.sampling import split_validation
+from embedder.data.sources import POOL_FOLDER
 from embedder.errors import ConfigError, ImageError, quote
 from embedder.utils.files import write_bytes_atomic
 

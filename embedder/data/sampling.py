@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from embedder.config import MAX_WAYS
 from embedder.errors import ConfigError
+
+if TYPE_CHECKING:
+    from embedder.data.dataset import Dataset
 
 # Classes of at least this many times m images are drawn with replacement, as tripletshot 0.2 did, so MNIST
 # trains bit-identically; there a repeat is rare (about one image per batch of 192 on MNIST). Smaller classes
@@ -14,19 +19,21 @@ from embedder.errors import ConfigError
 WITH_REPLACEMENT_FROM = 32
 
 
-def batch_shape(counts: list[int], m_per_class: int, batch_size: int | None) -> tuple[int, int]:
+def batch_shape(counts: list[int], m_per_class: int, batch_size: int | None, max_ways: int) -> tuple[int, int]:
     """``(ways, m)``: classes per batch and images of each, for training classes of ``counts`` images.
 
     ``m`` is at most the smallest class, so no image need appear twice; with a smaller ``m``, a batch holds
-    more classes, up to all of them, to keep its size (``batch_size``, else ``m_per_class`` x up to 8 classes).
+    more classes, up to all of them, to keep its size (``batch_size``, else ``m_per_class`` x up to ``max_ways``).
     """
     m = min(m_per_class, min(counts))
-    batch = batch_size or m_per_class * min(len(counts), MAX_WAYS)
+    batch = batch_size or m_per_class * min(len(counts), max_ways)
     return min(len(counts), max(2, batch // m)), m
 
 
 class NoLabelsSampler:
     """The labelled batch of a training on an unlabelled pool alone: empty."""
+
+    batch = 0  # images a batch holds, as BalancedBatchSampler.batch
 
     def __init__(self, device: torch.device) -> None:
         self.indices = torch.empty(0, dtype=torch.long, device=device)
@@ -52,6 +59,11 @@ class BalancedBatchSampler:
         self.m, self.ways, self.generator = m, ways, generator
         self.distinct = int(self.counts.min()) < WITH_REPLACEMENT_FROM * m
         self.positions = torch.arange(self.table.shape[1], device=device)
+
+    @property
+    def batch(self) -> int:
+        """Images a batch holds: ``ways`` x ``m``."""
+        return self.ways * self.m
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices into the labels given at construction, and their class labels."""
@@ -95,6 +107,25 @@ class PoolSampler:
             return self.images[indices], labels
         chosen = torch.randperm(len(self.images), generator=self.generator, device=self.images.device)
         return self.images[chosen[: self.batch]], None
+
+
+def hold_out(dataset: Dataset, classes: list[int], others: list[int], fraction: float, seed: int) -> Dataset:
+    """``dataset`` with its held-out rows drawn, once for a training: the share ``fraction`` of each of ``classes``
+    (validation and the threshold's genuine images) and of each of ``others`` (the classes beside them: the
+    threshold's unseen impostors, which a pool leaves out). What :func:`validation_split` reads from then on."""
+    labels = dataset.train_labels
+    rows = [split_validation(labels, classes, fraction, seed)[1], split_validation(labels, others, fraction, seed)[1]]
+    return replace(dataset, held_out=np.sort(np.concatenate(rows)))
+
+
+def validation_split(dataset: Dataset, classes: list[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train-split rows of ``classes``: those trained on and those held out. The held-out rows are the dataset's
+    (:func:`hold_out`, stored in a run), else drawn as :func:`split_validation` draws them (a run from before)."""
+    if dataset.held_out is None:
+        return split_validation(dataset.train_labels, classes, fraction, seed)
+    labels = dataset.train_labels.numpy()
+    held_out = dataset.held_out[np.isin(labels[dataset.held_out], classes)]
+    return np.setdiff1d(np.flatnonzero(np.isin(labels, classes)), held_out), np.sort(held_out)
 
 
 def split_validation(

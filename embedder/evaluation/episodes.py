@@ -15,7 +15,7 @@ import numpy as np
 
 from embedder.config import EvalConfig
 from embedder.data.dataset import Dataset
-from embedder.data.sampling import sample_supports, split_validation
+from embedder.data.sampling import sample_supports, validation_split
 from embedder.errors import ConfigError, RunError
 from embedder.evaluation.pml_metrics import grouped_accuracy_calculator
 from embedder.fewshot.classifiers import make_classifier
@@ -243,9 +243,8 @@ def index_sources(run: Run, dataset: Dataset) -> dict[str, Any]:
     classes included. The honest caption of every accuracy the saved index scores."""
     index, options = run.metadata["index"], run.metadata.get("options", {})
     labels = dataset.train_labels.numpy()
-    _, held_out = split_validation(
-        dataset.train_labels, run.trained_classes, options.get("val_fraction", 0.1), options.get("seed", 0)
-    )
+    fraction, seed = options.get("val_fraction", 0.1), options.get("seed", 0)
+    _, held_out = validation_split(dataset, run.trained_classes, fraction, seed)
     counts = np.bincount(np.delete(labels, held_out), minlength=len(dataset.class_names))
     shots = index.get("shots")
     images = {int(c): int(min(shots, counts[c]) if shots else counts[c]) for c in dataset.classes}

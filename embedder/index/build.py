@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from embedder.config import TrainConfig
 from embedder.data.dataset import Dataset
-from embedder.data.sampling import sample_supports, split_validation
+from embedder.data.sampling import sample_supports, validation_split
 from embedder.errors import ConfigError
+from embedder.index.spec import IndexRule
 from embedder.index.support_index import POINTS_PER_CENTROID, SupportIndex, minimum_training
 from embedder.index.supports import centroid_count, centroid_supports
 from embedder.models.embedder import Embedder
@@ -34,34 +34,34 @@ def trains_on_supports(supports: int, training_images: int) -> bool:
 def build_support_index(
     embedder: Embedder,
     dataset: Dataset,
-    config: TrainConfig,
+    rule: IndexRule,
     training_images: torch.Tensor | None = None,
     held_out: np.ndarray | None = None,
 ) -> tuple[SupportIndex, np.ndarray]:
     """The index of *every* class of the dataset, and the train-split rows of the images behind it.
 
-    With ``config.shots`` unset, up to ``config.centroids`` k-means centroids of each class's train-split
+    With ``rule.shots`` unset, up to ``rule.centroids`` k-means centroids of each class's train-split
     embeddings (:mod:`embedder.index.supports`), leaving out the ``held_out`` rows the open-set threshold is
     calibrated on; the rows returned are the images nearest each centroid. Else ``shots`` seeded random
     images of each class. An index that learns (a quantiser, a PCA) trains on the supports when they
     are at least as many as ``training_images`` (the training classes' images), else on those images'.
     """
     labels = dataset.train_labels.numpy()
-    if config.shots is None:
+    if rule.shots is None:
         rows = source_rows(dataset, held_out)
         supports, support_labels, nearest = centroid_supports(
-            embedder.embed(dataset.train_images[rows]), labels[rows], dataset.classes, config.centroids, config.seed
+            embedder.embed(dataset.train_images[rows]), labels[rows], dataset.classes, rule.centroids, rule.seed
         )
         chosen = rows[nearest]
     else:
-        rng = np.random.default_rng(config.seed)  # never a held-out image: the threshold is calibrated on them all
-        chosen = sample_supports(labels, dataset.classes, config.shots, rng, exclude=held_out)
+        rng = np.random.default_rng(rule.seed)  # never a held-out image: the threshold is calibrated on them all
+        chosen = sample_supports(labels, dataset.classes, rule.shots, rng, exclude=held_out)
         supports, support_labels = embedder.embed(dataset.train_images[chosen]), labels[chosen]
-    index = SupportIndex(embedder.dim, config.index_spec)
+    index = SupportIndex(embedder.dim, rule.spec)
     if not index.is_trained and training_images is not None:
         on_supports = trains_on_supports(len(supports), len(training_images))
         sample = supports if on_supports else embedder.embed(training_images)
-        index.train(sample, config.seed)
+        index.train(sample, rule.seed)
     index.add(supports, support_labels)
     return index, chosen
 
@@ -81,18 +81,19 @@ def check_shots(dataset: Dataset, shots: int | None, held_out: np.ndarray | None
         )
 
 
-def check_index_training(dataset: Dataset, config: TrainConfig) -> None:
-    """The run's index must find enough vectors to train on (:func:`build_support_index` trains it on the
-    supports or on the training images, whichever are more): check before training, not after."""
-    train_rows, held_out = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
-    check_shots(dataset, config.shots, held_out)
-    spec = config.index_spec
-    needed = minimum_training(spec, config.embedding_dim)
-    if config.shots is None:  # the centroids build_support_index will make, from the same rows
+def check_index_training(dataset: Dataset, rule: IndexRule, dim: int, classes: list[int], val_fraction: float) -> None:
+    """The run's index of ``dim``-d embeddings must find enough vectors to train on (:func:`build_support_index`
+    trains it on the supports or on the images of the training ``classes``, whichever are more, their held-out
+    share ``val_fraction`` aside): check before training, not after."""
+    train_rows, held_out = validation_split(dataset, classes, val_fraction, rule.seed)
+    check_shots(dataset, rule.shots, held_out)
+    spec = rule.spec
+    needed = minimum_training(spec, dim)
+    if rule.shots is None:  # the centroids build_support_index will make, from the same rows
         counts = dataset.class_counts(source_rows(dataset, held_out))
-        supports = sum(centroid_count(int(counts[c]), config.centroids) for c in dataset.classes)
+        supports = sum(centroid_count(int(counts[c]), rule.centroids) for c in dataset.classes)
     else:
-        supports = config.shots * len(dataset.classes)
+        supports = rule.shots * len(dataset.classes)
     available = supports if trains_on_supports(supports, len(train_rows)) else len(train_rows)
     if needed <= available:
         return

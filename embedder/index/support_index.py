@@ -6,7 +6,7 @@ example enrols its class at once, without retraining the network. How queries ar
 from it (nearest support, nearest prototype) is :mod:`embedder.fewshot.classifiers`'s business; how it is
 kept in a run is :mod:`embedder.runs.store`'s.
 
-The index is flat (exact) by default; :class:`~embedder.config.IndexSpec` picks an approximate one
+The index is flat (exact) by default; :class:`~embedder.index.spec.IndexSpec` picks an approximate one
 (``ivf``, ``hnsw``, ``ivfpq``, ``sq8``) and an optional PCA (``index_dim``, renormalised after the
 projection, so scores stay cosines). Those that learn something (quantisers, the PCA) are trained
 with :meth:`SupportIndex.train`; an untrained one trains on the first vectors added to it.
@@ -18,6 +18,12 @@ and they are faiss's own ids (``IDMap2`` around flat, hnsw and sq8; an IVF's nat
 with them and a removal (``remove_ids``) leaves every other support's id, and its origin, as it was. A run's
 training supports take ids ``0 .. len(support_rows) - 1``; enrolled ones come after. Removal drops the codes
 in place; only hnsw, whose graph faiss cannot edit, rebuilds its graph from the vectors it stores.
+
+Changes cost what they change. The label and id arrays grow by doubling (an enrolment copies no existing row), and
+the index keeps a journal of what changed since it was last serialised whole (:meth:`SupportIndex.to_bytes`): the
+vectors added (with their labels and ids) and the classes removed. :meth:`SupportIndex.changes_to_bytes` writes that
+journal alone, :meth:`SupportIndex.apply_changes` replays it onto the index it was made from, and a run keeps it in a
+small file beside the index (:mod:`embedder.runs.index_files`), compacted into the index once it grows.
 
 Every distance a run uses comes from one place, :meth:`SupportIndex.search` (optionally restricted to some
 classes, with a faiss ``IDSelector``): prediction, calibration, the open-set evaluation and the episodes all call
@@ -35,13 +41,14 @@ from dataclasses import asdict, replace
 import faiss
 import numpy as np
 
-from embedder.config import IndexSpec
 from embedder.errors import EmptyIndexError
+from embedder.index.spec import IndexSpec
 
 log = logging.getLogger(__name__)
 MAX_TRAINING = 100_000  # vectors a default quantiser or PCA trains on at most (a seeded sample beyond that)
 IVF_KINDS = ("ivf", "ivfpq")  # faiss ids are native to an IVF; the others get an IDMap2
 FILE_VERSION = 2  # of the .npz: 2 added the stable ids
+CHANGES_VERSION = 1  # of the journal's .npz (changes_to_bytes)
 POINTS_PER_CENTROID = 39  # faiss's k-means rule: fewer training points per centroid and it warns
 COARSE_CODES = POINTS_PER_CENTROID * 256  # a PQ sub-quantiser has 256 centroids
 
@@ -118,9 +125,11 @@ class SupportIndex:
         self.dim = dim
         self.spec = spec or IndexSpec()
         self.spec.check(dim)
-        self.labels = np.empty(0, dtype=np.int64)
-        self.ids = np.empty(0, dtype=np.int64)  # row i's stable id, increasing (see the module doc)
+        self._labels = np.empty(0, dtype=np.int64)  # buffers that grow by doubling; rows [:_count] are held
+        self._ids = np.empty(0, dtype=np.int64)  # row i's stable id, increasing (see the module doc)
+        self._count = 0
         self.next_id = 0  # the id the next support gets: ids are never reused, a forgotten class's included
+        self._journal: _Journal | None = _Journal(dim)  # changes since the last whole serialisation; None: unknown
         self._gpu: faiss.Index | None = None  # a GPU copy for searching, when placed on one (see place)
         self._device = "cpu"
         # An index whose size depends on its training data (nlist) is built when it is trained.
@@ -150,6 +159,36 @@ class SupportIndex:
 
     def __len__(self) -> int:
         return 0 if self.index is None else int(self.index.ntotal)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Each support's class label, row by row (a view: read it, never write into it)."""
+        return self._labels[: self._count]
+
+    @labels.setter
+    def labels(self, value: np.ndarray) -> None:
+        self._labels, self._count = np.array(value, dtype=np.int64).reshape(-1), len(value)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Each support's stable id, row by row, increasing (a view, as :attr:`labels`)."""
+        return self._ids[: self._count]
+
+    @ids.setter
+    def ids(self, value: np.ndarray) -> None:
+        self._ids = np.array(value, dtype=np.int64).reshape(-1)
+
+    def _append_rows(self, labels: np.ndarray, ids: np.ndarray) -> None:
+        """Append rows, doubling the buffers when full: amortised O(1) a row, never a copy of all per change."""
+        end = self._count + len(labels)
+        if end > len(self._labels):
+            capacity = max(end, 2 * len(self._labels), 16)
+            for name in ("_labels", "_ids"):
+                grown = np.empty(capacity, dtype=np.int64)
+                grown[: self._count] = getattr(self, name)[: self._count]
+                setattr(self, name, grown)
+        self._labels[self._count : end], self._ids[self._count : end] = labels, ids
+        self._count = end
 
     @property
     def classes(self) -> list[int]:
@@ -186,6 +225,7 @@ class SupportIndex:
             self.index.train(vectors)
         self.index.add_with_ids(held, self.ids)
         self._gpu = None
+        self._journal = None  # re-encoded: only a whole serialisation says what it holds now
 
     def add(self, embeddings: np.ndarray, labels: np.ndarray | list[int]) -> np.ndarray:
         """Enrol labelled examples; a label never seen before adds a new class. Returns their ids.
@@ -199,11 +239,16 @@ class SupportIndex:
         if not self.is_trained:
             self.train(embeddings)
         ids = np.arange(self.next_id, self.next_id + len(labels), dtype=np.int64)
-        self.index.add_with_ids(embeddings, ids)
-        self.labels, self.ids = np.concatenate([self.labels, labels]), np.concatenate([self.ids, ids])
-        self.next_id += len(labels)
-        self._gpu = None
+        self._add_with_ids(embeddings, labels, ids)
+        if self._journal is not None:
+            self._journal.add(embeddings, labels, ids)
         return ids
+
+    def _add_with_ids(self, embeddings: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> None:
+        self.index.add_with_ids(embeddings, ids)
+        self._append_rows(labels, ids)
+        self.next_id = max(self.next_id, int(ids[-1]) + 1) if len(ids) else self.next_id
+        self._gpu = None
 
     def remove(self, label: int) -> int:
         """Forget a class: drop every support with this label. Returns how many were dropped.
@@ -214,6 +259,8 @@ class SupportIndex:
         gone = self.labels == label
         if not gone.any():
             return 0
+        if self._journal is not None:
+            self._journal.remove(label)
         if self.spec.index == "hnsw":
             self._rebuild_graph(~gone)
         else:  # an IVF's hashtable of ids takes an array; an IDMap2 asks "is it a member" per row: a hash set
@@ -348,6 +395,38 @@ class SupportIndex:
             ivf.nprobe = ivf.nlist
         return index
 
+    # --- the journal: what changed since the index was last serialised whole ---
+
+    @property
+    def pending(self) -> int | None:
+        """Vectors added since the last whole serialisation (None: the index was re-encoded, so only a whole
+        serialisation can say what it holds)."""
+        return None if self._journal is None else self._journal.added
+
+    def changes_to_bytes(self) -> bytes:
+        """The journal: the vectors added and classes removed since the last whole serialisation, as one .npz
+        that :meth:`apply_changes` replays onto that serialisation. ``ValueError`` if the index was re-encoded."""
+        if self._journal is None:
+            raise ValueError("the index was re-encoded since it was serialised: serialise it whole (to_bytes)")
+        return self._journal.to_bytes(self.next_id)
+
+    def apply_changes(self, data: bytes, source: str = "index changes") -> None:
+        """Replay :meth:`changes_to_bytes` output onto this index (as read from the serialisation it was made
+        from): the classes removed, then the vectors added, with their ids. The journal goes on from there."""
+        journal, next_id = _Journal.from_bytes(data, self.dim, source)
+        if len(journal.ids) and len(self.ids) and journal.ids[0] <= self.ids[-1]:
+            raise ValueError(f"{source} does not follow its index: its support ids are not newer than the index's")
+        for label in journal.removed:
+            self.remove(int(label))
+        if len(journal.ids):
+            self._add_with_ids(journal.vectors, journal.labels, journal.ids)
+        self.next_id = max(self.next_id, next_id)
+        self._journal = journal
+
+    def mark_serialised(self) -> None:
+        """The index was just saved whole (:meth:`to_bytes`): the journal starts empty."""
+        self._journal = _Journal(self.dim)
+
     def empty_copy(self) -> SupportIndex:
         """An index of the same kind, with the same training, holding nothing."""
         copy = SupportIndex.from_bytes(self.to_bytes())
@@ -426,10 +505,74 @@ class SupportIndex:
         if len(ids) and (np.any(np.diff(ids) <= 0) or ids[-1] >= next_id):
             raise ValueError(f"{source} is inconsistent: its support ids are not increasing")
         result = cls(dim, spec)
-        result.index, result.labels, result.ids, result.next_id = index, labels, ids, next_id
+        result.index, result.labels, result.ids, result.next_id = index, labels, ids, next_id  # journal: empty
         if index is not None:
             result._set_search_parameters(index)
         return result
+
+
+class _Journal:
+    """What changed in an index since its last whole serialisation: the vectors added (as given to ``add``, with
+    their labels and ids) and the classes removed. A removal drops the journal's own vectors of that class, so a
+    replay removes those classes from the serialised index, then adds the vectors: the same supports, same ids."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (vectors, labels, ids) per add
+        self.removed: list[int] = []
+
+    @property
+    def added(self) -> int:
+        return sum(len(labels) for _, labels, _ in self.chunks)
+
+    def add(self, vectors: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> None:
+        self.chunks.append((vectors.copy(), labels.copy(), ids.copy()))
+
+    def remove(self, label: int) -> None:
+        self.chunks = [
+            (v[keep], lab[keep], i[keep]) for v, lab, i in self.chunks for keep in [lab != label] if keep.any()
+        ]
+        if label not in self.removed:
+            self.removed.append(label)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return np.concatenate([v for v, _, _ in self.chunks]) if self.chunks else np.empty((0, self.dim), np.float32)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.concatenate([lab for _, lab, _ in self.chunks]) if self.chunks else np.empty(0, np.int64)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.concatenate([i for _, _, i in self.chunks]) if self.chunks else np.empty(0, np.int64)
+
+    def to_bytes(self, next_id: int) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(
+            buffer, vectors=self.vectors, labels=self.labels, ids=self.ids, removed=np.array(self.removed, np.int64),
+            next_id=np.int64(next_id), dim=np.int64(self.dim), version=np.int64(CHANGES_VERSION),
+        )  # fmt: skip
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, dim: int, source: str) -> tuple[_Journal, int]:
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                vectors, labels = arrays["vectors"].astype(np.float32), arrays["labels"].astype(np.int64)
+                ids, removed = arrays["ids"].astype(np.int64), arrays["removed"].astype(np.int64)
+                next_id, stored_dim = int(arrays["next_id"]), int(arrays["dim"])
+        except Exception as exc:
+            raise ValueError(f"{source} is damaged or not a tripletshot index journal ({type(exc).__name__})") from None
+        if stored_dim != dim or vectors.shape != (len(labels), dim) or len(ids) != len(labels):
+            raise ValueError(f"{source} is inconsistent: {vectors.shape} vectors, {len(labels)} labels, dim {dim}")
+        if len(ids) and (np.any(np.diff(ids) <= 0) or ids[-1] >= next_id):
+            raise ValueError(f"{source} is inconsistent: its support ids are not increasing")
+        journal = cls(dim)
+        if len(ids):
+            journal.chunks.append((np.ascontiguousarray(vectors), labels, ids))
+        journal.removed = removed.tolist()
+        return journal, next_id
 
 
 _RESOURCES: list = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from embedder.config import DEFAULT_CENTROIDS
+from embedder.index.spec import DEFAULT_CENTROIDS
 from embedder.index.support_index import POINTS_PER_CENTROID
 
 

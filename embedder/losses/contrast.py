@@ -78,7 +78,7 @@ def make_loss(
     loss: str, margin: float = 0.4, class_weight: float = 0.3, temperature: float = 0.1, instance_weight: float = 0.0
 ) -> nn.Module:
     """The training objective a :class:`~embedder.config.TrainConfig` names: ``triplet`` or ``contrast`` (``auto``
-    is resolved by the trainer, :func:`embedder.training.trainer.loss_for`)."""
+    is resolved by :func:`embedder.training.policies.loss_for`)."""
     from embedder.losses.triplet import InstanceAndClassTripletLoss
 
     if loss == "triplet":

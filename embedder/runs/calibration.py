@@ -25,7 +25,7 @@ import torch
 from embedder.config import REST_POOL, TrainConfig, check_far
 from embedder.data.dataset import Dataset
 from embedder.data.pool import pool_rows
-from embedder.data.sampling import split_validation
+from embedder.data.sampling import validation_split
 from embedder.errors import RunError
 from embedder.fewshot.classifiers import make_classifier
 from embedder.fewshot.openset import Calibration, calibrate, genuine_and_impostor
@@ -67,7 +67,7 @@ def calibration_rows(
     """Train-split rows: the training classes' held-out images (genuine and impostor), then, for each class of
     ``indexed`` not trained on, as many of its images as a training class holds out (the median; impostor only:
     leaving its class out of the search, its own supports do not count)."""
-    _, val_rows = split_validation(dataset.train_labels, config.classes, config.val_fraction, config.seed)
+    _, val_rows = validation_split(dataset, config.classes, config.val_fraction, config.seed)  # the run's stored split
     held_out = val_rows[~np.isin(val_rows, support_rows)]
     labels = dataset.train_labels.numpy()
     if len(held_out) == 0:

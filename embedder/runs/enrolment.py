@@ -26,6 +26,7 @@ from embedder.data.labels import check_label
 from embedder.errors import ClassNotFoundError, ConfigError, quote
 from embedder.index.support_index import SupportIndex
 from embedder.runs.calibration import CHANGES
+from embedder.runs.index_files import committed, index_files
 from embedder.runs.run import Run, run_for_change
 from embedder.runs.store import ENROLLED, RunDir
 
@@ -77,7 +78,9 @@ def _commit(store: RunDir, run: Run, metadata: dict[str, Any], changes: list[str
         metadata["index"][CHANGES] = [*metadata["index"].get(CHANGES, []), *changes]
     run.metadata = metadata
     metadata["index"]["classes"] = [c.as_dict() for c in indexed_classes(run)]
-    store.commit({"index": run.index.to_bytes()}, run=metadata)
+    files = index_files(run.index)  # the changes beside the index, or the index compacted: what changed, on average
+    store.commit(files, run=metadata)
+    committed(run.index, files)
     return indexed_classes(run)
 
 

@@ -39,7 +39,9 @@ class FinishedTraining:
 def finish_run(store: RunDir, done: FinishedTraining, fresh: bool, log: Callable[[str], None]) -> dict[str, Any]:
     """Index every class, calibrate, and commit the run in one step: the previous run is replaced whole, or
     not at all. Returns the run's metadata."""
-    index, support_rows = build_support_index(done.embedder, done.dataset, done.config, done.images, done.held_out)
+    index, support_rows = build_support_index(
+        done.embedder, done.dataset, done.config.index_rule, done.images, done.held_out
+    )
     metadata = run_metadata(done, index.describe(), support_rows)
     metadata["index"]["classes"] = training_records(index, done.dataset.class_names)
     calibration = calibrate_index(done.embedder, index, done.dataset, done.config, support_rows, log)
@@ -71,6 +73,7 @@ def run_metadata(done: FinishedTraining, faiss_name: str, support_rows: np.ndarr
             "rule": describe_rule(config.shots, config.centroids),
             "method": config.method,
             "support_rows": support_rows.tolist(),
+            "held_out_rows": dataset.held_out.tolist() if dataset.held_out is not None else None,
             "faiss": faiss_name,  # the spec itself is in the index file and in options
         },
     }

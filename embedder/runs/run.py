@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from embedder.config import DEFAULT_RUN_DIR
@@ -23,6 +24,7 @@ from embedder.fewshot.classifiers import FewShotClassifier, make_classifier
 from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Centering, Embedder
 from embedder.models.network import EmbeddingNet
+from embedder.runs.index_files import read_index
 from embedder.runs.store import MANIFEST_FILE, RunDir, StaleManifest, state_to_bytes
 
 RUN_FILES = ("model", "centering", "index")  # committed together when a training completes
@@ -97,10 +99,7 @@ class Run:
         centering = Centering(model.embedding_dim)
         _load_weights(store, manifest, "centering", centering)
         index_path = store.file_path("index", manifest)
-        try:
-            index = SupportIndex.from_bytes(store.read("index", manifest), source=str(index_path))
-        except ValueError as exc:
-            raise RunError(str(exc)) from None
+        index = read_index(store, manifest)  # with the changes enrol and forget kept beside it
         if index.dim != model.embedding_dim:
             raise RunError(f"{index_path} holds {index.dim}-d vectors but the model embeds to {model.embedding_dim}-d")
         index.place(str(device))  # searches on the GPU where faiss-gpu allows it; logs a line where it does not
@@ -124,7 +123,14 @@ class Run:
         """The dataset this run was trained on, from ``data_dir``, else from where training read it."""
         options, root = self.metadata.get("options", {}), data_dir or self.metadata.get("data_root")
         split = options.get("test_fraction", 0.2)  # a folder: dataset is split again as it was for training
-        return load_dataset(self.metadata["dataset"], root, split, options.get("strict", False))
+        dataset = load_dataset(self.metadata["dataset"], root, split, options.get("strict", False))
+        held_out = self.metadata.get("index", {}).get("held_out_rows")  # the rows its training held out
+        if held_out is None:  # a run from before they were stored: drawn again from the seed, as training drew them
+            return dataset
+        rows = np.asarray(held_out, dtype=np.int64)
+        if len(rows) and rows.max() >= len(dataset.train_labels):
+            raise RunError(f"{self.path}: the dataset {self.metadata['dataset']} is not the one this run trained on")
+        return replace(dataset, held_out=rows)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,8 @@ run.json                     the manifest: format version, the run's metadata, e
 model-<sha>.safetensors      the embedder's weights (a state dict): safetensors, no unpickler at all
 centering-<sha>.safetensors  the feature centring fitted after training (its mean vector)
 index-<sha>.npz              the faiss support index, its labels and support ids (``allow_pickle=False``)
+index_changes-<sha>.npz      what enrol and forget changed in the index since it was written whole: the vectors
+                             added, with labels and ids, and the classes removed (small; compacted into the index)
 checkpoint-<sha>.pt          model, optimizer, RNG states, epoch and step, options: what ``--resume`` needs
 adder-<sha>.pt               the linear adder, once trained; it belongs to the model beside it
 pool-<sha>.npz               the unlabelled pool as inference uses it (embedder.runs.pool); it belongs to the model too
@@ -53,19 +55,21 @@ SUFFIXES = {
     "model": ".safetensors",
     "centering": ".safetensors",
     "index": ".npz",
+    "index_changes": ".npz",
     "checkpoint": ".pt",
     "adder": ".pt",
     "pool": ".npz",
 }
 SAFETENSORS = ("model", "centering")  # roles read without any unpickler
 BELONGS_TO_MODEL = ("adder", "pool")  # dropped when a commit brings a model: a training over the run replaced it
+BELONGS_TO_INDEX = ("index_changes",)  # dropped when a commit brings a whole index: it holds them already
 
 
 class RunBusyError(RunError):
     """Another process holds the run's lock: a write may try again once it is done."""
 
 
-_OURS = re.compile(r"^(model|centering|index|checkpoint|adder|pool)-[0-9a-f]{16}\.(pt|npz|safetensors)$")
+_OURS = re.compile(r"^(model|centering|index|index_changes|checkpoint|adder|pool)-[0-9a-f]{16}\.(pt|npz|safetensors)$")
 ENROLLED = "enrolled_images"  # run metadata's index: {name: images enrolled under it since the training}
 _TEMP = re.compile(r"^\..+\.tmp$")  # write_bytes_atomic's temp files, left behind only by a killed process
 
@@ -262,9 +266,9 @@ class RunDir:
     ) -> None:
         """Write ``files`` (role -> bytes) and, if given, the run metadata, as one atomic step.
 
-        Roles not in ``files`` keep their current file, except those in ``drop`` and, when a ``model`` (a training's
-        result) comes, the files that belonged to the old one (:data:`BELONGS_TO_MODEL`); ``fresh`` starts from an
-        empty manifest.
+        Roles not in ``files`` keep their current file, except those in ``drop``; a ``model`` (a training's result)
+        drops the files that belonged to the old one (:data:`BELONGS_TO_MODEL`), and a whole ``index`` the changes
+        kept beside the old one (:data:`BELONGS_TO_INDEX`); ``fresh`` starts from an empty manifest.
         """
         with self.lock():
             manifest = (
@@ -272,10 +276,13 @@ class RunDir:
                 if fresh or not self.exists()
                 else self.manifest()
             )
-            gone = (*drop, *(BELONGS_TO_MODEL if "model" in files else ()))  # a new model: what the old had goes
-            for role in gone:
-                if role not in files:
-                    manifest["files"].pop(role, None)  # collected below
+            for role in drop:
+                manifest["files"].pop(role, None)  # collected below
+            for owner, belongings in (("model", BELONGS_TO_MODEL), ("index", BELONGS_TO_INDEX)):
+                if owner in files:  # what the old file had beside it goes with it
+                    for role in belongings:
+                        if role not in files:
+                            manifest["files"].pop(role, None)  # collected below, with the old file
             for role, data in files.items():
                 digest = sha256(data)
                 name = f"{role}-{digest[:16]}{SUFFIXES[role]}"

@@ -13,6 +13,10 @@ and nothing here changes what it does. Under ``torchrun``:
   takes a single label per embedding, where this loss takes a class and an instance), the other ranks'
   embeddings are constants there: each rank's gradient flows back through its own embeddings only, and
   DDP *sums* the ranks' gradients (:func:`_sum_gradients`) to the gradient of the whole batch's loss.
+- **The unlabelled pool.** Every rank draws the whole pool batch from the same seeded stream and keeps its share
+  (:class:`ShardedPoolSampler`); :class:`GatheredPoolLoss` all-gathers the pool's embeddings (and pseudo-labels)
+  as :class:`GatheredLoss` gathers the labelled ones, so its instance contrast has the whole batch's negatives,
+  whatever the number of ranks, and the summed gradients are the whole batch's.
 - **Batch norm** is synchronised (:func:`synchronise_batch_norm`): in training, each batch norm normalises
   with the mean and variance of the *whole* batch, all ranks' images, and its backward pass sums over the
   ranks, so the loss and the gradients are the whole batch's in training mode too. On CUDA it is torch's
@@ -42,7 +46,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from embedder.data.sampling import BalancedBatchSampler
+from embedder.data.sampling import BalancedBatchSampler, NoLabelsSampler, PoolSampler
 from embedder.errors import ConfigError
 
 
@@ -188,6 +192,12 @@ def synchronise_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
+def local_processes() -> int:
+    """Training processes on this machine (``torchrun``'s ``LOCAL_WORLD_SIZE``; 1 without it): they share its
+    memory."""
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def launched_as_main() -> bool:
     """Whether this process is rank 0 of its ``torchrun`` launch (or was not launched by ``torchrun``), before
     the process group exists."""
@@ -217,8 +227,8 @@ def session(device: torch.device) -> Iterator[tuple[World, torch.device]]:
 class ShardedSampler:
     """This rank's share of the batch that ``sampler`` draws: every rank draws the same, keeps its slice."""
 
-    def __init__(self, sampler: BalancedBatchSampler, world: World) -> None:
-        batch = sampler.m * sampler.ways
+    def __init__(self, sampler: BalancedBatchSampler | NoLabelsSampler, world: World) -> None:
+        batch = sampler.batch  # 0 for a training on a pool alone: every rank's share is empty
         if batch % world.size:
             raise ConfigError(
                 "batch_size", f"{{batch_size}} {batch} does not split evenly over {world.size} training processes"
@@ -229,6 +239,28 @@ class ShardedSampler:
         indices, labels = self.sampler.sample()
         mine = slice(self.world.rank * self.share, (self.world.rank + 1) * self.share)
         return indices[mine], labels[mine]
+
+
+class ShardedPoolSampler:
+    """This rank's share of the pool batch that ``sampler`` draws from the stream every rank shares: the union of
+    the shares is the batch one process would draw (less a remainder that does not split over the ranks)."""
+
+    def __init__(self, sampler: PoolSampler, world: World) -> None:
+        self.sampler, self.world = sampler, world
+
+    @property
+    def batch(self) -> int:
+        """Pool images a step, all ranks together."""
+        return self.sampler.batch - self.sampler.batch % self.world.size
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        images, clusters = self.sampler.sample()
+        share = len(images) // self.world.size
+        mine = slice(self.world.rank * share, (self.world.rank + 1) * share)
+        return images[mine], (clusters[mine] if clusters is not None else None)
+
+    def __getattr__(self, name: str) -> Any:  # images, labels, with_clusters: the pool's own
+        return getattr(self.sampler, name)
 
 
 def gather_views(x: torch.Tensor, world: World) -> torch.Tensor:
@@ -258,6 +290,23 @@ class GatheredLoss(nn.Module):
             gather_views(class_labels, self.world),
             gather_views(unique_ids, self.world),
         )
+
+
+class GatheredPoolLoss(nn.Module):
+    """``pool_loss`` (called as ``pool_loss(two views' embeddings, clusters)``) on the whole pool batch, gathered
+    from every rank: the instance contrast's negatives are every rank's images, as in one process."""
+
+    def __init__(self, pool_loss: nn.Module, world: World) -> None:
+        super().__init__()
+        self.pool_loss, self.world = pool_loss, world
+
+    def forward(self, embeddings: torch.Tensor, clusters: torch.Tensor | None = None) -> torch.Tensor:
+        gathered = None
+        if clusters is not None:  # one per image, in rank order (the pool loss repeats them for the two views)
+            parts = [torch.empty_like(clusters) for _ in range(self.world.size)]
+            dist.all_gather(parts, clusters.contiguous())
+            gathered = torch.cat(parts)
+        return self.pool_loss(gather_views(embeddings, self.world), gathered)
 
 
 def _sum_gradients(process_group: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:

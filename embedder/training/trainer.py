@@ -19,26 +19,19 @@ from typing import Any
 
 import torch
 
-from embedder.config import (
-    CONTRAST_FROM,
-    DEFAULT_EPOCHS,
-    MAX_WAYS,
-    MIN_STEPS,
-    NO_LABELS_NEED_A_POOL,
-    OBJECT_DATASETS,
-    POOL_AUGMENT,
-    SMALL_BATCH,
-    SMALL_CLASS,
-    STEPS_PER_CLASS,
-    TrainConfig,
-    default_val_classes,
-)
+from embedder.config import MAX_WAYS, NO_LABELS_NEED_A_POOL, TrainConfig, default_val_classes
 from embedder.data.classes import resolve_classes, resolve_val_classes
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
-from embedder.data.ink import looks_photographed
 from embedder.data.pool import Pool, load_pool
-from embedder.data.sampling import BalancedBatchSampler, NoLabelsSampler, PoolSampler, batch_shape, split_validation
+from embedder.data.sampling import (
+    BalancedBatchSampler,
+    NoLabelsSampler,
+    PoolSampler,
+    batch_shape,
+    hold_out,
+    validation_split,
+)
 from embedder.errors import ConfigError, RunError
 from embedder.index.build import check_index_training, check_shots
 from embedder.losses.contrast import PoolContrastLoss, make_loss
@@ -46,7 +39,7 @@ from embedder.models.embedder import Embedder
 from embedder.models.network import DEPTH_WEIGHTS, EmbeddingNet
 from embedder.runs.finish import FinishedTraining, finish_run
 from embedder.runs.store import RunDir, prepare_run_dir, tensors_to_bytes
-from embedder.training import distributed
+from embedder.training import distributed, policies
 from embedder.training.augment import PRESETS, AugmentConfig, augment_batch
 from embedder.training.checkpoint import EpochProgress, TrainingState, config_from_checkpoint, finished_epoch
 from embedder.training.devices import resolve_device
@@ -245,7 +238,8 @@ def _dataset_for(
     config: TrainConfig, dataset: Dataset | None, log: Callable[[str], None], drawn: bool = False
 ) -> tuple[TrainConfig, Dataset, Pool | None]:
     """The dataset, the config with its classes as labels (the one place class names are resolved) and its
-    objective chosen (:func:`loss_for`), and the unlabelled pool if any (:func:`embedder.data.pool.load_pool`).
+    ``auto`` options chosen (:func:`embedder.training.policies.resolve`), and the unlabelled pool if any
+    (:func:`embedder.data.pool.load_pool`).
 
     From here on ``classes`` are the classes trained on and ``val_classes`` the labels held out of them (0 for
     none). ``drawn``: the config is a checkpoint's, whose validation classes were already drawn.
@@ -264,16 +258,17 @@ def _dataset_for(
     held_out = _val_classes(config, labels, dataset, drawn)
     trained = [c for c in labels if c not in held_out]
     config = replace(config, classes=trained, val_classes=held_out or 0, dataset=dataset.name)
+    # The one draw of the held-out rows: the trainer, the pool, the index and calibration read it; the run keeps it.
+    others = [c for c in dataset.classes if c not in trained and c not in held_out]
+    dataset = hold_out(dataset, trained, others, config.val_fraction, config.seed)
     check_shots(dataset, config.shots)
-    check_index_training(dataset, config)
-    pool = load_pool(config, dataset)
+    check_index_training(dataset, config.index_rule, config.embedding_dim, config.classes, config.val_fraction)
+    pool = load_pool(config, dataset, processes=distributed.local_processes())  # each holds a copy
     if pool is None and not config.classes:
         raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
     for warning in pool.warnings if pool is not None else []:
         log(f"warning: {warning}")
-    pooled = pool is not None
-    config = replace(config, augmentation=augmentation_for(config, dataset))  # auto resolved, saved with the options
-    return replace(config, loss=loss_for(config, pooled), augment=augment_for(config, pooled)), dataset, pool
+    return policies.resolve(config, pool is not None, dataset), dataset, pool
 
 
 def _val_classes(config: TrainConfig, labels: list[int], dataset: Dataset, drawn: bool) -> list[int]:
@@ -291,50 +286,6 @@ def pixel_statistics(images: torch.Tensor) -> tuple[float, float]:
     """Mean and standard deviation of uint8 ``images`` as shares of 255: the network's input normalisation."""
     pixels = images.float() / 255.0
     return float(pixels.mean()), float(pixels.std())
-
-
-def augmentation_for(config: TrainConfig, dataset: Dataset | None = None) -> str:
-    """The augmentation preset a training uses: ``auto`` names one by the dataset (docs/results.md's transfer
-    screen: mirrors and crops help on clothes, and mirrored strokes are other symbols), and for a ``folder:``
-    ``dataset``, whose name says nothing, by its images (:func:`embedder.data.ink.looks_photographed`)."""
-    if config.augmentation != "auto":
-        return config.augmentation
-    if config.dataset in OBJECT_DATASETS:
-        return "objects"
-    folder = dataset is not None and dataset.name.startswith("folder:")
-    return "objects" if folder and looks_photographed(dataset.train_images) else "strokes"
-
-
-def few_stroke_classes(config: TrainConfig) -> bool:
-    """A few classes of strokes (handwriting: MNIST 0,1,2, a small folder of symbols), where the two designs
-    chosen by ``auto`` differ from the others' (docs/results.md, "0.6")."""
-    return augmentation_for(config) == "strokes" and len(config.classes) < CONTRAST_FROM
-
-
-def loss_for(config: TrainConfig, pooled: bool) -> str:
-    """The objective a training uses: ``auto`` is triplets on a few classes of strokes, where class contrast lost
-    to them on all three headline cases (MNIST 0,1,2, a small folder of symbols, enrolment from one image), and
-    class contrast beside an unlabelled pool, on photographed objects and on many classes (glyphs), where it won."""
-    if config.loss != "auto":
-        return config.loss
-    return "triplet" if few_stroke_classes(config) and not pooled else "contrast"
-
-
-def augment_for(config: TrainConfig, pooled: bool) -> float:
-    """The augmentation's strength: ``None`` is :data:`~embedder.config.POOL_AUGMENT` beside a pool on a few
-    classes of strokes (digits: 6-7 points on unseen classes), else 1 (stronger cost glyphs and clothes 5 points)."""
-    if config.augment is not None:
-        return config.augment
-    return POOL_AUGMENT if pooled and few_stroke_classes(config) else 1.0
-
-
-def _batch_rule(counts: list[int], config: TrainConfig) -> tuple[list[int], int, int | None]:
-    """``batch_shape``'s arguments: many small classes (a user's folder) get more classes of fewer images a
-    batch by default, as a hand-set 32 x 8 schedule that beat the defaults on such a folder had (docs/results.md)."""
-    if config.batch_size is None and len(counts) > MAX_WAYS and min(counts) < SMALL_CLASS:
-        ways, m = SMALL_BATCH
-        return counts, min(m, config.m_per_class), m * min(ways, len(counts))
-    return counts, config.m_per_class, config.batch_size
 
 
 def _resume_hint(run_dir: Path) -> str:
@@ -361,9 +312,7 @@ class _Training:
         self.progress, self.fresh = progress and self.world.is_main, fresh
         self.log = log if self.world.is_main else lambda _: None
         torch.manual_seed(config.seed)
-        train_rows, self.val_rows = split_validation(
-            dataset.train_labels, config.classes, config.val_fraction, config.seed
-        )
+        train_rows, self.val_rows = validation_split(dataset, config.classes, config.val_fraction, config.seed)
         trained_pixels = dataset.train_images[train_rows] if len(train_rows) else self.pool.images  # no labels: pool
         self.normalization = pixel_statistics(trained_pixels)  # what it trains on, nothing unseen
         val_rows = self.val_rows
@@ -373,11 +322,10 @@ class _Training:
         self.criterion = make_loss(
             config.loss, config.margin, config.class_weight, config.temperature, config.instance_weight
         )
-        self.augment = PRESETS[augmentation_for(config)].scaled(config.augment)
+        self.augment = PRESETS[policies.augmentation_for(config)].scaled(config.augment)
         self.ways, self.m, per_epoch = self._batches(train_rows)
-        if config.epochs is None:  # resolved here, where the steps are known, and saved with the options
-            least = max(MIN_STEPS, STEPS_PER_CLASS * len(config.classes))
-            self.config = config = replace(config, epochs=max(DEFAULT_EPOCHS, math.ceil(least / per_epoch)))
+        # Resolved here, where the steps are known, and saved with the options.
+        self.config = config = replace(config, epochs=policies.epochs_for(config, pool is not None, per_epoch))
         self.steps = 2 if config.dry_run else per_epoch
         self.epochs = 1 if config.dry_run else config.epochs
         self.state = self._initial_state()
@@ -389,7 +337,7 @@ class _Training:
         self.held_out = HeldOut(dataset, config.val_classes, config.seed) if config.val_classes else None
         # What the steps run: the model, loss and augmentation stream themselves, or their distributed forms.
         self.net, self.loss, self.augment_generator = self.state.model, self.criterion, self.state.generator
-        if self.world.distributed:
+        if self.world.distributed:  # a training on a pool alone has an empty labelled batch: empty shares
             self.sampler = distributed.ShardedSampler(self.sampler, self.world)
             self.net = distributed.DistributedNet(self.state.model, device)
             self.loss = distributed.GatheredLoss(self.criterion, self.world)
@@ -423,19 +371,22 @@ class _Training:
             batch = min(config.batch_size or 2 * config.m_per_class, len(self.pool.images))
             return 1, batch, max(1, math.ceil(len(self.pool.images) / batch))
         counts = self.dataset.class_counts(train_rows)
-        ways, m = batch_shape(*_batch_rule([int(counts[c]) for c in config.classes], config))
+        ways, m = batch_shape(*policies.batch_rule([int(counts[c]) for c in config.classes], config), MAX_WAYS)
         return ways, m, max(1, math.ceil(len(train_rows) / (ways * m)))
 
-    def _pool_parts(self) -> tuple[PoolSampler | None, PoolContrastLoss | None]:
-        """The unlabelled pool's batches (as many images as the labelled batch, shared out among the ranks)
-        and its loss: each rank's instance contrast over its own share, weighted down by the ranks whose
-        gradients DDP sums."""
+    def _pool_parts(self) -> tuple[PoolSampler | None, torch.nn.Module | None]:
+        """The unlabelled pool's batches (as many images as the labelled batch) and its loss. Under ``torchrun``,
+        every rank draws the whole batch from the shared stream and keeps its share, and the loss is the whole
+        batch's, gathered (:mod:`embedder.training.distributed`)."""
         if self.pool is None:
             return None, None
-        batch = max(2, self.ways * self.m // self.world.size)
         images = self.pool.images.to(self.device)
-        weight = self.config.unlabelled_weight / self.world.size
-        return PoolSampler(images, batch, self.augment_generator), PoolContrastLoss(weight, self.config.temperature)
+        loss = PoolContrastLoss(self.config.unlabelled_weight, self.config.temperature)
+        if not self.world.distributed:
+            return PoolSampler(images, max(2, self.ways * self.m), self.augment_generator), loss
+        batch = max(2 * self.world.size, self.ways * self.m)
+        sampler = distributed.ShardedPoolSampler(PoolSampler(images, batch, self.state.generator), self.world)
+        return sampler, distributed.GatheredPoolLoss(loss, self.world)
 
     def _initial_state(self) -> TrainingState:
         config = self.config
@@ -610,7 +561,7 @@ class _Training:
         return {
             "source": self.pool.source,
             "images": len(self.pool.images),
-            "per_step": self.pool_sampler.batch * self.world.size,
+            "per_step": self.pool_sampler.batch,
             "weight": self.config.unlabelled_weight,
             "description": self.pool.describe(),
         }
