@@ -33,8 +33,4 @@ def calibrate_command(far: float, run_dir: str, data_dir: str | None, device: st
     from embedder.training.devices import resolve_device
 
     result = recalibrate(run_dir, far, data_dir, resolve_device(device), log=info)
-    click.echo(
-        f"{run_dir}: threshold {result.threshold:.3f} for a {100 * far:g}% false-accept rate "
-        f"({100 * result.measured_far:.2f}% of {result.impostors} held-out impostors below it, "
-        f"{100 * result.true_accept_rate:.1f}% of held-out images accepted as their class)"
-    )
+    click.echo(f"{run_dir}: {result.statement()}; {result.known_statement()}")
