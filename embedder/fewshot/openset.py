@@ -179,11 +179,14 @@ class Calibration:
     # --- the rule ---
 
     def radius(self, label: int, supports: int) -> float:
-        """The radius of class ``label`` holding ``supports`` vectors, under the spread rule."""
+        """The radius of class ``label`` holding ``supports`` vectors, under the spread rule: measured, for a
+        class calibration saw; else a class it did not train on with that many supports, but never wider than
+        the widest class measured (the cut was fitted on those: impostors do not draw away as fast as a
+        class's own images when supports are fewer)."""
         if str(label) in self.radii:
             return self.radii[str(label)]
         fitting = [r for n, r in self.shot_radii if n <= supports] or [self.shot_radii[0][1]]
-        return float(fitting[-1])
+        return float(min(fitting[-1], max(self.radii.values(), default=fitting[-1])))
 
     def units(self, labels: np.ndarray, supports: Mapping[int, int], second: np.ndarray | None) -> np.ndarray:
         """What the cut multiplies for each image, by the rule: 1 (distance), the nearest class's radius
@@ -269,6 +272,13 @@ class Calibration:
         if not {"far", "threshold"} <= set(data) or set(data) - known:
             raise TypeError("malformed calibration")
         return cls(**data)
+
+
+def stored_statement(stored: dict[str, Any] | None) -> str:
+    """:meth:`Calibration.statement` of a run's stored ``open_set`` entry, or why there is none."""
+    if not stored:
+        return "no threshold (trained without held-out images, or before calibration): `embed calibrate` fits one"
+    return Calibration.from_dict(stored).statement()
 
 
 @dataclass(frozen=True)
