@@ -10,17 +10,26 @@ class nobody showed the run. So the rate is estimated as it will be met, on clas
   impostors: the network packs its training classes apart, so their impostors are farther than a new class's
   (a threshold fitted on them accepted 32% of unseen digits at a stated 1%, issue #31).
 - **The fit** is a class-weighted quantile ``q`` of the impostor scores (every group weighs the same). ``q`` is
-  chosen by rotation: each group is left out in turn, the cut is fitted on the others at ``q``, and the share of
-  the left-out group below it is its *held-out rate*. The largest ``q`` whose mean held-out rate is at most the
-  target ``far`` is kept, and the cut fitted on every group at that ``q``.
-- **The estimate** is that mean held-out rate, with a 95% Jeffreys interval over the groups (``n`` = the number
-  of groups, the successes the sum of their rates): three classes cannot back a narrow interval, fifty can.
-  With fewer than :data:`MIN_CLASSES` groups of classes it did not train on, no rate is stated, and
-  :meth:`Calibration.statement` says why in one line.
+  chosen by rotation: each group is left out in turn (in 10 folds beyond 10 groups), the cut is fitted on the
+  others at ``q``, and the share of the left-out group below it is its held-out rate. The loosest ``q`` whose mean
+  held-out rate is at most the target ``far`` is kept (below the nearest impostor, if need be), and the cut fitted
+  on every group at that ``q``.
+- **The estimate** is what that whole fit, ``q``'s choice included, lets through on a class it never saw: each
+  group is left out in turn, the fit is made on the others, and the share of the left-out group accepted is its
+  rate (:func:`nested_rates`). The stated rate is their mean, with a 95% Jeffreys interval over the groups
+  (``n`` = the number of groups, the successes the sum of their rates): three classes cannot back a narrow
+  interval, fifty can. With fewer than :data:`MIN_CLASSES` groups of classes it did not train on, no rate is
+  stated, and :meth:`Calibration.statement` says why in one line.
 
-Two rules are fitted and the one with more known images right and accepted at its held-out rate is kept:
+Three rules are fitted. With :data:`CHOOSE_CLASSES` groups or more, among those whose estimate reaches
+``far``, the one with the most known images right and accepted is kept (else the one with the lowest estimate).
+With fewer, that choice is itself noise (on the bundled digits, choosing among three rules on three classes let
+through twice what a fixed rule did), so :data:`DEFAULT_RULE` is kept, the one that held best on classes absent
+from calibration (``bench/openset.py --rotate``, docs/results.md); the others' estimates are stored beside it.
 
 - ``distance``: one distance for every class;
+- ``margin``: the distance to the second-nearest class times one factor (an image between two classes is
+  unknown);
 - ``spread``: each class's own radius times one factor. A class's radius is the median distance of its held-out
   images to its supports; a class calibration did not see (enrolled later) gets the radius that a class it did
   not train on has with that many supports (:attr:`Calibration.shot_radii`, measured on the calibration images),
@@ -45,6 +54,9 @@ from embedder.index.support_index import SupportIndex
 
 RULES = ("distance", "spread", "margin")
 MIN_CLASSES = 3  # groups of classes it did not train on, below which no rate is stated
+CHOOSE_CLASSES = 10  # groups from which the rule is chosen by its estimate; below, DEFAULT_RULE
+DEFAULT_RULE = "spread"  # the rule that held best on classes absent from calibration (bench/openset.py --rotate)
+FOLDS = 10  # beyond this many groups, they are left out in this many folds rather than one by one
 LEVEL = 0.95  # of the interval over classes
 # False-accept rates at which the run keeps the class-weighted impostor score, for `exceeded`.
 RATES = np.round(np.concatenate([np.linspace(0, 0.05, 51), np.linspace(0.06, 1, 95)]), 4)
@@ -97,11 +109,30 @@ def class_weighted_cut(groups: list[np.ndarray], q: float) -> float:
     return float(scores[over[0] - 1]) if len(over) else float(np.nextafter(scores[-1], np.inf))
 
 
+def folds(n: int) -> list[np.ndarray]:
+    """Which of ``n`` groups are left out together: each alone, or :data:`FOLDS` interleaved folds beyond."""
+    k = min(n, FOLDS)
+    return [np.flatnonzero(np.arange(n) % k == j) for j in range(k)]
+
+
 def held_out_rates(groups: list[np.ndarray], q: float) -> np.ndarray:
-    """Each group's share below the cut fitted at ``q`` on the other groups."""
-    return np.array(
-        [float((g < class_weighted_cut(groups[:i] + groups[i + 1 :], q)).mean()) for i, g in enumerate(groups)]
-    )
+    """Each group's share below the cut fitted at ``q`` on the groups outside its fold."""
+    rates = np.empty(len(groups))
+    for fold in folds(len(groups)):
+        cut = class_weighted_cut([g for i, g in enumerate(groups) if i not in fold], q)
+        rates[fold] = [float((groups[i] < cut).mean()) for i in fold]
+    return rates
+
+
+def nested_rates(groups: list[np.ndarray], far: float) -> np.ndarray:
+    """Each group's share accepted by the whole fit (:func:`fit_cut`, then the cut) made without its fold: the
+    rate a class absent from calibration meets, the choice of the tightness included."""
+    rates = np.empty(len(groups))
+    for fold in folds(len(groups)):
+        rest = [g for i, g in enumerate(groups) if i not in fold]
+        cut = class_weighted_cut(rest, fit_cut(rest, far)[0])
+        rates[fold] = [float((groups[i] < cut).mean()) for i in fold]
+    return rates
 
 
 def class_mean(values: np.ndarray, labels: np.ndarray) -> float:
@@ -126,7 +157,7 @@ class Fit:
 
     q: float  # the class-weighted quantile the cut sits at
     cut: float  # scores strictly below are accepted
-    held_out: list[float]  # per group, fitted on the others at q; empty when fewer than two groups
+    held_out: list[float]  # per group, by the whole fit made without it (nested_rates); empty: one group
     accepted_known: float  # share of the known images right and below the cut
 
 
@@ -363,8 +394,8 @@ def _impostors(classifier: FewShotClassifier, embeddings: np.ndarray, own: int) 
 def calibrate(
     classifier: FewShotClassifier, images: CalibrationImages, far: float, rules: tuple[str, ...] = RULES
 ) -> Calibration:
-    """Fit each of ``rules`` by its held-out-class rate, and keep the one with more known images right and
-    accepted among those that reach ``far`` (else the one nearest to it). Known images weigh by class."""
+    """Fit each of ``rules`` by its held-out-class rate, and keep one as the module says (known images weigh by
+    class)."""
     check_far(far)
     labels, kept = np.asarray(images.labels), scored(classifier, np.asarray(images.labels))
     if not kept.any():
@@ -386,13 +417,14 @@ def calibrate(
     for rule in rules:
         trial = replace(base, rule=rule, scale=None if rule == "distance" else 1.0)
         scores = {name: g.score(trial, supports) for name, g in groups.items()}
-        q, rates = fit_cut(list(scores.values()), far)
+        q, _ = fit_cut(list(scores.values()), far)
         cut = class_weighted_cut(list(scores.values()), q)
+        rates = nested_rates(list(scores.values()), far).tolist() if len(scores) > 1 else []
         right = class_mean((predicted == labels) & (known.score(trial, supports) < cut), labels)
         fits[rule] = (Fit(q, cut, rates, right), scores, float(np.median(cut * trial.units(predicted, supports,
                       known.second))))  # fmt: skip
         candidates[rule] = {"rate": float(np.mean(rates)) if rates else None, "accepted_known": right, "cut": cut}
-    rule = _choose(candidates, far)
+    rule = _choose(candidates, far) if len(groups) >= CHOOSE_CLASSES or DEFAULT_RULE not in rules else DEFAULT_RULE
     return _calibration(base, rule, *fits[rule], candidates)
 
 
