@@ -252,24 +252,19 @@ class Calibration:
     # --- words ---
 
     def statement(self) -> str:
-        """The one line every surface prints: the rule, its cut, and the rate on classes left out of the fit."""
-        unit = {"spread": "each class's radius", "margin": "the distance to the second-nearest class"}
-        cut = (
-            f"unknown from {self.threshold:.3f}"
-            if self.rule not in unit
-            else f"unknown from {self.cut:.3f} x {unit[self.rule]} ({self.threshold:.3f} typically)"
-        )
-        head = f"open set ({self.rule} rule): {cut}"
+        """The one line every surface prints: the rule, its cut, and the rate on classes absent from its fit."""
+        unit = {"spread": " x each class's radius", "margin": " x the second-nearest class's distance"}
+        head = f"open set ({self.rule} rule: unknown from {self.cut:.3f}{unit.get(self.rule, '')})"
         if self.rate is None or self.interval is None:
             unseen = self.impostor_classes if self.basis == "unseen" else 0
             return (
-                f"{head}, fitted for {self.far:.1%} on {self.impostor_classes} impostor class(es); no false-accept "
-                f"rate is stated: {unseen} class(es) it did not train on to hold out, {MIN_CLASSES} needed"
+                f"{head}: no false-accept rate is stated, {unseen} class(es) it did not train on to hold out "
+                f"({MIN_CLASSES} needed); fitted for {self.far:.1%}"
             )
         low, high = self.interval
         return (
-            f"{head}: {self.rate:.1%} of an unseen class accepted (95% interval {low:.1%}-{high:.1%}, "
-            f"{self.impostor_classes} classes each left out of the fit in turn; target {self.far:.1%})"
+            f"{head}: false-accept rate {self.rate:.1%} on classes absent from calibration (95% interval "
+            f"{low:.1%}-{high:.1%} over {self.impostor_classes} classes; target {self.far:.1%})"
         )
 
     def known_statement(self) -> str:
