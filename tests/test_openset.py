@@ -189,3 +189,26 @@ def test_a_calibration_stored_by_0_6_still_reads(tmp_path):
     assert "no false-accept rate is stated" in calibration.statement()
     with pytest.raises(TypeError):
         Calibration.from_dict({"far": 0.01})
+
+
+def test_the_users_impostors_join_the_fit_and_the_rotation(absent_run, digits, tmp_path):
+    """``embed calibrate --impostors PATH``: each sub-folder of images of no indexed class is one more class left
+    out of the fit in turn; a path that is no folder is one line and exit 2."""
+    from PIL import Image
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(absent_run, run_dir)
+    test = digits.test_labels.numpy()
+    for label in ABSENT:
+        folder = tmp_path / "not_mine" / str(label)
+        folder.mkdir(parents=True)
+        for i, image in enumerate(digits.test_images[test == label][:30]):
+            Image.fromarray(image.numpy()).save(folder / f"{i}.png")
+    argv = ["calibrate", "--far", str(FAR), "--run-dir", str(run_dir), "--impostors"]
+    result = CliRunner().invoke(embed, [*argv, str(tmp_path / "not_mine")])
+    assert result.exit_code == 0, result.output
+    stored = Calibration.from_dict(manifest(run_dir)["run"]["open_set"])
+    assert stored.impostor_classes == 5 and set(stored.held_out) == {"5", "6", "7", "impostors:8", "impostors:9"}
+    assert "over 5 classes" in result.stdout and "and 60 of the user's impostors" in result.stderr
+    missing = CliRunner().invoke(embed, [*argv, str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "--impostors" in missing.stderr and "Traceback" not in missing.output

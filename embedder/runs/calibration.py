@@ -17,6 +17,7 @@ import copy
 import os
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,21 +130,40 @@ def calibrate_index(
     return calibration
 
 
+def impostor_groups(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The user's impostors under ``path``: each folder holding images one group (a class of its own, left out
+    of the fit in turn), ``path``'s own files one more."""
+    from embedder.data.folders import class_folders, load_images
+    from embedder.errors import ConfigError
+
+    if not Path(path).is_dir():
+        raise ConfigError("impostors", f"{{impostors}} {path}: not a folder")
+    groups = {f"impostors:{name}": load_images(files).images for name, files in class_folders(path).items()}
+    groups = {name: images for name, images in groups.items() if len(images)}
+    if not groups:
+        raise ConfigError("impostors", f"{{impostors}} {path}: no image it could read")
+    return groups
+
+
 def recalibrate(
     run_dir: str | os.PathLike,
     far: float = TrainConfig.far,
     data_dir: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
+    impostors: str | os.PathLike | None = None,
 ) -> Calibration:
-    """Fit the run's threshold again, for ``far``, on its index as it is now (enrolled classes included)."""
+    """Fit the run's rule again, for ``far``, on its index as it is now (enrolled classes included), with the
+    images under ``impostors`` (:func:`impostor_groups`) as impostors beside its own."""
     check_far(far)
+    user = impostor_groups(impostors) if impostors is not None else None
     with run_for_change(run_dir, device) as (store, run):
         known = {f.name for f in fields(TrainConfig)}
         options = {k: v for k, v in run.metadata.get("options", {}).items() if k in known}
         config = TrainConfig(**{**options, "far": far, "method": run.metadata["index"]["method"]})
         support_rows = np.asarray(run.metadata["index"].get("support_rows", []), dtype=np.int64)
-        calibration = calibrate_index(run.embedder, run.index, run.load_dataset(data_dir), config, support_rows, log)
+        dataset = run.load_dataset(data_dir)
+        calibration = calibrate_index(run.embedder, run.index, dataset, config, support_rows, log, user)
         if calibration is None:
             raise RunError(f"{run_dir} was trained with no held-out images (val_fraction 0): nothing to calibrate on")
         metadata = copy.deepcopy(run.metadata)
