@@ -1,90 +1,113 @@
-"""Open set: which images the threshold is calibrated on, scored on the classes the network never trained on.
+"""Open set: each rule's false-accept rate on classes absent from calibration, and the known images it keeps.
 
-    python bench/openset.py --run-dir R [--data-dir DIR] [--far 0.01] [--left-out unseen]
+    python bench/openset.py --run-dir R [--data-dir DIR] [--far 0.01] [--unseen PATH] [--rotate K]
 
-A run's threshold is the distance below which a share ``far`` of *impostors* fall: held-out images whose own
-class is taken out of the index, searched among the others. Which images those are decides what ``far``
-means. Four sources are compared, each with the run's own index and search (:func:`genuine_and_impostor`):
+The run's calibration images (:func:`embedder.runs.calibration.calibration_images`, what ``embed train`` and
+``embed calibrate`` fit on) are fitted by each rule of :func:`embedder.fewshot.openset.calibrate` alone, then by
+the automatic choice (``auto``, what a run stores). For each, nothing written:
 
-- ``trained``: the validation split of the training classes, as they are (what 0.4 calibrated on);
-- ``trained+aug``: the same images under the training augmentation, as a scan or a photo would see them;
-- ``indexed``: ``trained`` plus as many train-split images of every indexed class the network did not train
-  on (leaving such a class out of the index makes it an unknown the network never saw, which is what an
-  unknown in use is): :func:`embedder.runs.calibration.calibration_rows`, what a run calibrates on since 0.5;
-- ``indexed+aug``: that, augmented.
+- ``stated``: the held-out-class estimate and its 95% interval (``-``: too few classes to state one);
+- ``unseen accepted``: with ``--unseen PATH`` (a folder, one sub-folder per class of *no* indexed class, e.g.
+  digits 8 and 9 beside a run of 0-7), the share of each class's images answered with a class, mean over classes;
+- ``known right and accepted``: the test split of the trained classes, and of the indexed classes it did not
+  train on, answered with their class within the threshold (mean over classes).
 
-``--scores`` adds a second table: the same impostors, but the score is the ratio of the distance to the nearest
-class and to the second nearest (Lowe's ratio test) instead of the distance itself, by brute force over the
-index's vectors (clean queries only).
-
-Each threshold is then scored on the test split, leaving each class of ``--left-out`` (``unseen``: the classes
-not trained on; ``all``) out of the index in turn: its queries should be unknown (``accepted`` is the share that
-is not), the other classes' queries known and right (``known right and accepted``), clean and under the augmentation (a
-stand-in for another style of image). Augmentation is seeded; nothing is written.
+``--rotate K`` adds the rotation table: of the indexed classes the network did not train on, every K are the
+calibration classes in turn and the rest are taken out of the index (unknown); the stated rate and its interval
+(fitted on the K) against the rate met on the rest's test images. It reports on how many splits the met rate
+lies within the stated interval. The network is not retrained per split: its training classes stay the run's.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import numpy as np
-import torch
 
 from embedder.config import TrainConfig
-from embedder.fewshot.openset import calibrate, evaluate_open_set, genuine_and_impostor
-from embedder.runs.calibration import calibration_rows
+from embedder.data.folders import class_folders, load_images
+from embedder.fewshot.classifiers import FewShotClassifier, make_classifier
+from embedder.fewshot.openset import RULES, Calibration, CalibrationImages, calibrate, class_mean, limits
+from embedder.index.support_index import SupportIndex
+from embedder.runs.calibration import calibration_images
 from embedder.runs.run import Run
-from embedder.training.augment import PRESETS, augment_batch
-from embedder.training.policies import augmentation_for
 
 
-def augmented(images: torch.Tensor, preset: str, seed: int) -> torch.Tensor:
-    """uint8 images under the training augmentation, back as uint8."""
-    generator = torch.Generator().manual_seed(seed)
-    out = augment_batch(images.unsqueeze(1).float() / 255.0, generator, PRESETS[preset])
-    return (out.squeeze(1).clamp(0, 1) * 255).round().to(torch.uint8)
+def accepted(calibration: Calibration, classifier: FewShotClassifier, embeddings: np.ndarray) -> np.ndarray:
+    """Which images ``embed predict`` would answer with a class, and which class."""
+    predicted, distance = classifier.predict_embeddings(embeddings)
+    return np.where(distance < limits(calibration, classifier, embeddings, predicted), predicted, -1)
 
 
-def class_distances(run: Run, embeddings: np.ndarray) -> np.ndarray:
-    """``(N, classes)``: each embedding's cosine distance to the nearest vector of each indexed class."""
-    vectors, labels = run.index.vectors(), run.index.labels
-    similarity = embeddings @ vectors.T
-    return 1 - np.stack([similarity[:, labels == c].max(1) for c in run.index.classes], axis=1)
+def stated(calibration: Calibration) -> str:
+    if calibration.rate is None or calibration.interval is None:
+        return f"- ({calibration.impostor_classes} classes)"
+    low, high = calibration.interval
+    return f"{100 * calibration.rate:.1f} [{100 * low:.1f}, {100 * high:.1f}] ({calibration.impostor_classes})"
 
 
-def nearest_two(distances: np.ndarray, left_out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The nearest class (column), and the distances to the nearest and second nearest, column ``left_out`` of
-    each row excluded (-1: none)."""
-    d = distances.copy()
-    rows = np.flatnonzero(left_out >= 0)
-    d[rows, left_out[rows]] = np.inf
-    order = np.argsort(d, axis=1)[:, :2]
-    first, second = np.take_along_axis(d, order, 1).T
-    return order[:, 0], first, second
+def rules_table(run: Run, images: CalibrationImages, far: float, unseen: dict[str, np.ndarray]) -> None:
+    dataset, classifier, trained = run.load_dataset(), run.classifier(), run.trained_classes
+    embeddings, labels = run.embedder.embed(dataset.test_images), dataset.test_labels.numpy()
+    groups = {"trained": np.isin(labels, trained), "indexed, not trained": ~np.isin(labels, trained)}
+    groups = {k: v & np.isin(labels, classifier.classes) for k, v in groups.items() if v.any()}
+    print("| rule | chosen | stated % [95%] (classes) | unseen accepted % | "
+          + " | ".join(f"known right and accepted: {k} %" for k in groups) + " |")  # fmt: skip
+    print("|---" * (4 + len(groups)) + "|")
+    for rules in [(r,) for r in RULES] + [RULES]:
+        calibration = calibrate(classifier, images, far, rules)
+        name = "auto" if len(rules) > 1 else rules[0]
+        shares = [float(np.mean(accepted(calibration, classifier, e) >= 0)) for e in unseen.values()]
+        cells = [f"{100 * np.mean(shares):.1f} ({len(shares)} classes)" if shares else "-"]
+        for rows in groups.values():
+            answer = accepted(calibration, classifier, embeddings[rows])
+            cells.append(f"{100 * class_mean(answer == labels[rows], labels[rows]):.1f}")
+        print(f"| {name} | {calibration.rule} | {stated(calibration)} | " + " | ".join(cells) + " |", flush=True)
 
 
-def score_table(run: Run, dataset, rows: dict[str, np.ndarray], far: float, left_out: list[int]) -> None:
-    """Distance against ratio, each with its threshold from the same impostors."""
-    column = {c: j for j, c in enumerate(run.index.classes)}
-    classes, labels = np.asarray(run.index.classes), dataset.train_labels.numpy()
-    test = class_distances(run, run.embedder.embed(dataset.test_images))
-    truth = dataset.test_labels.numpy()
-    nearest, first, second = nearest_two(test, np.full(len(truth), -1))
-    print("\n| impostors from | score | threshold (distance: 1 - cosine) | left-out accepted "
-          "| known right and accepted |")  # fmt: skip
-    print("|---|---|---|---|---|")
-    for name, chosen in rows.items():
-        own = np.array([column[c] for c in labels[chosen]])
-        _, i1, i2 = nearest_two(class_distances(run, run.embedder.embed(dataset.train_images[chosen])), own)
-        for score, impostor, known in (("distance", i1, first), ("ratio", i1 / i2, first / second)):
-            threshold = np.sort(impostor)[int(np.floor(far * len(impostor)))]
-            accepted = []
-            for c in left_out:
-                q = truth == c
-                _, u1, u2 = nearest_two(test[q], np.full(int(q.sum()), column[c]))
-                accepted.append(float(((u1 if score == "distance" else u1 / u2) < threshold).mean()))
-            right = float(((classes[nearest] == truth) & (known < threshold)).mean())
-            print(f"| {name} | {score} | {threshold:.3f} | {100 * np.mean(accepted):.1f} | {100 * right:.1f} |")
+def without(run: Run, classes: list[int]) -> FewShotClassifier:
+    """The run's classifier on its index less ``classes`` (as ``embed forget`` leaves it)."""
+    index = SupportIndex.from_bytes(run.index.to_bytes())
+    for c in classes:
+        index.remove(c)
+    return make_classifier(run.metadata["index"]["method"], index=index)
+
+
+def rotation_table(run: Run, images: CalibrationImages, far: float, k: int) -> None:
+    dataset = run.load_dataset()
+    untrained = [c for c in run.index.classes if c not in run.trained_classes]
+    test_embeddings, test_labels = run.embedder.embed(dataset.test_images), dataset.test_labels.numpy()
+    splits = list(itertools.combinations(untrained, k))
+    rows: dict[str, list[tuple[float, float, bool]]] = {}
+    for chosen in splits:
+        rest = [c for c in untrained if c not in chosen]
+        classifier, kept = without(run, rest), ~np.isin(images.labels, rest)
+        fitted_on = CalibrationImages(images.embeddings[kept], images.labels[kept], images.trained)
+        known = np.isin(test_labels, classifier.classes)
+        for rules in [(r,) for r in RULES] + [RULES]:
+            calibration = calibrate(classifier, fitted_on, far, rules)
+            met = float(np.mean([np.mean(accepted(calibration, classifier, test_embeddings[test_labels == c]) >= 0)
+                                 for c in rest]))  # fmt: skip
+            answer = accepted(calibration, classifier, test_embeddings[known])
+            right = class_mean(answer == test_labels[known], test_labels[known])
+            low, high = calibration.interval or (np.nan, np.nan)
+            name = "auto" if len(rules) > 1 else rules[0]
+            rate = np.nan if calibration.rate is None else calibration.rate
+            rows.setdefault(name, []).append((met, right, bool(low <= met <= high), bool(met <= high), rate))
+    print(f"\n{len(splits)} splits: {k} of the {len(untrained)} classes it did not train on calibrate, the other "
+          f"{len(untrained) - k} are taken out of the index and their test images asked")  # fmt: skip
+    print(
+        "| rule | stated %, mean | met on the absent classes %, mean [min, max] | splits met <= 2x far "
+        "| met within the stated interval | met under its upper end | known right and accepted %, mean |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, got in rows.items():
+        met, right, inside, under, rate = (np.array(x) for x in zip(*got, strict=True))
+        print(f"| {name} | {100 * np.nanmean(rate):.1f} | {100 * met.mean():.1f} [{100 * met.min():.1f}, "
+              f"{100 * met.max():.1f}] | {int((met <= 2 * far).sum())}/{len(met)} | {int(inside.sum())}/{len(met)} "
+              f"| {int(under.sum())}/{len(met)} "
+              f"| {100 * right.mean():.1f} |", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -92,47 +115,23 @@ def main() -> None:
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--data-dir")
     parser.add_argument("--far", type=float, default=0.01)
-    parser.add_argument("--left-out", default="unseen", choices=["unseen", "all"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scores", action="store_true", help="also compare the distance with the ratio test")
+    parser.add_argument("--unseen", help="a folder of classes no index holds, one sub-folder each")
+    parser.add_argument("--rotate", type=int, default=0, help="K: rotate K calibration classes among the untrained")
     args = parser.parse_args()
     run = Run.load(args.run_dir)
     dataset = run.load_dataset(args.data_dir)
     options = {k: v for k, v in run.metadata["options"].items() if k in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**options)
-    preset = augmentation_for(config)
-    classifier, method = run.classifier(), run.metadata["index"]["method"]
-    labels = dataset.train_labels.numpy()
     support_rows = np.asarray(run.metadata["index"].get("support_rows", []), dtype=np.int64)
-    val, others = calibration_rows(dataset, config, support_rows, run.index.classes)
-    sources = {"trained": val, "indexed": np.concatenate([val, others])}
-    distances = {}
-    for name, rows in sources.items():
-        for aug in (False, True):
-            images = dataset.train_images[rows]
-            images = augmented(images, preset, args.seed) if aug else images
-            genuine, impostor = genuine_and_impostor(classifier, run.embedder.embed(images), labels[rows])
-            distances[name + ("+aug" if aug else "")] = (genuine, impostor)
-    trained = run.trained_classes
-    left_out = [c for c in run.index.classes if args.left_out == "all" or c not in trained]
-    test_labels = dataset.test_labels.numpy()
-    queries = {
-        "clean": run.embedder.embed(dataset.test_images),
-        "augmented": run.embedder.embed(augmented(dataset.test_images, preset, args.seed + 1)),
-    }
-    print(f"{args.run_dir}: trained on {len(trained)} classes, {len(run.index.classes)} indexed, far {args.far}, "
-          f"left out in turn: {len(left_out)} ({args.left_out}); augmentation {preset}")  # fmt: skip
-    print("| impostors from | images | threshold | left-out accepted | known right and accepted "
-          "| left-out accepted (aug) | known right and accepted (aug) |\n|---|---|---|---|---|---|---|")  # fmt: skip
-    for name, (genuine, impostor) in distances.items():
-        threshold = calibrate(genuine, impostor, args.far).threshold
-        cells = []
-        for view in ("clean", "augmented"):
-            result = evaluate_open_set(run.index, method, queries[view], test_labels, left_out, threshold)["mean"]
-            cells += [f"{100 * (1 - result['unknown_rejected']):.1f}", f"{100 * result['known_accuracy']:.1f}"]
-        print(f"| {name} | {len(impostor)} | {threshold:.3f} | " + " | ".join(cells) + " |", flush=True)
-    if args.scores:
-        score_table(run, dataset, sources, args.far, left_out)
+    images, _, _ = calibration_images(run.embedder, dataset, config, support_rows, run.index.classes)
+    unseen = {}
+    if args.unseen:
+        unseen = {name: run.embedder.embed(load_images(files).images) for name, files in
+                  class_folders(args.unseen).items()}  # fmt: skip
+    print(f"{args.run_dir}: trained on {run.trained_classes}, indexed {run.index.classes}, far {args.far}")
+    rules_table(run, images, args.far, unseen)
+    if args.rotate:
+        rotation_table(run, images, args.far, args.rotate)
 
 
 if __name__ == "__main__":

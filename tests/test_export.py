@@ -75,13 +75,19 @@ def test_the_exported_bundle_alone_answers_as_embed_predict(tmp_path, digits_run
     assert rules["method"] == method and rules["threshold"] > 0 and rules["far"] == 0.2 and rules["preprocessing"]
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (embeddings,) = session.run(None, {"images": np.stack([load_image(f).numpy() for f in files])})
-    scores, ids = faiss.read_index(str(out.with_suffix(".faiss"))).search(embeddings, 1)
+    index = faiss.read_index(str(out.with_suffix(".faiss")))
+    scores, ids = index.search(embeddings, index.ntotal)  # every id, nearest first: the margin rule reads past one
     label_of = dict(zip(rules["ids"], rules["labels"], strict=True))
     distances = np.sqrt(np.maximum(0, 2 - 2 * scores[:, 0]))
-    names = [
-        "unknown" if d >= rules["threshold"] else rules["class_names"][label_of[i]]
-        for i, d in zip(ids[:, 0].tolist(), distances.tolist(), strict=True)
-    ]
+    names = []
+    for row, d in zip(range(len(ids)), distances.tolist(), strict=True):
+        label = label_of[int(ids[row, 0])]
+        if rules["margin_scale"] is None:
+            limit = rules["thresholds"][str(label)]
+        else:  # the nearest id of another label
+            other = next(j for j in range(ids.shape[1]) if label_of[int(ids[row, j])] != label)
+            limit = rules["margin_scale"] * float(np.sqrt(max(0.0, 2 - 2 * scores[row, other])))
+        names.append("unknown" if d >= limit else rules["class_names"][label])
     assert names == [answer["name"] for answer in expected]
     np.testing.assert_allclose(distances, [answer["distance"] for answer in expected], atol=1e-4)
     assert "unknown" in names and len(set(names)) > 3  # unknowns, and several classes, were answered

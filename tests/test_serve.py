@@ -41,6 +41,7 @@ except ImportError as missing:  # the serve extra: pip install -e '.[test,serve]
 from PIL import Image  # noqa: E402
 
 from embedder.data.images import load_image  # noqa: E402
+from embedder.fewshot.openset import stored_statement  # noqa: E402
 from embedder.runs.enrolment import indexed_classes  # noqa: E402
 from embedder.runs.run import Run  # noqa: E402
 from embedder.runs.store import RunBusyError, RunDir  # noqa: E402
@@ -197,6 +198,7 @@ def test_health_run_classes_docs_and_the_page(server, digits_run):
     meta = Run.load(server.run_dir).metadata
     assert info["dataset"] == "digits" and info["trained_classes"] == ["0", "1", "2", "3", "4"]
     assert info["threshold"] == meta["open_set"]["threshold"] and info["index"]["rule"] == meta["index"]["rule"]
+    assert info["open_set"] == stored_statement(meta["open_set"]) and "false-accept rate" in info["open_set"]
     assert info["adds"] is True and info["auth"] == {"writes": False, "reads": False}
     classes = http.get(server.url + "/classes").json()
     same(untimed(classes), untimed(cli_json("index", "--run-dir", str(server.run_dir), cwd=server.run_dir.parent)))

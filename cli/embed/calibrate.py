@@ -16,7 +16,13 @@ from .group import main
 @run_dir_option("The run to calibrate.")
 @data_dir_option
 @device_option
-def calibrate_command(far: float, run_dir: str, data_dir: str | None, device: str) -> None:
+@click.option(
+    "--impostors",
+    type=click.Path(),
+    help="A folder of images of no class the run knows (each sub-folder a class of its own): impostors beside "
+    "the run's, each left out of the fit in turn to check the rate.",
+)
+def calibrate_command(far: float, run_dir: str, data_dir: str | None, device: str, impostors: str | None) -> None:
     """Fit the run's open-set threshold for --far on its held-out images, against its index as it is now.
 
     Training does this at its end; run it for another --far, after enrolling classes, or on a run trained
@@ -25,6 +31,7 @@ def calibrate_command(far: float, run_dir: str, data_dir: str | None, device: st
     \b
     Example:
       embed calibrate --far 0.05
+      embed calibrate --impostors not_mine/   # pictures of what the run should call unknown
     """
     from embedder.config import check_far
 
@@ -32,9 +39,5 @@ def calibrate_command(far: float, run_dir: str, data_dir: str | None, device: st
     from embedder.runs.calibration import recalibrate
     from embedder.training.devices import resolve_device
 
-    result = recalibrate(run_dir, far, data_dir, resolve_device(device), log=info)
-    click.echo(
-        f"{run_dir}: threshold {result.threshold:.3f} for a {100 * far:g}% false-accept rate "
-        f"({100 * result.measured_far:.2f}% of {result.impostors} held-out impostors below it, "
-        f"{100 * result.true_accept_rate:.1f}% of held-out images accepted as their class)"
-    )
+    result = recalibrate(run_dir, far, data_dir, resolve_device(device), log=info, impostors=impostors)
+    click.echo(f"{run_dir}: {result.statement()}; {result.known_statement()}")

@@ -83,10 +83,11 @@ def _format_open_set(report: dict) -> list[str]:
     if report["threshold"] is None:
         lines.append("the run has no open-set threshold (trained before calibration): `embed calibrate` fits one")
     else:
+        lines.append(f"the run states: {report['statement']}")
         lines.append(
-            f"at the run's threshold {report['threshold']:.3f} (calibrated for {100 * report['far']:g}% false "
-            f"accepts): unknown queries rejected {percent(mean['unknown_rejected'])}, known queries right and accepted "
-            f"{percent(mean['known_accuracy'])} (right without rejection: {percent(mean['closed_set_accuracy'])})"
+            f"met here, at the run's rule: unknown queries rejected {percent(mean['unknown_rejected'])} (these "
+            f"classes were calibration classes), known queries right and accepted {percent(mean['known_accuracy'])} "
+            f"(right without rejection: {percent(mean['closed_set_accuracy'])})"
         )
     return lines
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from embedder import PredictConfig, TripletshotError, __version__
 from embedder.data.labels import check_label
+from embedder.fewshot.openset import stored_statement
 from embedder.runs import thumbnails
 
 from .errors import ApiError, from_library
@@ -53,6 +54,7 @@ def run_info(request: Request) -> dict[str, Any]:
         "vectors": len(run.index),
         "threshold": open_set.get("threshold"),
         "far": open_set.get("far"),
+        "open_set": stored_statement(open_set or None),  # the held-out-class rate, as every surface states it
         "k": PredictConfig().k,
         "adds": bool(trained) and all(name.lstrip("-").isdigit() for name in trained),
         "auth": {"writes": settings.token is not None, "reads": settings.private},

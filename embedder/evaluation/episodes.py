@@ -19,7 +19,7 @@ from embedder.data.sampling import sample_supports, validation_split
 from embedder.errors import ConfigError, RunError
 from embedder.evaluation.pml_metrics import grouped_accuracy_calculator
 from embedder.fewshot.classifiers import make_classifier
-from embedder.fewshot.openset import evaluate_open_set
+from embedder.fewshot.openset import evaluate_open_set, stored_statement
 from embedder.index.support_index import SupportIndex
 from embedder.index.supports import centroids_note, describe_rule
 from embedder.runs.calibration import run_calibration
@@ -220,21 +220,15 @@ def open_set_report(
     if not unseen:
         raise ConfigError("open_set", "{open_set} leaves out classes the run was not trained on, and it has none")
     calibrated = run_calibration(run)
-    threshold = calibrated.threshold if calibrated else None
-    report = evaluate_open_set(run.index, method, embeddings, labels, unseen, threshold)
+    report = evaluate_open_set(run.index, method, embeddings, labels, unseen, calibrated)
     report["far"] = calibrated.far if calibrated else None
+    report["statement"] = calibrated.statement() if calibrated else None  # what the run states, as everywhere
     return report
 
 
 def open_set_summary(stored: dict[str, Any] | None) -> str:
-    """A run's stored calibration in one sentence (its ~150 impostor distances and rates left out)."""
-    if not stored:
-        return "no threshold (trained without held-out images, or before calibration): `embed calibrate` fits one"
-    return (
-        f"threshold {stored['threshold']:.3f} for a {stored['far']:.1%} false-accept rate: "
-        f"{stored['measured_far']:.1%} of {stored['impostors']} held-out impostors accepted, "
-        f"{stored['true_accept_rate']:.1%} of {stored['genuine']} genuine"
-    )
+    """A run's stored calibration in one sentence (its distances left out)."""
+    return stored_statement(stored)
 
 
 def index_sources(run: Run, dataset: Dataset) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import copy
 import os
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,11 +29,12 @@ from embedder.data.pool import pool_rows
 from embedder.data.sampling import validation_split
 from embedder.errors import RunError
 from embedder.fewshot.classifiers import make_classifier
-from embedder.fewshot.openset import Calibration, calibrate, genuine_and_impostor
+from embedder.fewshot.openset import Calibration, CalibrationImages, calibrate
 from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Embedder
 from embedder.runs.run import Run, run_for_change
 
+UNSEEN_IMAGES = 100  # at least this many of each class not trained on: its held-out rate is a share of them
 CHANGES = "changes_since_calibration"  # in a run's index metadata: what enrol and forget did after the threshold
 
 
@@ -72,15 +74,32 @@ def calibration_rows(
     labels = dataset.train_labels.numpy()
     if len(held_out) == 0:
         return held_out, held_out
-    per_class = int(np.median(np.unique(labels[held_out], return_counts=True)[1]))
+    per_class = max(int(np.median(np.unique(labels[held_out], return_counts=True)[1])), UNSEEN_IMAGES)
     rng, others = np.random.default_rng(config.seed), []
     trained_on = np.zeros(len(labels), dtype=bool)  # unlabelled: impostors are images training never saw
     if config.unlabelled == REST_POOL:
         trained_on[pool_rows(dataset, config)] = True
     for c in sorted(set(indexed) - set(config.classes)):
-        rows = np.flatnonzero((labels == c) & ~trained_on)
+        rows = np.flatnonzero((labels == c) & ~trained_on & ~np.isin(np.arange(len(labels)), support_rows))
         others.append(np.sort(rng.choice(rows, min(per_class, len(rows)), replace=False)))
     return held_out, np.concatenate(others) if others else np.empty(0, np.int64)
+
+
+def calibration_images(
+    embedder: Embedder,
+    dataset: Dataset,
+    config: TrainConfig,
+    support_rows: np.ndarray,
+    indexed: list[int],
+    impostors: dict[str, torch.Tensor] | None = None,
+) -> tuple[CalibrationImages, np.ndarray, np.ndarray]:
+    """What calibration scores (:func:`calibration_rows`' images embedded, and ``impostors``, groups of images of
+    no indexed class), and the rows of each kind."""
+    held_out, others = calibration_rows(dataset, config, support_rows, indexed)
+    rows, labels = np.concatenate([held_out, others]), dataset.train_labels.numpy()
+    user = {name: embedder.embed(images) for name, images in (impostors or {}).items()}
+    embedded = embedder.embed(dataset.train_images[rows]) if len(rows) else np.empty((0, embedder.dim), np.float32)
+    return CalibrationImages(embedded, labels[rows], list(config.classes), user), held_out, others
 
 
 def calibrate_index(
@@ -90,31 +109,40 @@ def calibrate_index(
     config: TrainConfig,
     support_rows: np.ndarray,
     log: Callable[[str], None] = print,
+    impostors: dict[str, torch.Tensor] | None = None,
 ) -> Calibration | None:
-    """The threshold for ``config.far`` from the held-out images; None (and a note) when there are none."""
-    held_out, others = calibration_rows(dataset, config, support_rows, index.classes)
+    """The open-set rule for ``config.far`` from the held-out images (and ``impostors``, groups of images of no
+    indexed class); None (and a note) when there are none."""
+    images, held_out, others = calibration_images(embedder, dataset, config, support_rows, index.classes, impostors)
     if len(held_out) == 0:
         why = "val_fraction 0" if config.classes else "no labelled classes"
         log(f"no held-out images ({why}): the run has no open-set threshold")
         return None
-    classifier = make_classifier(config.method, index=index)
-    labels = dataset.train_labels.numpy()
-    genuine, impostor = genuine_and_impostor(
-        classifier, embedder.embed(dataset.train_images[held_out]), labels[held_out]
-    )
-    if len(others):
-        _, unseen = genuine_and_impostor(classifier, embedder.embed(dataset.train_images[others]), labels[others])
-        impostor = np.concatenate([impostor, unseen])
-    calibration = calibrate(genuine, impostor, config.far)
-    untrained = len(set(labels[others].tolist()))
+    calibration = calibrate(make_classifier(config.method, index=index), images, config.far)
+    untrained = len(set(images.labels[len(held_out) :].tolist()))
+    user = sum(len(e) for e in images.user.values())
     log(
-        f"open set: threshold {calibration.threshold:.3f} for a {config.far:.1%} false-accept rate, from "
-        f"{len(genuine)} held-out images of the trained classes ({calibration.true_accept_rate:.1%} of them accepted "
-        "as their class)"
-        + (f" and {len(others)} images of the {untrained} indexed classes it did not train on" if untrained else
-           "; it trained on every indexed class, so no unseen class adds impostors")
-    )  # fmt: skip
+        f"{calibration.statement()}; calibrated from {len(held_out)} held-out images of the trained classes"
+        + (f" and {len(others)} images of the {untrained} indexed classes it did not train on" if untrained else "")
+        + (f" and {user} of the user's impostors" if user else "")
+        + f"; {calibration.known_statement()}"
+    )
     return calibration
+
+
+def impostor_groups(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The user's impostors under ``path``: each folder holding images one group (a class of its own, left out
+    of the fit in turn), ``path``'s own files one more."""
+    from embedder.data.folders import class_folders, load_images
+    from embedder.errors import ConfigError
+
+    if not Path(path).is_dir():
+        raise ConfigError("impostors", f"{{impostors}} {path}: not a folder")
+    groups = {f"impostors:{name}": load_images(files).images for name, files in class_folders(path).items()}
+    groups = {name: images for name, images in groups.items() if len(images)}
+    if not groups:
+        raise ConfigError("impostors", f"{{impostors}} {path}: no image it could read")
+    return groups
 
 
 def recalibrate(
@@ -123,15 +151,19 @@ def recalibrate(
     data_dir: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
+    impostors: str | os.PathLike | None = None,
 ) -> Calibration:
-    """Fit the run's threshold again, for ``far``, on its index as it is now (enrolled classes included)."""
+    """Fit the run's rule again, for ``far``, on its index as it is now (enrolled classes included), with the
+    images under ``impostors`` (:func:`impostor_groups`) as impostors beside its own."""
     check_far(far)
+    user = impostor_groups(impostors) if impostors is not None else None
     with run_for_change(run_dir, device) as (store, run):
         known = {f.name for f in fields(TrainConfig)}
         options = {k: v for k, v in run.metadata.get("options", {}).items() if k in known}
         config = TrainConfig(**{**options, "far": far, "method": run.metadata["index"]["method"]})
         support_rows = np.asarray(run.metadata["index"].get("support_rows", []), dtype=np.int64)
-        calibration = calibrate_index(run.embedder, run.index, run.load_dataset(data_dir), config, support_rows, log)
+        dataset = run.load_dataset(data_dir)
+        calibration = calibrate_index(run.embedder, run.index, dataset, config, support_rows, log, user)
         if calibration is None:
             raise RunError(f"{run_dir} was trained with no held-out images (val_fraction 0): nothing to calibrate on")
         metadata = copy.deepcopy(run.metadata)

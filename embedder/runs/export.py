@@ -92,14 +92,33 @@ def serving_rules(run: Run) -> tuple[faiss.Index, dict[str, Any]]:
         "labels": np.asarray(labels).tolist(),
         "class_names": run.metadata.get("class_names"),  # label l is class_names[l]
         "index": run.index.describe(),  # faiss's name for it: "Flat", "PCA128,L2norm,IVF256,PQ32"...
-        "threshold": None if calibration is None else calibration.threshold,
+        "threshold": None if calibration is None else calibration.threshold,  # the distance rule's; else typical
         "far": None if calibration is None else calibration.far,
+        **open_set_rules(calibration, decision.labels, run.index),
         "distance": "sqrt(max(0, 2 - 2 * s)), s the inner product faiss returns for the nearest id (k=1)",
-        "rule": "the label of the nearest id; 'unknown' when threshold is not null and distance >= threshold",
+        "rule": "the label l of the nearest id; 'unknown' when thresholds is not null and distance >= thresholds[l], "
+        "or, when margin_scale is not null, distance >= margin_scale x the distance to the nearest id of another label",
         "input": {"name": "images", "dtype": "uint8", "shape": ["N", 28, 28], "ink": "bright on black"},
         "preprocessing": PREPROCESSING,
     }
     return index, rules
+
+
+def open_set_rules(calibration: Any, labels: np.ndarray, index: Any) -> dict[str, Any]:
+    """The run's open-set rule as numbers (:mod:`embedder.fewshot.openset`): each label's distance threshold, or
+    the margin rule's scale."""
+    from embedder.fewshot.openset import supports_per_class
+
+    if calibration is None:
+        return {"thresholds": None, "margin_scale": None, "open_set": None}
+    classes = sorted(set(np.asarray(labels).tolist()))
+    margin = calibration.rule == "margin"
+    cuts = None if margin else calibration.thresholds(np.asarray(classes), supports_per_class(index)).tolist()
+    return {
+        "thresholds": None if cuts is None else {str(c): t for c, t in zip(classes, cuts, strict=True)},
+        "margin_scale": calibration.cut if margin else None,
+        "open_set": calibration.statement(),
+    }
 
 
 def export_paths(out: str | os.PathLike) -> tuple[Path, Path, Path]:

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from embedder.config import PredictConfig
 from embedder.data.labels import UNKNOWN
+from embedder.fewshot.openset import limits
 from embedder.index.support_index import similarity_to_distance
 from embedder.runs.calibration import run_calibration
 from embedder.runs.run import Run
@@ -35,7 +37,7 @@ class Prediction:
     label: int | None  # None when unknown
     nearest: str  # the nearest class, even when the answer is unknown
     distance: float  # to the support (or class mean) that decided
-    threshold: float | None  # None: nothing is rejected
+    threshold: float | None  # its nearest class's threshold; None: nothing is rejected
     confidence: float | None  # 1 - the calibrated false-accept rate at this distance; None without calibration
     neighbours: list[Neighbour]  # the k nearest supports
 
@@ -73,6 +75,18 @@ def threshold(run: Run, config: PredictConfig, log: Callable[[str], None] = prin
     return calibrated.threshold
 
 
+def class_limits(
+    run: Run, config: PredictConfig, limit: float | None, embeddings: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each image's threshold as ``config`` decides (inf: none), and as the run's rule has it
+    (:func:`openset.limits`; None without a calibration)."""
+    calibrated = run_calibration(run)
+    rule = None if calibrated is None else limits(calibrated, run.classifier(), embeddings, labels)
+    if limit is None or config.threshold is not None or rule is None:
+        return np.full(len(labels), np.inf if limit is None else limit), rule
+    return rule, rule
+
+
 def predict(
     run: Run,
     images: torch.Tensor,
@@ -89,10 +103,11 @@ def predict(
         log(f"note: asked for the {config.k:,} nearest supports, but the run's index holds {shown}: all are shown")
     near_labels, near_similarity = run.index.search(embeddings, shown)
     near_distances = similarity_to_distance(near_similarity)
-    confidences = calibrated.confidence(distances) if calibrated else [None] * len(labels)
+    thresholds, rule = class_limits(run, config, limit, embeddings, labels)
+    confidences = calibrated.exceeded(distances, rule) if calibrated and rule is not None else [None] * len(labels)
     predictions = []
     for i, (label, distance) in enumerate(zip(labels.tolist(), distances.tolist(), strict=True)):
-        known = limit is None or distance < limit
+        known = limit is None or distance < thresholds[i]
         neighbours = [
             Neighbour(run.class_name(c), c, d)
             for c, d in zip(near_labels[i].tolist(), near_distances[i].tolist(), strict=True)
@@ -105,7 +120,7 @@ def predict(
                 label if known else None,
                 run.class_name(label),
                 distance,
-                limit,
+                None if limit is None else float(thresholds[i]),
                 confidence,
                 neighbours,
             )  # fmt: skip
