@@ -17,7 +17,8 @@ Glyphs (a ``folder:`` of rendered scripts) train on ``--train-scripts``; their p
 images, and each episode names ``--ways`` of them: a pool full of classes nobody named.
 
 Methods: the nearest support; the nearest support mean; naive soft k-means (no anchors); each setting of
-:data:`embedder.fewshot.pool.GRID` with the trained classes as anchors; and ``check``, the setting the per-run
+:data:`embedder.fewshot.pool.GRID` with the trained classes as anchors (its trust cosines from the run's held-out
+images); and ``check``, the setting the per-run
 check (:func:`embedder.fewshot.pool.choose_refinement`) picks from the run's held-out images, as ``embed pool``
 does. ``summary`` rows compare the pool kept whole with its 1,024 weighted centroids.
 """
@@ -39,7 +40,7 @@ from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
 from embedder.data.sampling import split_validation
 from embedder.evaluation.episodes import evaluate_episodes
-from embedder.fewshot.pool import GRID, PoolPoints, Refinement, choose_refinement, summarise_pool
+from embedder.fewshot.pool import PoolPoints, Refinement, choose_refinement, settings_for, summarise_pool
 from embedder.runs.run import Run
 from embedder.training.trainer import train
 
@@ -83,10 +84,11 @@ def score(sx, sy, qx, qy, classes, method, options, episodes, draws) -> float:
 draws_ways = [10]  # the episode's ways when classes are drawn (set from --ways)
 
 
-def methods(pool: PoolPoints, anchors, decision) -> dict[str, tuple[str, dict]]:
+def methods(pool: PoolPoints, anchors, decision, grid) -> dict[str, tuple[str, dict]]:
     table = {"nn": ("nn", {}), "prototype": ("prototype", {})}
     table["naive"] = ("pool", {"pool": pool, "setting": Refinement()})
-    for setting in GRID:
+    table["anchored, no trust region"] = ("pool", {"pool": pool, "anchors": anchors, "setting": Refinement()})
+    for setting in grid:
         table[setting.describe()] = ("pool", {"pool": pool, "anchors": anchors, "setting": setting})
     table["check"] = ("pool", {"pool": pool, "anchors": anchors, "setting": decision.setting})
     return table
@@ -133,6 +135,7 @@ def screen_split(data: Dataset, args: argparse.Namespace, trained: list[int], fo
     sx, sy, qx, qy = tx[support_rows], ty[support_rows], qx_all[query_rows], qy_all[query_rows]
     anchors = anchors_of(tx, ty, trained)
     held = held_out_rows(data, run)
+    grid = settings_for((tx[held], ty[held]))
     rest = summarise_pool(tx[np.isin(ty, unseen)])
     scenarios = {"rest": (rest, unseen)}
     if not folder:
@@ -141,19 +144,20 @@ def screen_split(data: Dataset, args: argparse.Namespace, trained: list[int], fo
     print(f"\n## trained on {','.join(data.class_names[c] for c in trained)}; embedded in "
           f"{time.perf_counter() - started:.0f} s; {len(held)} held-out labelled images for the check")  # fmt: skip
     for scenario, (pool, classes) in scenarios.items():
-        decision = choose_refinement((tx[held], ty[held]), anchors, pool, "the run's held-out images")
+        mass = float(np.median(np.unique(ty[np.isin(ty, trained)], return_counts=True)[1]))
+        decision = choose_refinement((tx[held], ty[held]), anchors, pool, "the run's held-out images", mass)
         print(f"\n### {scenario}: {len(classes)} named classes, pool of {pool.images:,} images "
               f"({len(pool.vectors)} points); check: {decision.reason}")  # fmt: skip
         print("| method | 1-shot accuracy (%) |\n|---|---|")
         draws = 3 if len(classes) > args.ways else 1
-        for label, (method, options) in methods(pool, anchors, decision).items():
+        for label, (method, options) in methods(pool, anchors, decision, grid).items():
             acc = score(sx, sy, qx, qy, classes, method, options, args.episodes, draws)
             print(f"| {label} | {acc:.1f} |", flush=True)
         if scenario == "rest" and not folder:
             whole = PoolPoints(tx[np.isin(ty, unseen)], np.ones(int(np.isin(ty, unseen).sum()), np.float32))
-            options = {"pool": whole, "anchors": anchors, "setting": GRID[0]}
+            options = {"pool": whole, "anchors": anchors, "setting": decision.setting}
             acc = score(sx, sy, qx, qy, classes, "pool", options, args.episodes, draws)
-            print(f"| summary: {GRID[0].describe()}, the pool kept whole ({whole.images:,} points) | {acc:.1f} |")
+            print(f"| summary: check's setting, the pool kept whole ({whole.images:,} points) | {acc:.1f} |")
 
 
 if __name__ == "__main__":

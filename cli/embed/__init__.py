@@ -5,7 +5,7 @@ One module per command; importing this package registers them all on :data:`main
 answer at once.
 """
 
-from . import calibrate, enroll, evaluate, export, forget, index, predict, report, serve, train  # noqa: F401  (registers)
+from . import calibrate, enroll, evaluate, export, forget, index, pool, predict, report, serve, train  # noqa: F401  (registers)
 from .group import main
 
 __all__ = ["main"]

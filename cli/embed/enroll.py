@@ -47,12 +47,21 @@ def _images_by_label(label: str | None, images: tuple[str, ...], folder: str | N
 @click.option(
     "--folder", type=click.Path(), metavar="DIR", help="Enrol each sub-folder of DIR as a class named by its path."
 )
+@click.option(
+    "--pool-image",
+    "pool_ids",
+    type=int,
+    multiple=True,
+    metavar="ID",
+    help="Enrol the run's pool image ID (as `embed report` shows its unclaimed clusters) under --label.",
+)
 @run_dir_option("The run whose index the images join.")
 @device_option
 @json_option
 def enroll_command(
-    images: tuple[str, ...], label: str | None, folder: str | None, run_dir: str, device: str, as_json: bool
-) -> None:
+    images: tuple[str, ...], label: str | None, folder: str | None, pool_ids: tuple[int, ...], run_dir: str,
+    device: str, as_json: bool,
+) -> None:  # fmt: skip
     """Add IMAGEs to the run's index as class --label, without retraining: a new class or more shots of one.
 
     \b
@@ -60,8 +69,9 @@ def enroll_command(
       embed enroll --label 7 seven.png                  # more shots of a class the run knows
       embed enroll --label star star1.png star2.png     # a new class
       embed enroll --folder my_symbols/                 # each sub-folder a class
+      embed enroll --label zigzag --pool-image 412      # a cluster of the pool nobody named
     """
-    classes = _images_by_label(label, images, folder)
+    classes = _from_pool(label, images, pool_ids, run_dir) if pool_ids else _images_by_label(label, images, folder)
     from embedder.runs.enrolment import enrol
     from embedder.training.devices import resolve_device
 
@@ -73,6 +83,19 @@ def enroll_command(
         kind = "a new class" if c.origin == "enrolled" and c.shots == len(added) else f"now {c.shots} shots"
         click.echo(f"enrolled {len(added)} image(s) as {name} (label {c.label}, {kind}) in {run_dir}")
     threshold_note(run_dir)
+
+
+def _from_pool(label: str | None, images: tuple[str, ...], ids: tuple[int, ...], run_dir: str) -> dict:
+    """``{label: the pool's images ids}``."""
+    if label is None or images:
+        raise click.UsageError("--pool-image takes --label NAME and no IMAGE files")
+    from embedder.data.labels import check_label
+
+    check_label(label)
+    from embedder.runs.run import Run
+    from embedder.runs.unclaimed import pool_images
+
+    return {label: pool_images(Run.load(run_dir), list(ids))}
 
 
 def threshold_note(run_dir: str) -> None:

@@ -36,14 +36,14 @@ def format_report(report: dict, per_class: bool) -> str:
     lines = [f"run {report['run']} ({report['dataset']}): {report['trained_on']}"]
     if report.get("pending_training"):
         lines.append(f"note: {report['pending_training']}")
-    parts = [f"{episodes['all']['ways']}-way {_interval(episodes['all'])}"]
-    if "unseen" in episodes:
-        parts.append(f"unseen {episodes['unseen']['ways']}-way {_interval(episodes['unseen'])}")
     shots = episodes["shots"]
     lines.append(
         f"{shots}-shot episodes ({episodes['count']} random draws of {shots} labelled image{'s' if shots > 1 else ''} "
-        "a class, 95% CI): " + ", ".join(parts)
+        f"a class, 95% CI), {episodes['method']}: " + _episode_parts(episodes)
     )
+    if "without_pool" in episodes:
+        lines.append(f"  the same episodes without the pool (nn): {_episode_parts(episodes['without_pool'])}")
+        lines.append(f"  its pool: {episodes['pool']}")
     if per_class:
         width = max(5, *(len(row["name"]) for row in report["per_class"]))
         lines += ["", f"{'class':>{width}}  {'':6}  {'queries':>7}  {'accuracy':>8}"]
@@ -62,6 +62,13 @@ def format_report(report: dict, per_class: bool) -> str:
     if "open_set" in report:
         lines += _format_open_set(report["open_set"])
     return "\n".join(lines)
+
+
+def _episode_parts(episodes: dict) -> str:
+    parts = [f"{episodes['all']['ways']}-way {_interval(episodes['all'])}"]
+    if "unseen" in episodes:
+        parts.append(f"unseen {episodes['unseen']['ways']}-way {_interval(episodes['unseen'])}")
+    return ", ".join(parts)
 
 
 def _format_accuracy_calculator(groups: dict) -> list[str]:

@@ -118,10 +118,11 @@ def _macro_mean(rows: list[dict[str, Any]]) -> float | None:
 
 def _episodes_report(
     support: tuple[np.ndarray, np.ndarray], query: tuple[np.ndarray, np.ndarray], classes: list[int], unseen: list[int],
-    config: EvalConfig, method: str, progress: bool,
+    config: EvalConfig, method: str, progress: bool, options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], EpisodeResult]:  # fmt: skip
     """The report's ``episodes`` part, and the all-class result (its per-class means go into ``per_class``)."""
     common = dict(shots=config.shots, episodes=config.episodes, seed=config.seed, method=method, progress=progress)
+    common["options"] = options
     report: dict[str, Any] = {"shots": config.shots, "count": config.episodes, "method": method}
     groups = {"all": classes, "unseen": unseen} if len(unseen) >= 2 else {"all": classes}
     results = {name: evaluate_episodes(*support, *query, group, **common) for name, group in groups.items()}
@@ -173,9 +174,14 @@ def evaluate_run_in_detail(
         "index_sources": index_sources(run, dataset),
     }
     support = (run.embedder.embed(dataset.train_images, progress), train_labels)
+    query = (query_embeddings, test_labels)
     episode_report, all_classes = _episodes_report(
-        support, (query_embeddings, test_labels), dataset.classes, unseen, config, method, progress
+        support, query, dataset.classes, unseen, config, method, progress, run.classifier_options(method)
     )
+    if method == "pool":  # beside it, what the same episodes score without the pool: the gain in sight
+        plain = _episodes_report(support, query, dataset.classes, unseen, config, "nn", False)
+        episode_report["without_pool"] = plain[0]
+        episode_report["pool"] = run.metadata["pool"]["description"] + "; " + run.metadata["pool"]["decision"]["reason"]
     for row in per_class:
         mean, ci95 = all_classes.per_class.get(row["class"], (None, None))
         row["episodes"] = {"mean": finite_or_none(mean), "ci95": finite_or_none(ci95)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import io
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from embedder.fewshot.openset import genuine_and_impostor, scored
 from embedder.index.support_index import SupportIndex, similarity_to_distance
 from embedder.models.baselines import BASELINES
 from embedder.runs.run import Run
+from embedder.runs.unclaimed import unclaimed_clusters
 from embedder.utils.files import write_bytes_atomic
 from embedder.utils.formatting import percent
 from embedder.utils.progress import progress_bar
@@ -48,6 +50,7 @@ TITLES = {
     "hardest_mistakes": "Hardest mistakes",
     "open_set": "Open set: genuine and impostor distances, ROC",
 }
+UNCLAIMED_TITLE = "Pool: clusters no class claims"
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,38 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 img{max-width:100%;border:1px solid #eee}code{background:#f4f4f4;padding:1px 3px}"""
 
 
+def _png(image: np.ndarray) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).resize((56, 56)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def unclaimed_html(run: Run) -> str:
+    """The pool's clusters that no class claims (:mod:`embedder.runs.unclaimed`), each with its size and the
+    thumbnails and ids that ``embed enroll --pool-image`` names; nothing for a run without a pool."""
+    if run.pool is None:
+        return ""
+    entry = run.metadata.get("pool") or {}
+    head = f"<h2>{UNCLAIMED_TITLE}</h2><p>{html.escape(entry.get('description', ''))}. "
+    clusters = unclaimed_clusters(run)
+    if not clusters:
+        return head + "Every pool image is claimed by a class the run knows.</p>"
+    rows = "".join(
+        f"<h3>about {c.images:,} images</h3><p>"
+        + "".join(
+            f'<figure style="display:inline-block;margin:2px"><img alt="pool image {i}" '
+            f'src="data:image/png;base64,{_png(t)}"><figcaption>{i}</figcaption></figure>'
+            for i, t in zip(c.ids, c.thumbnails, strict=True)
+        )
+        + "</p>"
+        for c in clusters
+    )
+    hint = "Name one: <code>embed enroll --label NAME --pool-image ID</code>.</p>"
+    return head + f"What the run would call unknown, in {len(clusters)} clusters, largest first. {hint}{rows}"
+
+
 def render_html(run: Run, report: dict[str, Any], pngs: dict[str, bytes]) -> str:
     """One page: the run, its numbers and options, and every figure embedded as a data URI."""
     meta = run.metadata
@@ -309,5 +344,5 @@ def render_html(run: Run, report: dict[str, Any], pngs: dict[str, bytes]) -> str
         f"{html.escape(str(meta.get('device')))}; tripletshot {html.escape(str(meta.get('tripletshot_version')))}.</p>"
         f"<h2>Numbers</h2>{_numbers(report, classes)}{held_out_html(meta.get('held_out'))}"
         f"<h2>Options</h2>{_table(options, ['option', 'value'])}"
-        f"{images}</body></html>\n"
+        f"{unclaimed_html(run)}{images}</body></html>\n"
     )

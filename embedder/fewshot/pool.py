@@ -22,7 +22,7 @@ that loses to the nearest support there is never chosen.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import faiss
@@ -34,6 +34,7 @@ FREE_CLUSTERS = 64
 SIM_EPISODES = 40
 MAX_SIM_WAYS = 10
 SIM_SEED = 0
+LOSS_TOLERANCE = 0.005  # a setting whose paired interval reaches half a point under the nearest support loses
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -54,11 +55,10 @@ class PoolPoints:
     def images(self) -> int:
         return int(round(float(self.weights.sum())))
 
-    def joined(self, vectors: np.ndarray) -> PoolPoints:
-        """This pool with more points of weight one (the simulated episodes' held-out images)."""
-        return PoolPoints(
-            np.concatenate([self.vectors, _unit(vectors)]), np.concatenate([self.weights, np.ones(len(vectors))])
-        )
+    def joined(self, vectors: np.ndarray, weight: float = 1.0) -> PoolPoints:
+        """This pool with more points of ``weight`` each (the simulated episodes' held-out images)."""
+        weights = np.full(len(vectors), weight, np.float32)
+        return PoolPoints(np.concatenate([self.vectors, _unit(vectors)]), np.concatenate([self.weights, weights]))
 
 
 def summarise_pool(embeddings: np.ndarray, points: int = SUMMARY_POINTS, seed: int = 0) -> PoolPoints:
@@ -89,6 +89,8 @@ class Refinement:
     temperature: float = 0.05
     radius: float | None = None  # cosine below which a pool point joins no class
     free_clusters: int = 0
+    free_start: str = "far"  # free clusters start at the pool points farthest from any prototype, or "kmeans"
+    trust: float | None = None  # cosine: a refined prototype stays at least this similar to its supports' mean
     iterations: int = 10
 
     @property
@@ -107,25 +109,47 @@ class Refinement:
             return "not used"
         parts = [f"strength {self.strength:g}", f"temperature {self.temperature:g}"]
         parts += [f"radius {self.radius:g}"] if self.radius is not None else []
-        parts += [f"{self.free_clusters} free clusters"] if self.free_clusters else []
+        parts += [f"moving to cosine {self.trust:.2f} of its supports at most"] if self.trust is not None else []
+        where = " at the pool's k-means centroids" if self.free_start == "kmeans" else ""
+        parts += [f"{self.free_clusters} free clusters{where}"] if self.free_clusters else []
         return "soft k-means, " + ", ".join(parts)
 
 
 OFF = Refinement(strength=0.0)
-# The settings the per-run check chooses among (bench/pool_inference.py screened them).
-GRID = (
-    Refinement(),
-    Refinement(radius=0.5),
-    Refinement(free_clusters=FREE_CLUSTERS),
-    Refinement(radius=0.5, free_clusters=FREE_CLUSTERS),
-    Refinement(strength=0.5, radius=0.5, free_clusters=FREE_CLUSTERS),
+# The settings the per-run check chooses among (bench/pool_inference.py screened them), each with its trust
+# region as a share q: a prototype moves no farther from its supports' mean than the nearest q of held-out
+# images lie from their own class mean (a smaller q: a tighter region).
+GRID: tuple[tuple[Refinement, float], ...] = (
+    (Refinement(), 0.5),
+    (Refinement(), 0.25),
+    (Refinement(), 0.1),
+    (Refinement(radius=0.5, free_clusters=FREE_CLUSTERS), 0.25),
+    (Refinement(radius=0.5, free_clusters=FREE_CLUSTERS), 0.1),
 )
 
 
-def _free_starts(pool: PoolPoints, count: int, taken: np.ndarray) -> np.ndarray:
-    """``count`` pool points, heaviest first among those least like any prototype already there."""
+def trust_cosines(held_out: tuple[np.ndarray, np.ndarray], shares: list[float]) -> list[float]:
+    """For each share ``q``: the cosine to their own class mean that the nearest ``q`` of held-out images exceed."""
+    x, y = _unit(held_out[0]), np.asarray(held_out[1])
+    cosines = np.concatenate([x[y == c] @ _unit(x[y == c].mean(axis=0)) for c in np.unique(y)])
+    return [float(np.quantile(cosines, 1 - q)) for q in shares]
+
+
+def settings_for(held_out: tuple[np.ndarray, np.ndarray], grid: tuple[tuple[Refinement, float], ...] = GRID):
+    """:data:`GRID`'s settings with their trust cosines measured on ``held_out`` (:func:`trust_cosines`)."""
+    cosines = trust_cosines(held_out, [q for _, q in grid])
+    return tuple(replace(setting, trust=round(c, 4)) for (setting, _), c in zip(grid, cosines, strict=True))
+
+
+def _free_starts(pool: PoolPoints, count: int, taken: np.ndarray, how: str = "far") -> np.ndarray:
+    """``count`` starts: pool points, heaviest first among those least like any prototype already there (``far``),
+    or the pool's own weighted spherical k-means centroids, wherever its mass lies (``kmeans``)."""
     if count == 0 or len(pool.vectors) == 0:
         return np.empty((0, pool.vectors.shape[1]), np.float32)
+    if how == "kmeans" and len(pool.vectors) > count:
+        kmeans = faiss.Kmeans(pool.vectors.shape[1], count, niter=10, seed=SIM_SEED, spherical=True)
+        kmeans.train(np.ascontiguousarray(pool.vectors), weights=np.ascontiguousarray(pool.weights, np.float32))
+        return _unit(kmeans.centroids)
     nearest = (pool.vectors @ taken.T).max(axis=1) if len(taken) else np.zeros(len(pool.vectors))
     order = np.lexsort((-pool.weights, nearest))  # least similar first, heavier first among equals
     return pool.vectors[order[: min(count, len(order))]].copy()
@@ -150,7 +174,7 @@ def soft_kmeans(
     if not setting.used or len(pool.vectors) == 0:
         return starts, np.empty((0, starts.shape[1]), np.float32)
     fixed = _unit(fixed).reshape(-1, starts.shape[1])
-    free = _free_starts(pool, setting.free_clusters, np.concatenate([starts, fixed]))
+    free = _free_starts(pool, setting.free_clusters, np.concatenate([starts, fixed]), setting.free_start)
     refined, n = starts, len(starts)
     for _ in range(setting.iterations):
         r = _responsibilities(pool, np.concatenate([refined, free, fixed]), setting)
@@ -158,7 +182,20 @@ def soft_kmeans(
         if len(free):
             free = _unit(r[:, n : n + len(free)].T @ pool.vectors + 1e-6 * free)
     blended = _unit((1 - setting.strength) * starts + setting.strength * refined)
-    return blended, free
+    return within_trust(starts, blended, setting.trust), free
+
+
+def within_trust(starts: np.ndarray, moved: np.ndarray, trust: float | None) -> np.ndarray:
+    """``moved`` pulled back along the way from ``starts`` where it ended less similar to its start than ``trust``:
+    a prototype moves as far as a typical image lies from its class mean, and no farther."""
+    if trust is None:
+        return moved
+    low, high = np.zeros(len(starts)), np.ones(len(starts))
+    for _ in range(12):  # bisection on the share of the way travelled
+        mid = (low + high) / 2
+        inside = (_unit(starts + mid[:, None] * (moved - starts)) * starts).sum(axis=1) >= trust
+        low, high = np.where(inside, mid, low), np.where(inside, high, mid)
+    return _unit(starts + low[:, None] * (moved - starts))
 
 
 def refine_prototypes(
@@ -209,11 +246,13 @@ def _accuracy(prototypes: np.ndarray, classes: np.ndarray, queries: np.ndarray, 
 
 def simulate(
     held_out: tuple[np.ndarray, np.ndarray], anchors: tuple[np.ndarray, np.ndarray], pool: PoolPoints,
-    settings: tuple[Refinement, ...], episodes: int = SIM_EPISODES, seed: int = SIM_SEED,
+    settings: tuple[Refinement, ...], class_mass: float | None, episodes: int = SIM_EPISODES, seed: int = SIM_SEED,
 ) -> np.ndarray:  # fmt: skip
     """Accuracy ``(episodes, 1 + len(settings))`` of one-shot episodes on held-out labelled images: the nearest
     support first, then each setting. The episode's classes lose their anchors: they play new classes, and every
-    other pool class one nobody named."""
+    other pool class one nobody named. Half of each class's other images join the pool, weighing ``class_mass``
+    images in all (a new class as present in the pool as a trained class was in training); None: they stay out,
+    as a class the pool never saw."""
     x, y = _unit(held_out[0]), np.asarray(held_out[1])
     counts = dict(zip(*np.unique(y, return_counts=True), strict=True))
     usable = np.array(sorted(c for c, n in counts.items() if n >= 3))
@@ -223,12 +262,20 @@ def simulate(
         classes = np.sort(rng.choice(usable, min(MAX_SIM_WAYS, len(usable)), replace=False))
         support, pooled, query = _episode(x, y, classes, rng)
         fixed = anchors[1][~np.isin(anchors[0], classes)]
-        joined = pool.joined(x[pooled])
+        weight = class_mass * len(classes) / max(len(pooled), 1) if class_mass else 0.0
+        joined = pool.joined(x[pooled], weight) if weight else pool
         scores[e, 0] = _accuracy(x[support], y[support], x[query], y[query])
         for j, setting in enumerate(settings):
             prototypes, _ = refine_prototypes(x[support], y[support], fixed, joined, setting)
             scores[e, 1 + j] = _accuracy(prototypes, y[support], x[query], y[query])
     return scores
+
+
+def _gains(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each setting's mean gain over the nearest support, and the lower end of its paired 95% interval."""
+    gains = scores[:, 1:] - scores[:, :1]
+    means = gains.mean(axis=0)
+    return means, means - 1.96 * gains.std(axis=0, ddof=1) / math.sqrt(len(gains))
 
 
 def usable_classes(labels: np.ndarray) -> int:
@@ -239,35 +286,50 @@ def usable_classes(labels: np.ndarray) -> int:
 
 def choose_refinement(
     held_out: tuple[np.ndarray, np.ndarray], anchors: tuple[np.ndarray, np.ndarray], pool: PoolPoints,
-    what: str, settings: tuple[Refinement, ...] = GRID, episodes: int = SIM_EPISODES,
+    what: str, class_mass: float, settings: tuple[Refinement, ...] | None = None, episodes: int = SIM_EPISODES,
 ) -> PoolDecision:  # fmt: skip
-    """The setting of ``settings`` with the best simulated accuracy, if it does not lose to the nearest support
-    (its paired 95% interval's lower end at most half a point under); else :data:`OFF`. ``what`` names the
-    held-out images in the reason."""
+    """The setting (of ``settings``, :data:`GRID` by default) with the best expected gain over the nearest support
+    at even odds that a new class is in the pool (:func:`simulate` with the new classes present at ``class_mass``
+    images each, and absent), among those that do not lose where it is present (the paired 95% interval's lower
+    end at most :data:`LOSS_TOLERANCE` under); :data:`OFF` if none gains. ``what`` names the held-out images."""
     if usable_classes(held_out[1]) < 2:
         reason = f"not used: {what} hold fewer than 2 classes of 3 images or more, so the pool cannot be checked"
         return PoolDecision(OFF, reason, {"episodes": 0})
-    scores = simulate(held_out, anchors, pool, settings, episodes)
-    gains = scores[:, 1:] - scores[:, :1]
-    means = gains.mean(axis=0)
-    lows = means - 1.96 * gains.std(axis=0, ddof=1) / math.sqrt(len(gains))
-    best = int(np.argmax(means))
+    settings = settings if settings is not None else settings_for(held_out)
+    present = simulate(held_out, anchors, pool, settings, class_mass, episodes)
+    absent = simulate(held_out, anchors, pool, settings, None, episodes)
+    (means, lows), (absent_means, _) = _gains(present), _gains(absent)
+    expected = (means + absent_means) / 2
+    safe = (lows >= -LOSS_TOLERANCE) & (expected > 0)
     evidence = {
-        "episodes": len(scores),
+        "episodes": len(present),
         "ways": int(min(MAX_SIM_WAYS, usable_classes(held_out[1]))),
         "on": what,
-        "nearest_support": float(scores[:, 0].mean()),
+        "class_mass": float(class_mass),
+        "nearest_support": float(present[:, 0].mean()),
         "settings": [
-            {**s.as_dict(), "accuracy": float(scores[:, 1 + j].mean()), "gain_low": float(lows[j])}
+            {
+                **s.as_dict(),
+                "accuracy": float(present[:, 1 + j].mean()),
+                "gain_low": float(lows[j]),
+                "absent_gain": float(absent_means[j]),
+                "expected_gain": float(expected[j]),
+            }
             for j, s in enumerate(settings)
-        ],
+        ],  # fmt: skip
     }
     head = (
         f"on {evidence['episodes']} simulated {evidence['ways']}-way 1-shot episodes of {what}, the nearest "
-        f"support scores {scores[:, 0].mean():.1%}"
+        f"support scores {present[:, 0].mean():.1%}"
     )
-    top = scores[:, 1 + best].mean()
-    if means[best] < 0 or lows[best] < -0.005:
-        return PoolDecision(OFF, f"not used: {head}, and no setting beats it ({top:.1%} at best)", evidence)
-    chosen = settings[best]
-    return PoolDecision(chosen, f"used: {head}; {chosen.describe()} scores {top:.1%}", evidence)
+    if not safe.any():
+        best = int(np.argmax(expected))
+        gains = (
+            f"{100 * means[best]:+.1f} points with the new class in the pool, {100 * absent_means[best]:+.1f} without"
+        )
+        return PoolDecision(OFF, f"not used: {head}, and no setting gains on both ({gains} at best)", evidence)
+    best = int(np.flatnonzero(safe)[np.argmax(expected[safe])])
+    chosen, gains = settings[best], f"{100 * means[best]:+.1f} points with the new class in the pool"
+    return PoolDecision(
+        chosen, f"used: {head}; {chosen.describe()}: {gains}, {100 * absent_means[best]:+.1f} without", evidence
+    )

@@ -28,7 +28,7 @@ from embedder.data.dataset import Dataset
 from embedder.data.pool import pool_rows
 from embedder.data.sampling import validation_split
 from embedder.errors import RunError
-from embedder.fewshot.classifiers import make_classifier
+from embedder.fewshot.classifiers import FewShotClassifier, make_classifier
 from embedder.fewshot.openset import Calibration, CalibrationImages, calibrate
 from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Embedder
@@ -110,15 +110,18 @@ def calibrate_index(
     support_rows: np.ndarray,
     log: Callable[[str], None] = print,
     impostors: dict[str, torch.Tensor] | None = None,
+    classifier: FewShotClassifier | None = None,
 ) -> Calibration | None:
     """The open-set rule for ``config.far`` from the held-out images (and ``impostors``, groups of images of no
-    indexed class); None (and a note) when there are none."""
+    indexed class), as ``classifier`` decides (the run's: ``config.method`` over ``index`` by default); None (and
+    a note) when there are none."""
     images, held_out, others = calibration_images(embedder, dataset, config, support_rows, index.classes, impostors)
     if len(held_out) == 0:
         why = "val_fraction 0" if config.classes else "no labelled classes"
         log(f"no held-out images ({why}): the run has no open-set threshold")
         return None
-    calibration = calibrate(make_classifier(config.method, index=index), images, config.far)
+    classifier = classifier if classifier is not None else make_classifier(config.method, index=index)
+    calibration = calibrate(classifier, images, config.far)
     untrained = len(set(images.labels[len(held_out) :].tolist()))
     user = sum(len(e) for e in images.user.values())
     log(
@@ -163,7 +166,8 @@ def recalibrate(
         config = TrainConfig(**{**options, "far": far, "method": run.metadata["index"]["method"]})
         support_rows = np.asarray(run.metadata["index"].get("support_rows", []), dtype=np.int64)
         dataset = run.load_dataset(data_dir)
-        calibration = calibrate_index(run.embedder, run.index, dataset, config, support_rows, log, user)
+        classifier = run.classifier()  # what predict decides with: the pool's prototypes too
+        calibration = calibrate_index(run.embedder, run.index, dataset, config, support_rows, log, user, classifier)
         if calibration is None:
             raise RunError(f"{run_dir} was trained with no held-out images (val_fraction 0): nothing to calibrate on")
         metadata = copy.deepcopy(run.metadata)

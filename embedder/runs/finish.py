@@ -16,13 +16,16 @@ import torch
 
 from embedder.config import TrainConfig
 from embedder.data.dataset import Dataset
+from embedder.data.pool import Pool
+from embedder.fewshot.classifiers import make_classifier
 from embedder.index.build import build_support_index
 from embedder.index.supports import describe_rule
 from embedder.models.embedder import Embedder
 from embedder.runs.calibration import calibrate_index
 from embedder.runs.enrolment import training_records
+from embedder.runs.pool import describe_pool, pool_commit
 from embedder.runs.run import run_files
-from embedder.runs.store import RunDir
+from embedder.runs.store import RunDir, sha256
 from embedder.version import __version__
 
 
@@ -34,6 +37,7 @@ class FinishedTraining:
     images: torch.Tensor  # the training classes' training images (the held-out ones apart)
     held_out: np.ndarray  # train-split rows kept for the open-set threshold
     training: dict[str, Any]  # normalization, device, processes, steps_per_epoch, curve, train_seconds, held_out
+    pool: Pool | None = None  # the unlabelled pool it trained beside: kept for inference (embedder.runs.pool)
 
 
 def finish_run(store: RunDir, done: FinishedTraining, fresh: bool, log: Callable[[str], None]) -> dict[str, Any]:
@@ -44,9 +48,20 @@ def finish_run(store: RunDir, done: FinishedTraining, fresh: bool, log: Callable
     )
     metadata = run_metadata(done, index.describe(), support_rows)
     metadata["index"]["classes"] = training_records(index, done.dataset.class_names)
-    calibration = calibrate_index(done.embedder, index, done.dataset, done.config, support_rows, log)
+    files = run_files(done.embedder, index)
+    classifier = None
+    if done.pool is not None:  # a pooled run decides with its pool from the start, calibrated as it decides
+        extra, metadata, built = pool_commit(
+            done.embedder, done.dataset, done.config, done.pool, support_rows, metadata, sha256(files["model"])
+        )
+        files.update(extra)
+        classifier = make_classifier("pool", done.embedder, index, **built.classifier_options())
+        log(describe_pool(metadata["pool"]))
+    calibration = calibrate_index(
+        done.embedder, index, done.dataset, done.config, support_rows, log, classifier=classifier
+    )
     metadata["open_set"] = calibration.as_dict() if calibration else None
-    store.commit(run_files(done.embedder, index), run=metadata, fresh=fresh)
+    store.commit(files, run=metadata, fresh=fresh)
     return metadata
 
 

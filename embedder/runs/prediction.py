@@ -30,6 +30,13 @@ class Neighbour:
     distance: float
 
 
+DECIDED_BY = {
+    "nn": "its nearest support",
+    "prototype": "its class mean",
+    "pool": "its nearest support or pool-refined prototype",
+}
+
+
 @dataclass(frozen=True)
 class Prediction:
     image: str
@@ -40,6 +47,7 @@ class Prediction:
     threshold: float | None  # its nearest class's threshold; None: nothing is rejected
     confidence: float | None  # 1 - the calibrated false-accept rate at this distance; None without calibration
     neighbours: list[Neighbour]  # the k nearest supports
+    decided_by: str = "its nearest support"  # what ``distance`` is measured to, in words (the run's method)
 
     @property
     def known(self) -> bool:
@@ -51,7 +59,7 @@ class Prediction:
     def __str__(self) -> str:
         if self.known:
             confidence = "" if self.confidence is None else f", confidence {100 * self.confidence:.1f}%"
-            head = f"{self.image}: {self.name} ({self.distance:.2f} from its nearest support{confidence})"
+            head = f"{self.image}: {self.name} ({self.distance:.2f} from {self.decided_by}{confidence})"
         else:
             head = (
                 f"{self.image}: unknown (nearest {self.nearest} at {self.distance:.2f}, threshold {self.threshold:.2f})"
@@ -123,6 +131,7 @@ def predict(
                 None if limit is None else float(thresholds[i]),
                 confidence,
                 neighbours,
+                DECIDED_BY.get(run.method, DECIDED_BY["nn"]),
             )  # fmt: skip
         )
     return predictions

@@ -19,12 +19,13 @@ import torch
 from embedder.config import DEFAULT_RUN_DIR
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
-from embedder.errors import RunError
+from embedder.errors import ConfigError, RunError
 from embedder.fewshot.classifiers import FewShotClassifier, make_classifier
 from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Centering, Embedder
 from embedder.models.network import EmbeddingNet
 from embedder.runs.index_files import read_index
+from embedder.runs.pool import POOL_METHOD, RunPool, read_pool
 from embedder.runs.store import MANIFEST_FILE, RunDir, StaleManifest, state_to_bytes
 
 RUN_FILES = ("model", "centering", "index")  # committed together when a training completes
@@ -63,6 +64,7 @@ class Run:
     embedder: Embedder
     index: SupportIndex
     manifest: dict[str, Any]  # run.json as it was read: its file table names the run's other files
+    pool: RunPool | None = None  # the unlabelled pool inference uses (embedder.runs.pool), if the run has one
 
     @property
     def trained_classes(self) -> list[int]:
@@ -104,7 +106,8 @@ class Run:
             raise RunError(f"{index_path} holds {index.dim}-d vectors but the model embeds to {model.embedding_dim}-d")
         index.place(str(device))  # searches on the GPU where faiss-gpu allows it; logs a line where it does not
         embedder = Embedder(model.eval(), *normalization, centering=centering, device=device)
-        return cls(store.path, meta, embedder, index, manifest)
+        pool = read_pool(store, manifest, meta, model.embedding_dim)
+        return cls(store.path, meta, embedder, index, manifest, pool)
 
     def class_name(self, label: int) -> str:
         """The name of class ``label`` (``class_names[label]`` in the metadata; the label itself if it has none)."""
@@ -115,9 +118,23 @@ class Run:
         """Whether the run holds a file for ``role`` (``"adder"``, ``"checkpoint"``...)."""
         return role in self.manifest["files"]
 
+    @property
+    def method(self) -> str:
+        """The run's default method: ``pool`` once the run has a pool (:mod:`embedder.runs.pool`)."""
+        return self.metadata["index"]["method"]
+
+    def classifier_options(self, method: str) -> dict[str, Any]:
+        """What ``method``'s classifier takes from the run beyond its supports: the pool, for ``pool``."""
+        if method != POOL_METHOD:
+            return {}
+        if self.pool is None:
+            raise ConfigError("method", f"{{method}} pool: {self.path} has no pool (`embed pool rest|PATH` gives one)")
+        return self.pool.classifier_options()
+
     def classifier(self, method: str | None = None) -> FewShotClassifier:
         """A classifier over this run's saved supports (what ``adder predict`` uses); the run's method by default."""
-        return make_classifier(method or self.metadata["index"]["method"], self.embedder, self.index)
+        method = method or self.method
+        return make_classifier(method, self.embedder, self.index, **self.classifier_options(method))
 
     def load_dataset(self, data_dir: str | os.PathLike | None = None) -> Dataset:
         """The dataset this run was trained on, from ``data_dir``, else from where training read it."""

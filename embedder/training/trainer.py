@@ -585,7 +585,8 @@ class _Training:
             "held_out": held_out,
             "unlabelled": self._pool_summary(),
         }
-        finished = FinishedTraining(embedder, self.dataset, self.config, self.images, self.val_rows, training)
+        done = (embedder, self.dataset, self.config, self.images, self.val_rows, training, self.pool)
+        finished = FinishedTraining(*done)
         metadata = finish_run(self.store, finished, fresh=self.fresh, log=self.log)
         if held_out is not None:
             self.log(held_out_line(held_out))
