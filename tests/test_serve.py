@@ -211,9 +211,30 @@ def test_health_run_classes_docs_and_the_page(server, digits_run):
     )
     page = http.get(server.url + "/")
     assert page.status_code == 200 and '<canvas id="pad"' in page.text
+    assert http.get(server.url + "/pool").json() == {"pool": None, "reason": None, "clusters": []}  # none given
     for asset in ("app.js", "style.css"):
         text = http.get(f"{server.url}/static/{asset}").text
         assert text and "http://" not in text and "https://" not in text  # no CDN: it works offline
+
+
+def test_the_pool_page_shows_unclaimed_clusters_and_names_one(digits_run, tmp_path):
+    from embedder.runs.pool import set_pool
+    from embedder.runs.unclaimed import unclaimed_clusters
+
+    run_dir = copy_run(digits_run, tmp_path)
+    set_pool(run_dir, "rest", log=lambda _: None)
+    with serving(run_dir) as s:
+        pool = http.get(s.url + "/pool").json()
+        want = unclaimed_clusters(Run.load(run_dir))
+        assert pool["clusters"] == [{"images": c.images, "ids": c.ids} for c in want] and pool["reason"]
+        first = pool["clusters"][0]["ids"][0]
+        picture = http.get(f"{s.url}/pool/images/{first}")
+        assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+        assert http.get(f"{s.url}/pool/images/999999").status_code == 404
+        named = http.post(f"{s.url}/pool/images/{first}", data={"name": "found"})
+        assert named.status_code == 200 and named.json()["name"] == "found", named.text
+        assert "found" in [c["name"] for c in http.get(s.url + "/classes").json()]
+        assert 'id="pool-card"' in http.get(s.url + "/").text
 
 
 def test_docs_are_swagger_ui_from_this_server_never_a_cdn(server):

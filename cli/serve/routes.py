@@ -231,3 +231,56 @@ async def add(
         return [p.as_dict() for p in sums]
 
     return await run_in_threadpool(work)
+
+
+@router.get("/pool", summary="The run's pool (embed pool) and its clusters no class claims (embed report)")
+def pool(request: Request) -> dict[str, Any]:
+    s = state(request)
+
+    def make(run) -> dict[str, Any]:
+        from embedder.runs.unclaimed import unclaimed_clusters
+
+        if run.pool is None:
+            return {"pool": None, "reason": None, "clusters": []}
+        entry = run.metadata.get("pool") or {}
+        clusters = [{"images": c.images, "ids": c.ids} for c in unclaimed_clusters(run)]
+        return {"pool": entry.get("description"), "reason": entry["decision"]["reason"], "clusters": clusters}
+
+    return s.cached("pool", make)
+
+
+def _pool_image(s: RunState, i: int) -> np.ndarray:
+    run = s.run()
+    if run.pool is None:
+        raise ApiError(404, None, f"{run.path} has no pool: `embed pool rest|PATH` gives it one")
+    if not 0 <= i < len(run.pool.thumbnails):
+        raise ApiError(404, "i", f"the pool has images 0-{len(run.pool.thumbnails) - 1}; there is no {i}")
+    return run.pool.thumbnails[i]
+
+
+@router.get("/pool/images/{i}", summary="Pool image i (as the clusters name them), as a PNG")
+def pool_image(request: Request, i: int) -> Response:
+    return Response(_png(_pool_image(state(request), i)), media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+@router.post("/pool/images/{i}", summary="Enrol pool image i under a class name (embed enroll --pool-image)")
+async def name_pool_image(request: Request, i: int, name: Annotated[str, Form()]) -> dict[str, Any]:
+    try:
+        check_label(name, "name")
+    except TripletshotError as exc:
+        raise from_library(exc) from None
+    s = state(request)
+
+    def work() -> dict[str, Any]:
+        import torch
+
+        from embedder import enrol as enrol_images
+
+        image = _pool_image(s, i)
+        stacked = torch.from_numpy(image[None].copy())
+        enrolled = s.write(lambda: enrol_images(s.run_dir, {name: stacked}, s.device))[0]
+        keep = stacked.numpy()
+        _aside(s, lambda: thumbnails.add_thumbnails(s.run_dir, name, enrolled.added, keep), f"thumbnails of {name!r}")
+        return enrolled.as_dict()
+
+    return await run_in_threadpool(work)

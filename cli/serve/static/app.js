@@ -184,6 +184,45 @@ async function loadClasses() {
   }));
 }
 
+// --- the pool's clusters that no class claims: name one image to enrol its class ---
+async function namePoolImage(id) {
+  const name = prompt("Name the class of pool image " + id);
+  if (!name || !name.trim()) return;
+  const form = new FormData();
+  form.append("name", name.trim());
+  try {
+    const enrolled = await call("POST", "/pool/images/" + id, form);
+    say("enrolled pool image " + id + " as " + enrolled.name);
+    await loadClasses();
+    await loadPool();
+  } catch (error) { say(error.message, true); }
+}
+
+async function loadPool() {
+  const pool = await call("GET", "/pool");
+  $("pool-card").hidden = pool.pool === null;
+  if (pool.pool === null) return;
+  $("pool-info").textContent = pool.pool + ". " + (pool.clusters.length ?
+    "What the run would call unknown, largest first; click an image to name its class." : "Every image is claimed.");
+  $("pool-clusters").replaceChildren(...pool.clusters.map((cluster) => {
+    const row = document.createElement("div");
+    row.className = "strip";
+    const size = document.createElement("span");
+    size.className = "muted";
+    size.textContent = "about " + cluster.images + " images";
+    row.append(size, ...cluster.ids.map((id) => {
+      const image = document.createElement("img");
+      image.src = "/pool/images/" + id;
+      image.alt = "pool image " + id;
+      image.title = "name the class of pool image " + id;
+      image.dataset.poolId = id;
+      image.addEventListener("click", () => namePoolImage(id));
+      return image;
+    }));
+    return row;
+  }));
+}
+
 async function loadRun() {
   try {
     runInfo = await call("GET", "/run");
@@ -193,6 +232,7 @@ async function loadRun() {
     $("sum-box").hidden = !runInfo.adds;
     $("token-row").hidden = !(runInfo.auth.writes || runInfo.auth.reads);
     await loadClasses();
+    await loadPool();
   } catch (error) { say(error.message, true); $("token-row").hidden = false; }
 }
 
