@@ -40,7 +40,15 @@ from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
 from embedder.data.sampling import split_validation
 from embedder.evaluation.episodes import evaluate_episodes
-from embedder.fewshot.pool import PoolPoints, Refinement, choose_refinement, settings_for, summarise_pool
+from embedder.fewshot.pool import (
+    GRID,
+    SCREENED,
+    PoolPoints,
+    Refinement,
+    choose_refinement,
+    settings_for,
+    summarise_pool,
+)
 from embedder.runs.run import Run
 from embedder.training.trainer import train
 
@@ -135,7 +143,7 @@ def screen_split(data: Dataset, args: argparse.Namespace, trained: list[int], fo
     sx, sy, qx, qy = tx[support_rows], ty[support_rows], qx_all[query_rows], qy_all[query_rows]
     anchors = anchors_of(tx, ty, trained)
     held = held_out_rows(data, run)
-    grid = settings_for((tx[held], ty[held]))
+    grid = settings_for((tx[held], ty[held]), GRID + (SCREENED,))
     rest = summarise_pool(tx[np.isin(ty, unseen)])
     scenarios = {"rest": (rest, unseen)}
     if not folder:

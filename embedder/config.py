@@ -18,7 +18,7 @@ from embedder.index.spec import DEFAULT_CENTROIDS, INDEX_KINDS, IndexRule, Index
 
 DEFAULT_RUN_DIR = "runs/latest"
 LOSSES = ("auto", "triplet", "contrast")  # embedder.losses.make_loss; auto: embedder.training.policies.loss_for
-# --unlabelled: no pool, the train split's images of every class not trained on (labels never read), or a folder.
+# --unlabelled: no pool, the train split's images of every class not trained on (chosen by label), or a folder.
 NO_LABELS_NEED_A_POOL = "{classes} none trains on no labels: give a pool, {unlabelled} rest or a folder"
 POOL_AUGMENT = 2.0  # the default augmentation strength beside a pool, on a few classes of strokes (docs/results.md)
 MAX_EPOCHS = 100_000  # a bound that no real training reaches, so that a typo is refused, not estimated in years
@@ -97,8 +97,9 @@ class TrainConfig:
     unlabelled: str | None = _option(
         None,
         "Unlabelled pool, trained on by instance contrast of two views: none, rest (the train split's images of "
-        "the classes outside {classes} and the validation classes, labels never read), or a folder of images in "
-        f"any nesting [default: none; for folder:PATH, PATH/{POOL_FOLDER}/ if it exists].",
+        "the classes outside {classes} and the validation classes: their labels choose them, nothing else reads "
+        f"them), or a folder of images in any nesting [default: none; for folder:PATH, PATH/{POOL_FOLDER}/ if it "
+        "exists].",
         type=str,
     )
     unlabelled_weight: float = _option(1.0, "Weight of the pool's contrast next to the labelled objective.")
@@ -139,7 +140,12 @@ class TrainConfig:
         "Centroids per class in the default index: k-means of the embeddings of all the class's labelled train-split "
         "images (held-out ones aside), for unseen classes too.",
     )
-    method: str = _option("nn", "Nearest support (nn), or nearest class mean (prototype).", choices=METHODS)
+    method: str = _option(
+        "nn",
+        "Nearest support (nn), nearest class mean (prototype), or pool: prototypes refined over the run's pool "
+        "(embed pool; a pooled training's own pool makes it the run's method).",
+        choices=METHODS,
+    )
     device: str = _option("auto", "auto (CUDA if available), cpu, cuda or cuda:N.")
     index: str = _option("flat", "faiss index of the supports: exact (flat) or approximate.", choices=INDEX_KINDS)
     index_dim: int | None = _option(None, "Shrink embeddings to this many dimensions by PCA in the index.", type=int)
@@ -250,7 +256,7 @@ class EvalConfig:
     shots: int = _option(1, "K of the episodic N-way K-shot evaluation.")
     episodes: int = _option(200, "Random support draws.")
     seed: int = _option(0, "Seed of the support draws.")
-    method: str | None = _option(None, "nn or prototype [default: the run's].", choices=METHODS)
+    method: str | None = _option(None, "nn, prototype or pool [default: the run's].", choices=METHODS)
     open_set: bool = _option(
         False,
         "Also leave each unseen class out of the index in turn: AUROC of known vs unknown, and accuracy at "

@@ -66,7 +66,7 @@ def train_command(ctx: click.Context, resume: bool, force: bool, quiet: bool, **
       embed train --dataset digits --classes 0-4 --epochs 10
       embed train --dataset fashion-mnist --classes 'T-shirt/top,Trouser,Pullover'
       embed train --dataset folder:my_symbols --classes all
-      embed train --classes 0,1,2 --unlabelled rest   # and MNIST's other train images, labels unread
+      embed train --classes 0,1,2 --unlabelled rest   # and MNIST's other train images (chosen by label)
       embed train --dataset folder:glyphs --classes all --val-classes 0   # train on every class
       embed train --classes 0,1,2 --device cuda      # MNIST
       embed train --resume                            # after Ctrl-C

@@ -266,6 +266,9 @@ def _dataset_for(
     pool = load_pool(config, dataset, processes=distributed.local_processes())  # each holds a copy
     if pool is None and not config.classes:
         raise ConfigError("classes", NO_LABELS_NEED_A_POOL)
+    if pool is None and config.method == "pool":
+        needs = "{method} pool needs a pool: {unlabelled} rest|PATH, or `embed pool` after training"
+        raise ConfigError("method", needs)
     for warning in pool.warnings if pool is not None else []:
         log(f"warning: {warning}")
     return policies.resolve(config, pool is not None, dataset), dataset, pool
