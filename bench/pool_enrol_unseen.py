@@ -48,7 +48,7 @@ def main() -> None:
         index = SupportIndex.from_bytes(run.index.to_bytes())
         index.add(sx[chosen], sy[chosen])
         for j, method in enumerate(("nn", "pool")):
-            classifier = make_classifier(method, run.embedder, index, **run.classifier_options(method))
+            classifier = make_classifier(method, run.embedder, index, **run.classifier_options(method, supports=True))
             scores[e, j] = float((classifier.predict_embeddings(qx)[0] == qy).mean())
     gain = scores[:, 1] - scores[:, 0]
     half = 1.96 * gain.std(ddof=1) / math.sqrt(len(gain))

@@ -37,11 +37,12 @@ if TYPE_CHECKING:  # what editors and type checkers see; at run time each name l
     )
     from embedder.evaluation.episodes import evaluate_episodes, evaluate_run
     from embedder.evaluation.report import write_report
-    from embedder.fewshot.classifiers import CLASSIFIERS, FewShotClassifier, NearestNeighbor, Prototype
+    from embedder.fewshot.classifiers import CLASSIFIERS, FewShotClassifier, NearestNeighbor, PoolRefined, Prototype
     from embedder.index.support_index import SupportIndex
     from embedder.models.embedder import Centering, Embedder
     from embedder.models.network import EmbeddingNet
     from embedder.runs.enrolment import enrol, forget, indexed_classes
+    from embedder.runs.pool import set_pool
     from embedder.runs.prediction import predict
     from embedder.runs.run import Run
     from embedder.training.devices import resolve_device
@@ -73,6 +74,8 @@ _EXPORTS = {
     "FewShotClassifier": ".fewshot.classifiers",
     "NearestNeighbor": ".fewshot.classifiers",
     "Prototype": ".fewshot.classifiers",
+    "PoolRefined": ".fewshot.classifiers",
+    "set_pool": ".runs.pool",
     "CLASSIFIERS": ".fewshot.classifiers",
     "Run": ".runs.run",
     "TrainConfig": ".config",
@@ -113,6 +116,7 @@ __all__ = [
     "FewShotClassifier",
     "NearestNeighbor",
     "Prototype",
+    "PoolRefined",
     "CLASSIFIERS",
     "Run",
     "TrainConfig",
@@ -124,6 +128,7 @@ __all__ = [
     "load_image",
     "enrol",
     "forget",
+    "set_pool",
     "indexed_classes",
     "predict",
     "PredictConfig",

@@ -1,5 +1,6 @@
-"""Few-shot: ``FewShotClassifier(nn.Module)`` and its methods (``NearestNeighbor``, ``Prototype``), the open-set
-rule (``Calibration``), and N-way 1-shot episodes drawn once to score any features on (``FixedEpisodes``).
+"""Few-shot: ``FewShotClassifier(nn.Module)`` and its methods (``NearestNeighbor``, ``Prototype``, and
+``PoolRefined`` over an unlabelled pool), the open-set rule (``Calibration``), and N-way 1-shot episodes drawn once
+to score any features on (``FixedEpisodes``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ _EXPORTS = {
     "FewShotClassifier": ".classifiers",
     "NearestNeighbor": ".classifiers",
     "Prototype": ".classifiers",
+    "PoolRefined": ".classifiers",
+    "Refinement": ".pool",
+    "summarise_pool": ".pool",
     "CLASSIFIERS": ".classifiers",
     "make_classifier": ".classifiers",
     "Calibration": ".openset",

@@ -16,7 +16,7 @@ call. One small subclass per method, each defining :meth:`FewShotClassifier.scor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -188,9 +188,10 @@ class PoolRefined(FewShotClassifier):
     """Prototypes refined over an unlabelled pool (:mod:`embedder.fewshot.pool`): transductive, beside the
     inductive methods, as easyfsl keeps its soft k-means beside its prototypes.
 
-    A class with at most ``refine_shots`` supports is decided by one prototype: its anchor if it has one (a class
-    the run trained on, by the mean of its labelled images), else its supports' mean refined over ``pool`` by
-    ``setting``. A class with more supports is decided by its supports, as :class:`NearestNeighbor` decides. The
+    A class with at most ``refine_shots`` supports, and not ``settled`` (a class whose supports already summarise
+    many labelled images, as a run's k-means centroids do), is decided by one prototype: its anchor if it has one
+    (a class the run trained on, by the mean of its labelled images), else its supports' mean refined over
+    ``pool`` by ``setting``. Any other class is decided by its supports, as :class:`NearestNeighbor` decides. The
     anchors and the many-shot supports stay fixed and take their own pool mass. With no pool, or a ``setting``
     that does not use it (the run's check found it lost), this is :class:`NearestNeighbor` exactly.
     """
@@ -203,8 +204,9 @@ class PoolRefined(FewShotClassifier):
         anchors: tuple[np.ndarray, np.ndarray] | None = None,
         setting: Refinement = Refinement(),
         refine_shots: int = REFINE_SHOTS,
+        settled: Sequence[int] = (),
     ) -> None:
-        self.pool, self.setting, self.refine_shots = pool, setting, refine_shots
+        self.pool, self.setting, self.refine_shots, self.settled = pool, setting, refine_shots, np.asarray(settled)
         dim = embedder.dim if embedder is not None else index.dim  # type: ignore[union-attr]
         self.anchors = anchors if anchors is not None else (np.empty(0, np.int64), np.empty((0, dim), np.float32))
         super().__init__(embedder, index)
@@ -217,7 +219,7 @@ class PoolRefined(FewShotClassifier):
         """The vectors that decide, with their labels: prototypes of the few-shot classes, supports of the rest."""
         vectors, labels = self.index.vectors(), self.index.labels
         classes, shots = np.unique(labels, return_counts=True)
-        few = classes[shots <= self.refine_shots]
+        few = classes[(shots <= self.refine_shots) & ~np.isin(classes, self.settled)]
         anchored = few[np.isin(few, self.anchors[0])]
         refined = few[~np.isin(few, self.anchors[0])]
         many = ~np.isin(labels, few)

@@ -23,7 +23,7 @@ from embedder.index.supports import describe_rule
 from embedder.models.embedder import Embedder
 from embedder.runs.calibration import calibrate_index
 from embedder.runs.enrolment import training_records
-from embedder.runs.pool import describe_pool, pool_commit
+from embedder.runs.pool import describe_pool, pool_commit, settled_classes
 from embedder.runs.run import run_files
 from embedder.runs.store import RunDir, sha256
 from embedder.version import __version__
@@ -55,7 +55,8 @@ def finish_run(store: RunDir, done: FinishedTraining, fresh: bool, log: Callable
             done.embedder, done.dataset, done.config, done.pool, support_rows, metadata, sha256(files["model"])
         )
         files.update(extra)
-        classifier = make_classifier("pool", done.embedder, index, **built.classifier_options())
+        options = built.classifier_options(settled_classes(metadata))
+        classifier = make_classifier("pool", done.embedder, index, **options)
         log(describe_pool(metadata["pool"]))
     calibration = calibrate_index(
         done.embedder, index, done.dataset, done.config, support_rows, log, classifier=classifier

@@ -46,9 +46,11 @@ class RunPool:
     thumbnails: np.ndarray  # uint8 (points, 28, 28): the pool image nearest each point
     decision: PoolDecision
 
-    def classifier_options(self) -> dict[str, Any]:
-        """What :class:`~embedder.fewshot.classifiers.PoolRefined` takes from the run."""
-        return {"pool": self.points, "anchors": self.anchors, "setting": self.decision.setting}
+    def classifier_options(self, settled: list[int] | None = None) -> dict[str, Any]:
+        """What :class:`~embedder.fewshot.classifiers.PoolRefined` takes from the run (``settled``: its classes
+        that stand as they were indexed, :func:`settled_classes`)."""
+        options = {"pool": self.points, "anchors": self.anchors, "setting": self.decision.setting}
+        return {**options, "settled": settled or []}
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -71,6 +73,15 @@ class RunPool:
                 return cls(points, (f["anchor_labels"], f["anchor_vectors"]), f["thumbnails"], decision)
         except (OSError, ValueError, KeyError) as exc:
             raise RunError(f"{source} is damaged: {exc}") from None
+
+
+def settled_classes(metadata: dict[str, Any]) -> list[int]:
+    """The classes a training indexed by k-means centroids of all their labelled images: refining those over a
+    pool would put one prototype in place of many images' summary, so they stand as they are."""
+    index = metadata.get("index", {})
+    if index.get("shots") or not index.get("centroids"):
+        return []
+    return [int(r["label"]) for r in index.get("classes", []) if r.get("origin") == "training"]
 
 
 def read_pool(store: RunDir, manifest: dict[str, Any], metadata: dict[str, Any], dim: int) -> RunPool | None:
@@ -226,7 +237,8 @@ def _refit(
 
     if not metadata.get("open_set"):
         return metadata.get("open_set")
-    method, options = metadata["index"]["method"], built.classifier_options() if built is not None else {}
+    method = metadata["index"]["method"]
+    options = built.classifier_options(settled_classes(metadata)) if built is not None else {}
     classifier = make_classifier(method, run.embedder, run.index, **options)
     far = metadata["open_set"].get("far", config.far)
     fitted = calibrate_index(run.embedder, run.index, dataset, replace(config, far=far), support_rows, log,

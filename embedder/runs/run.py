@@ -25,7 +25,7 @@ from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Centering, Embedder
 from embedder.models.network import EmbeddingNet
 from embedder.runs.index_files import read_index
-from embedder.runs.pool import POOL_METHOD, RunPool, read_pool
+from embedder.runs.pool import POOL_METHOD, RunPool, read_pool, settled_classes
 from embedder.runs.store import MANIFEST_FILE, RunDir, StaleManifest, state_to_bytes
 
 RUN_FILES = ("model", "centering", "index")  # committed together when a training completes
@@ -123,18 +123,19 @@ class Run:
         """The run's default method: ``pool`` once the run has a pool (:mod:`embedder.runs.pool`)."""
         return self.metadata["index"]["method"]
 
-    def classifier_options(self, method: str) -> dict[str, Any]:
-        """What ``method``'s classifier takes from the run beyond its supports: the pool, for ``pool``."""
+    def classifier_options(self, method: str, supports: bool = False) -> dict[str, Any]:
+        """What ``method``'s classifier takes from the run: the pool, for ``pool``; with ``supports``, which of the
+        run's indexed classes stand as they are (:func:`~embedder.runs.pool.settled_classes`)."""
         if method != POOL_METHOD:
             return {}
         if self.pool is None:
             raise ConfigError("method", f"{{method}} pool: {self.path} has no pool (`embed pool rest|PATH` gives one)")
-        return self.pool.classifier_options()
+        return self.pool.classifier_options(settled_classes(self.metadata) if supports else None)
 
     def classifier(self, method: str | None = None) -> FewShotClassifier:
         """A classifier over this run's saved supports (what ``adder predict`` uses); the run's method by default."""
         method = method or self.method
-        return make_classifier(method, self.embedder, self.index, **self.classifier_options(method))
+        return make_classifier(method, self.embedder, self.index, **self.classifier_options(method, supports=True))
 
     def load_dataset(self, data_dir: str | os.PathLike | None = None) -> Dataset:
         """The dataset this run was trained on, from ``data_dir``, else from where training read it."""
