@@ -16,7 +16,7 @@ from embedder.data.dataset import Dataset
 from embedder.evaluation.episodes import evaluate_episodes
 from embedder.fewshot.classifiers import NearestNeighbor, PoolRefined
 from embedder.fewshot.pool import OFF, PoolPoints, Refinement, choose_refinement, summarise_pool
-from embedder.runs.pool import ROLE
+from embedder.runs.pool_files import ROLE
 from embedder.runs.run import Run
 from tests.runfiles import manifest, replace_and_resign, run_file, snapshot
 from tests.test_enrolment import draw, run_cli

@@ -23,7 +23,8 @@ from embedder.index.supports import describe_rule
 from embedder.models.embedder import Embedder
 from embedder.runs.calibration import calibrate_index
 from embedder.runs.enrolment import training_records
-from embedder.runs.pool import describe_pool, pool_commit, settled_classes
+from embedder.runs.pool import describe_pool, pool_commit
+from embedder.runs.pool_files import settled_classes
 from embedder.runs.run import run_files
 from embedder.runs.store import RunDir, sha256
 from embedder.version import __version__

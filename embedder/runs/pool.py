@@ -1,21 +1,18 @@
-"""A run's unlabelled pool at inference: what ``embed pool`` gives a run, what a pooled training keeps, and what
-the run's classifier reads (:class:`embedder.fewshot.classifiers.PoolRefined`).
+"""A run's unlabelled pool at inference: ``embed pool`` (:func:`set_pool`), what a pooled training keeps
+(:func:`pool_commit`), and the check that decides how the run's classifier uses it
+(:func:`embedder.fewshot.pool.choose_refinement` on the run's own held-out images).
 
-The pool file (``pool-<sha>.npz``, no pickles) holds the pool's embeddings, or for a large pool their weighted
-k-means summary (:func:`embedder.fewshot.pool.summarise_pool`: MNIST's 37k rest in about 300 kB), a thumbnail of
-the image nearest each point, and the anchors: the mean embedding of each trained class, which stands fixed while
-new classes are refined. ``run.json``'s ``pool`` entry says where the pool came from, what the per-run check
-decided on the run's own held-out images and why, and which network embedded it: a training over the run drops
-the pool (:data:`embedder.runs.store.BELONGS_TO_MODEL`), and a pool of another network is refused when read.
+The file itself is :mod:`embedder.runs.pool_files`. ``run.json``'s ``pool`` entry says where the pool came from,
+what the check decided and why, and which network embedded it: a training over the run drops the pool
+(:data:`embedder.runs.store.BELONGS_TO_MODEL`).
 """
 
 from __future__ import annotations
 
 import copy
-import io
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -26,75 +23,16 @@ from embedder.data.dataset import Dataset
 from embedder.data.pool import Pool, load_pool
 from embedder.data.sampling import validation_split
 from embedder.data.sources import NO_POOL
-from embedder.errors import ConfigError, RunError
-from embedder.fewshot.pool import PoolDecision, PoolPoints, choose_refinement, summarise_pool
+from embedder.errors import ConfigError
+from embedder.fewshot.classifiers import make_classifier
+from embedder.fewshot.pool import choose_refinement, summarise_pool
 from embedder.models.embedder import Embedder
-from embedder.runs.store import RunDir
+from embedder.runs.calibration import calibrate_index
+from embedder.runs.pool_files import POOL_METHOD, ROLE, RunPool, settled_classes
+from embedder.runs.run import Run, run_for_change
 
-ROLE = "pool"
 ANCHOR_IMAGES = 1000  # of each trained class, at most: its mean needs no more
 CHECK_IMAGES = 300  # held-out images of each class the check plays episodes with, at most
-POOL_METHOD = "pool"
-
-
-@dataclass(frozen=True)
-class RunPool:
-    """A run's pool as inference uses it, and what the check decided."""
-
-    points: PoolPoints
-    anchors: tuple[np.ndarray, np.ndarray]  # trained class labels, their unit mean embeddings
-    thumbnails: np.ndarray  # uint8 (points, 28, 28): the pool image nearest each point
-    decision: PoolDecision
-
-    def classifier_options(self, settled: list[int] | None = None) -> dict[str, Any]:
-        """What :class:`~embedder.fewshot.classifiers.PoolRefined` takes from the run (``settled``: its classes
-        that stand as they were indexed, :func:`settled_classes`)."""
-        options = {"pool": self.points, "anchors": self.anchors, "setting": self.decision.setting}
-        return {**options, "settled": settled or []}
-
-    def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            vectors=self.points.vectors.astype(np.float16),  # unit vectors: half precision loses nothing that counts
-            weights=self.points.weights.astype(np.float32),
-            members=self.points.members.astype(np.int64),
-            thumbnails=self.thumbnails,
-            anchor_labels=self.anchors[0].astype(np.int64),
-            anchor_vectors=self.anchors[1].astype(np.float32),
-        )
-        return buffer.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes, decision: PoolDecision, source: str) -> RunPool:
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as f:
-                points = PoolPoints(f["vectors"].astype(np.float32), f["weights"], f["members"])
-                return cls(points, (f["anchor_labels"], f["anchor_vectors"]), f["thumbnails"], decision)
-        except (OSError, ValueError, KeyError) as exc:
-            raise RunError(f"{source} is damaged: {exc}") from None
-
-
-def settled_classes(metadata: dict[str, Any]) -> list[int]:
-    """The classes a training indexed by k-means centroids of all their labelled images: refining those over a
-    pool would put one prototype in place of many images' summary, so they stand as they are."""
-    index = metadata.get("index", {})
-    if index.get("shots") or not index.get("centroids"):
-        return []
-    return [int(r["label"]) for r in index.get("classes", []) if r.get("origin") == "training"]
-
-
-def read_pool(store: RunDir, manifest: dict[str, Any], metadata: dict[str, Any], dim: int) -> RunPool | None:
-    """The run's pool, or None; refused if another network embedded it (its entry names the model's hash)."""
-    if ROLE not in manifest["files"]:
-        return None
-    entry, source = metadata.get("pool") or {}, str(store.file_path(ROLE, manifest))
-    if entry.get("model_sha256") != manifest["files"]["model"]["sha256"]:
-        raise RunError(f"{source} was embedded by another network: `embed pool {entry.get('source', 'rest')}` again")
-    pool = RunPool.from_bytes(store.read(ROLE, manifest), PoolDecision.from_dict(entry["decision"]), source)
-    if pool.points.vectors.shape[1] != dim:
-        raise RunError(f"{source} holds {pool.points.vectors.shape[1]}-d vectors but the model embeds to {dim}-d")
-    return pool
 
 
 def anchors_for(embedder: Embedder, dataset: Dataset, config: TrainConfig, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -194,8 +132,6 @@ def set_pool(
     """Give the run in ``run_dir`` a pool (``rest``, or a folder of images), embedded by its network and checked
     on its held-out images; ``none`` takes it away. The open-set threshold is fitted again to what then decides.
     Returns the run's new ``pool`` entry (None for ``none``)."""
-    from embedder.runs.run import run_for_change  # run imports this module
-
     with run_for_change(run_dir, device) as (store, run):
         if value == NO_POOL and not run.has_file(ROLE):
             raise ConfigError("pool", f"{run_dir} has no pool to take away")
@@ -228,13 +164,10 @@ def _load(config: TrainConfig, dataset: Dataset, value: str) -> Pool:
 
 
 def _refit(
-    run: Any, built: RunPool | None, metadata: dict[str, Any], dataset: Dataset, config: TrainConfig,
+    run: Run, built: RunPool | None, metadata: dict[str, Any], dataset: Dataset, config: TrainConfig,
     support_rows: np.ndarray, log: Callable[[str], None],
 ) -> dict[str, Any] | None:  # fmt: skip
     """The open-set calibration fitted again to the classifier the run now decides with (None if it had none)."""
-    from embedder.fewshot.classifiers import make_classifier
-    from embedder.runs.calibration import calibrate_index  # it reads runs, which read pools
-
     if not metadata.get("open_set"):
         return metadata.get("open_set")
     method = metadata["index"]["method"]

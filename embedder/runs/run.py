@@ -25,7 +25,7 @@ from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Centering, Embedder
 from embedder.models.network import EmbeddingNet
 from embedder.runs.index_files import read_index
-from embedder.runs.pool import POOL_METHOD, RunPool, read_pool, settled_classes
+from embedder.runs.pool_files import POOL_METHOD, RunPool, read_pool, settled_classes
 from embedder.runs.store import MANIFEST_FILE, RunDir, StaleManifest, state_to_bytes
 
 RUN_FILES = ("model", "centering", "index")  # committed together when a training completes
@@ -125,7 +125,7 @@ class Run:
 
     def classifier_options(self, method: str, supports: bool = False) -> dict[str, Any]:
         """What ``method``'s classifier takes from the run: the pool, for ``pool``; with ``supports``, which of the
-        run's indexed classes stand as they are (:func:`~embedder.runs.pool.settled_classes`)."""
+        run's indexed classes stand as they are (:func:`~embedder.runs.pool_files.settled_classes`)."""
         if method != POOL_METHOD:
             return {}
         if self.pool is None:

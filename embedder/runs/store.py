@@ -10,7 +10,7 @@ index_changes-<sha>.npz      what enrol and forget changed in the index since it
                              added, with labels and ids, and the classes removed (small; compacted into the index)
 checkpoint-<sha>.pt          model, optimizer, RNG states, epoch and step, options: what ``--resume`` needs
 adder-<sha>.pt               the linear adder, once trained; it belongs to the model beside it
-pool-<sha>.npz               the unlabelled pool as inference uses it (embedder.runs.pool); it belongs to the model too
+pool-<sha>.npz               the unlabelled pool inference uses (embedder.runs.pool_files); it belongs to the model
 .lock                        held (``flock``) by the one process writing the run; the kernel frees it when it dies
 
 What is unpickled: nothing a run needs to predict. The weights and the centring are safetensors (a JSON
