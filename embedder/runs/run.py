@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ class Run:
     index: SupportIndex
     manifest: dict[str, Any]  # run.json as it was read: its file table names the run's other files
     pool: RunPool | None = None  # the unlabelled pool inference uses (embedder.runs.pool), if the run has one
+    # One classifier a method, kept: the pool's refinement is computed once and again only when the index changes.
+    _classifiers: dict[str, FewShotClassifier] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def trained_classes(self) -> list[int]:
@@ -135,7 +137,10 @@ class Run:
     def classifier(self, method: str | None = None) -> FewShotClassifier:
         """A classifier over this run's saved supports (what ``adder predict`` uses); the run's method by default."""
         method = method or self.method
-        return make_classifier(method, self.embedder, self.index, **self.classifier_options(method, supports=True))
+        if method not in self._classifiers:
+            options = self.classifier_options(method, supports=True)
+            self._classifiers[method] = make_classifier(method, self.embedder, self.index, **options)
+        return self._classifiers[method]
 
     def load_dataset(self, data_dir: str | os.PathLike | None = None) -> Dataset:
         """The dataset this run was trained on, from ``data_dir``, else from where training read it."""
