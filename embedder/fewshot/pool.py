@@ -11,7 +11,7 @@ prototype away, each a field of :class:`Refinement` but the first:
 - **trust**: a prototype moves no farther from its supports' mean than a typical held-out image lies from its
   own class mean (a cosine, measured per run: :func:`settings_for`). This alone kept the loss within half a point
   where naive refinement lost 21 (glyphs among 134 unnamed classes) and kept the gain where the pool holds the
-  new classes (MNIST: +13 to +14 points);
+  new classes (MNIST: +13 to +18 points);
 - **radius** (Ren et al.'s masked variant): a pool point less similar than this to every prototype goes to a
   background that belongs to no class; and **free clusters**, prototypes started at the pool points least like
   any class, free to move, which take the mass of classes nobody named. Screened, not chosen: they won where
