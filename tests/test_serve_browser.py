@@ -154,3 +154,36 @@ def test_draw_enrol_draw_again_and_read_the_name_back(digits_run, tmp_path):
             assert loaded and all(url.startswith(server.url + "/") for url in loaded), loaded
     finally:
         driver.quit()
+
+
+def test_the_pool_card_shows_unclaimed_images_and_a_click_names_one(digits_run, tmp_path):
+    """The page of a run with a pool: its unclaimed clusters, and naming one image enrols its class."""
+    from embedder.runs.pool import set_pool
+
+    driver = browser_or_skip()
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, WAIT)
+    run_dir = copy_run(digits_run, tmp_path)
+    set_pool(run_dir, "rest", log=lambda _: None)
+    try:
+        with serving(run_dir) as server:
+            driver.get(server.url + "/")
+            wait.until(lambda d: d.find_element(By.ID, "pool-card").is_displayed())
+            images = driver.find_elements(By.CSS_SELECTOR, "#pool-clusters img")
+            assert images and "unlabelled images" in driver.find_element(By.ID, "pool-info").text
+            wait.until(lambda d: d.execute_script("return document.querySelector('#pool-clusters img').naturalWidth"))
+            first = images[0].get_attribute("data-pool-id")
+            images[0].click()
+            wait.until(expected_conditions.alert_is_present())
+            alert = driver.switch_to.alert
+            alert.send_keys("found")
+            alert.accept()
+            wait.until(lambda d: f"enrolled pool image {first} as found" in d.find_element(By.ID, "status").text)
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#classes li[data-name="found"]'))
+            names = {c["name"] for c in httpx.get(server.url + "/classes", timeout=60).json()}
+            assert "found" in names
+    finally:
+        driver.quit()
