@@ -174,6 +174,8 @@ def test_an_interrupted_pooled_training_resumes_bit_identically(tmp_path, digits
     assert [r["train_loss"] for r in resumed["curve"]] == [r["train_loss"] for r in straight["curve"]]
     a, b = (RunDir(tmp_path / name).read_tensors("model") for name in ("straight", "resumed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the resumed run keeps its pool for inference, checked as the straight one was: the same decision
+    assert resumed["pool"]["decision"] == straight["pool"]["decision"] and resumed["index"]["method"] == "pool"
 
 
 def test_validation_classes_stay_out_of_the_pool(tmp_path, digits):
