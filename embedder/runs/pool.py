@@ -27,7 +27,7 @@ from embedder.errors import ConfigError
 from embedder.fewshot.classifiers import make_classifier
 from embedder.fewshot.pool import choose_refinement, summarise_pool
 from embedder.models.embedder import Embedder
-from embedder.runs.calibration import calibrate_index
+from embedder.runs.calibration import CHANGES, calibrate_index
 from embedder.runs.pool_files import POOL_METHOD, ROLE, RunPool, settled_classes
 from embedder.runs.run import Run, run_for_change
 
@@ -167,7 +167,8 @@ def _refit(
     run: Run, built: RunPool | None, metadata: dict[str, Any], dataset: Dataset, config: TrainConfig,
     support_rows: np.ndarray, log: Callable[[str], None],
 ) -> dict[str, Any] | None:  # fmt: skip
-    """The open-set calibration fitted again to the classifier the run now decides with (None if it had none)."""
+    """The open-set calibration fitted again to the classifier the run now decides with (None if it had none), on
+    the run's own held-out images (impostors once given to ``embed calibrate --impostors`` are not read again)."""
     if not metadata.get("open_set"):
         return metadata.get("open_set")
     method = metadata["index"]["method"]
@@ -176,6 +177,7 @@ def _refit(
     far = metadata["open_set"].get("far", config.far)
     fitted = calibrate_index(run.embedder, run.index, dataset, replace(config, far=far), support_rows, log,
                              classifier=classifier)  # fmt: skip
+    metadata["index"].pop(CHANGES, None)  # fitted to the index as it is now
     return fitted.as_dict() if fitted is not None else None
 
 
