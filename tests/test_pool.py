@@ -146,23 +146,25 @@ def test_method_pool_without_a_pool_is_a_usage_error(run):
     assert ran.returncode == 2 and "no pool" in ran.stderr and "Traceback" not in ran.stderr
 
 
-def _episode_data(digits: Dataset, run: Path):
-    loaded = Run.load(run)
+@pytest.fixture(scope="module")
+def embedded(digits_run, digits: Dataset) -> tuple:
+    """The digits run's train and test embeddings with their labels, embedded once for the episode tests."""
+    loaded = Run.load(digits_run)
     train, test = loaded.embedder.embed(digits.train_images), loaded.embedder.embed(digits.test_images)
-    return loaded, train, digits.train_labels.numpy(), test, digits.test_labels.numpy()
+    return train, digits.train_labels.numpy(), test, digits.test_labels.numpy()
 
 
-def test_off_is_exactly_the_nearest_support(run, digits):
-    loaded, sx, sy, qx, qy = _episode_data(digits, run)
+def test_off_is_exactly_the_nearest_support(embedded):
+    sx, sy, qx, qy = embedded
     pool = summarise_pool(sx[sy >= 5])
     plain = evaluate_episodes(sx, sy, qx, qy, [5, 6, 7, 8, 9], 1, 20, 0, "nn")
     off = evaluate_episodes(sx, sy, qx, qy, [5, 6, 7, 8, 9], 1, 20, 0, "pool", options={"pool": pool, "setting": OFF})
     assert off.mean == plain.mean and NearestNeighbor is not PoolRefined
 
 
-def test_the_pool_gains_where_it_holds_the_new_classes(run, digits):
+def test_the_pool_gains_where_it_holds_the_new_classes(embedded):
     """The digits run trained on 0-4; the pool holds 5-9 unlabelled: one-shot 5-9 episodes gain from it."""
-    loaded, sx, sy, qx, qy = _episode_data(digits, run)
+    sx, sy, qx, qy = embedded
     pool = summarise_pool(sx[sy >= 5])
     options = {"pool": pool, "anchors": _anchors(sx, sy, [0, 1, 2, 3, 4]), "setting": Refinement()}
     plain = evaluate_episodes(sx, sy, qx, qy, [5, 6, 7, 8, 9], 1, 40, 0, "nn")
@@ -170,9 +172,9 @@ def test_the_pool_gains_where_it_holds_the_new_classes(run, digits):
     assert refined.mean > plain.mean + 0.03
 
 
-def test_the_check_refuses_a_pool_of_classes_nobody_named(run, digits):
+def test_the_check_refuses_a_pool_of_classes_nobody_named(embedded):
     """A pool of nothing but one other class, heavily weighted, drags every prototype: the check says no."""
-    loaded, sx, sy, qx, qy = _episode_data(digits, run)
+    sx, sy, _, _ = embedded
     rows = np.flatnonzero(sy == 8)
     pool = PoolPoints(np.repeat(sx[rows[:1]], 50, axis=0), np.full(50, 1000.0, np.float32))
     held = (sx[sy < 5], sy[sy < 5])
