@@ -212,3 +212,26 @@ def test_the_users_impostors_join_the_fit_and_the_rotation(absent_run, digits, t
     assert "over 5 classes" in result.stdout and "and 60 of the user's impostors" in result.stderr
     missing = CliRunner().invoke(embed, [*argv, str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "--impostors" in missing.stderr and "Traceback" not in missing.output
+
+
+def test_a_folder_datasets_unknown_images_are_impostors_not_a_class(tmp_path, digits):
+    """``folder:PATH/unknown/`` holds images of no class: training fits its threshold with them (each sub-folder
+    a group, left out in turn like any impostor class), ``embed calibrate`` reads them again, and no class is
+    made of them."""
+    from PIL import Image
+
+    from embedder.training.trainer import train
+
+    root, labels = tmp_path / "folder", digits.train_labels.numpy()
+    for c in range(7):
+        where = root / ("unknown/" + str(c) if c >= 5 else str(c))
+        where.mkdir(parents=True)
+        for i in np.flatnonzero(labels == c)[:40]:
+            Image.fromarray(digits.train_images[i].numpy()).save(where / f"{i}.png")
+    config = TrainConfig(dataset=f"folder:{root}", classes="all", epochs=2, device="cpu", run_dir=str(tmp_path / "r"))
+    train(config, progress=False, log=lambda _: None)
+    meta = manifest(tmp_path / "r")["run"]
+    assert "unknown" not in " ".join(meta["class_names"]) and len(meta["class_names"]) == 5
+    assert {"impostors:5", "impostors:6"} <= set(meta["open_set"]["held_out"])
+    again = recalibrate(tmp_path / "r", log=lambda _: None)
+    assert {"impostors:5", "impostors:6"} <= set(again.held_out)

@@ -24,7 +24,7 @@ import torch
 from embedder.data.dataset import Dataset
 from embedder.data.images import load_image
 from embedder.data.sampling import split_validation
-from embedder.data.sources import POOL_FOLDER
+from embedder.data.sources import POOL_FOLDER, UNKNOWN_FOLDER
 from embedder.errors import ConfigError, ImageError, quote
 from embedder.utils.files import write_bytes_atomic
 
@@ -36,13 +36,13 @@ def image_suffixes() -> set[str]:
     return {suffix.lower() for suffix in Image.registered_extensions()}
 
 
-def class_folders(root: str | os.PathLike, skip: str | None = None) -> dict[str, list[Path]]:
+def class_folders(root: str | os.PathLike, skip: tuple[str, ...] = ()) -> dict[str, list[Path]]:
     """``{class name: its image files}`` for every folder under ``root`` that directly holds images, sorted;
-    the subtree ``root/skip`` left out (a dataset's unlabelled pool)."""
+    the subtrees ``root/<skip>`` left out (a dataset's unlabelled pool and its unknown images)."""
     root, suffixes = Path(root), image_suffixes()
     classes: dict[str, list[Path]] = {}
     for folder, _, files in sorted(os.walk(root)):
-        if skip is not None and Path(folder).relative_to(root).parts[:1] == (skip,):
+        if Path(folder).relative_to(root).parts[:1] in {(name,) for name in skip}:
             continue
         images = sorted(Path(folder) / f for f in files if Path(f).suffix.lower() in suffixes)
         if images:
@@ -108,7 +108,7 @@ def load_folder_dataset(path: str, data_root: Path, test_fraction: float = 0.2, 
         if extra:
             notes.append(f"{len(extra)} class(es) of {root / 'test'} have no training images, left out: {extra[0]}")
     else:
-        trees = {"all": class_folders(root, skip=POOL_FOLDER)}  # PATH/unlabelled/ is a pool (embedder.data.pool)
+        trees = {"all": class_folders(root, skip=(POOL_FOLDER, UNKNOWN_FOLDER))}  # a pool, and no class's images
     names = sorted(trees["train" if given_split else "all"])
     paths, labels, parts = [], [], []
     for part, tree in trees.items():

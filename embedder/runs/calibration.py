@@ -27,7 +27,8 @@ from embedder.config import REST_POOL, TrainConfig, check_far
 from embedder.data.dataset import Dataset
 from embedder.data.pool import pool_rows
 from embedder.data.sampling import validation_split
-from embedder.errors import RunError
+from embedder.data.sources import UNKNOWN_FOLDER
+from embedder.errors import ConfigError, RunError
 from embedder.fewshot.classifiers import FewShotClassifier, make_classifier
 from embedder.fewshot.openset import Calibration, CalibrationImages, calibrate
 from embedder.index.support_index import SupportIndex
@@ -137,7 +138,6 @@ def impostor_groups(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The user's impostors under ``path``: each folder holding images one group (a class of its own, left out
     of the fit in turn), ``path``'s own files one more."""
     from embedder.data.folders import class_folders, load_images
-    from embedder.errors import ConfigError
 
     if not Path(path).is_dir():
         raise ConfigError("impostors", f"{{impostors}} {path}: not a folder")
@@ -146,6 +146,21 @@ def impostor_groups(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not groups:
         raise ConfigError("impostors", f"{{impostors}} {path}: no image it could read")
     return groups
+
+
+def folder_impostors(dataset: Dataset, log: Callable[[str], None] = print) -> dict[str, torch.Tensor] | None:
+    """A ``folder:PATH`` dataset's ``PATH/unknown/`` as impostor groups (:func:`impostor_groups`), or None when it
+    has none; an ``unknown/`` with no readable image is said and left out."""
+    if not dataset.name.startswith("folder:"):
+        return None
+    folder = Path(dataset.name[len("folder:") :]) / UNKNOWN_FOLDER
+    if not folder.is_dir():
+        return None
+    try:
+        return impostor_groups(folder)
+    except ConfigError:
+        log(f"warning: {folder} holds no image it could read: the threshold is fitted without it")
+        return None
 
 
 def recalibrate(
@@ -159,13 +174,14 @@ def recalibrate(
     """Fit the run's rule again, for ``far``, on its index as it is now (enrolled classes included), with the
     images under ``impostors`` (:func:`impostor_groups`) as impostors beside its own."""
     check_far(far)
-    user = impostor_groups(impostors) if impostors is not None else None
+    given = impostor_groups(impostors) if impostors is not None else None
     with run_for_change(run_dir, device) as (store, run):
         known = {f.name for f in fields(TrainConfig)}
         options = {k: v for k, v in run.metadata.get("options", {}).items() if k in known}
         config = TrainConfig(**{**options, "far": far, "method": run.metadata["index"]["method"]})
         support_rows = np.asarray(run.metadata["index"].get("support_rows", []), dtype=np.int64)
         dataset = run.load_dataset(data_dir)
+        user = {**(folder_impostors(dataset, log) or {}), **(given or {})}
         classifier = run.classifier()  # what predict decides with: the pool's prototypes too
         calibration = calibrate_index(run.embedder, run.index, dataset, config, support_rows, log, user, classifier)
         if calibration is None:

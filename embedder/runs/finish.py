@@ -21,7 +21,7 @@ from embedder.fewshot.classifiers import make_classifier
 from embedder.index.build import build_support_index
 from embedder.index.supports import describe_rule
 from embedder.models.embedder import Embedder
-from embedder.runs.calibration import calibrate_index
+from embedder.runs.calibration import calibrate_index, folder_impostors
 from embedder.runs.enrolment import training_records
 from embedder.runs.pool import describe_pool, pool_commit
 from embedder.runs.pool_files import settled_classes
@@ -59,8 +59,9 @@ def finish_run(store: RunDir, done: FinishedTraining, fresh: bool, log: Callable
         options = built.classifier_options(settled_classes(metadata))
         classifier = make_classifier("pool", done.embedder, index, **options)
         log(describe_pool(metadata["pool"]))
+    impostors = folder_impostors(done.dataset, log)  # a folder dataset's unknown/: no class's images
     calibration = calibrate_index(
-        done.embedder, index, done.dataset, done.config, support_rows, log, classifier=classifier
+        done.embedder, index, done.dataset, done.config, support_rows, log, impostors, classifier
     )
     metadata["open_set"] = calibration.as_dict() if calibration else None
     store.commit(files, run=metadata, fresh=fresh)

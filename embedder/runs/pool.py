@@ -27,7 +27,7 @@ from embedder.errors import ConfigError
 from embedder.fewshot.classifiers import make_classifier
 from embedder.fewshot.pool import choose_refinement, summarise_pool
 from embedder.models.embedder import Embedder
-from embedder.runs.calibration import CHANGES, calibrate_index
+from embedder.runs.calibration import CHANGES, calibrate_index, folder_impostors
 from embedder.runs.pool_files import POOL_METHOD, ROLE, RunPool, settled_classes
 from embedder.runs.run import Run, run_for_change
 
@@ -168,15 +168,17 @@ def _refit(
     support_rows: np.ndarray, log: Callable[[str], None],
 ) -> dict[str, Any] | None:  # fmt: skip
     """The open-set calibration fitted again to the classifier the run now decides with (None if it had none), on
-    the run's own held-out images (impostors once given to ``embed calibrate --impostors`` are not read again)."""
+    the run's own held-out images and a folder dataset's ``unknown/`` (impostors once given to ``embed calibrate
+    --impostors`` are not read again)."""
     if not metadata.get("open_set"):
         return metadata.get("open_set")
     method = metadata["index"]["method"]
     options = built.classifier_options(settled_classes(metadata)) if built is not None else {}
     classifier = make_classifier(method, run.embedder, run.index, **options)
     far = metadata["open_set"].get("far", config.far)
+    impostors = folder_impostors(dataset, log)
     fitted = calibrate_index(run.embedder, run.index, dataset, replace(config, far=far), support_rows, log,
-                             classifier=classifier)  # fmt: skip
+                             impostors, classifier)  # fmt: skip
     metadata["index"].pop(CHANGES, None)  # fitted to the index as it is now
     return fitted.as_dict() if fitted is not None else None
 
