@@ -37,7 +37,10 @@ FREE_CLUSTERS = 64
 SIM_EPISODES = 300  # 100 left a run near the ceiling on either side of the bound by chance
 MAX_SIM_WAYS = 10
 SIM_SEED = 0
-LOSS_TOLERANCE = 0.005  # a setting whose paired interval reaches half a point under the nearest support loses
+# Non-inferiority margin: a setting whose paired 95% interval reaches a point under the nearest support loses.
+# Trained classes score near the ceiling, so the gain itself is about 0 there: asking for more than "not worse"
+# (a gain of at least 0, or half a point) turned the check on and off by chance, run to run and split to split.
+LOSS_TOLERANCE = 0.01
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -284,8 +287,8 @@ def choose_refinement(
 ) -> PoolDecision:  # fmt: skip
     """The setting (of ``settings``, :data:`GRID` by default) that costs least where a new class is absent from
     the pool, among those that do not lose where it is present (:func:`simulate` at ``class_mass`` images a class:
-    a mean gain of at least 0, and the paired 95% interval's lower end at most :data:`LOSS_TOLERANCE` under the
-    nearest support); :data:`OFF` if none. The trained classes score near the ceiling, so the present gain can
+    the paired 95% interval's lower end at most :data:`LOSS_TOLERANCE` under the nearest support); :data:`OFF`
+    if none. The trained classes score near the ceiling, so the present gain can
     tell a loss but hardly the size of a gain: the safest setting that does not lose is chosen. ``what`` names
     the held-out images in the reason."""
     if usable_classes(held_out[1]) < 2:
@@ -295,7 +298,7 @@ def choose_refinement(
     present = simulate(held_out, anchors, pool, settings, class_mass, episodes)
     absent = simulate(held_out, anchors, pool, settings, None, episodes)
     (means, lows), (absent_means, _) = _gains(present), _gains(absent)
-    safe = (lows >= -LOSS_TOLERANCE) & (means >= 0)
+    safe = lows >= -LOSS_TOLERANCE
     evidence = {
         "episodes": len(present),
         "ways": int(min(MAX_SIM_WAYS, usable_classes(held_out[1]))),
