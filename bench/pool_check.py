@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from embedder.fewshot.pool import choose_refinement
-from embedder.runs.pool import check_images, class_mass, run_config
-from embedder.runs.run import Run
+from embedder.runs.pool import check_images, class_mass
+from embedder.runs.run import Run, run_config
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from embedder.fewshot.classifiers import FewShotClassifier, make_classifier
 from embedder.fewshot.openset import Calibration, CalibrationImages, calibrate
 from embedder.index.support_index import SupportIndex
 from embedder.models.embedder import Embedder
-from embedder.runs.run import Run, run_for_change
+from embedder.runs.run import Run, run_config, run_for_change
 
 UNSEEN_IMAGES = 100  # at least this many of each class not trained on: its held-out rate is a share of them
 CHANGES = "changes_since_calibration"  # in a run's index metadata: what enrol and forget did after the threshold
@@ -176,9 +175,7 @@ def recalibrate(
     check_far(far)
     given = impostor_groups(impostors) if impostors is not None else None
     with run_for_change(run_dir, device) as (store, run):
-        known = {f.name for f in fields(TrainConfig)}
-        options = {k: v for k, v in run.metadata.get("options", {}).items() if k in known}
-        config = TrainConfig(**{**options, "far": far, "method": run.metadata["index"]["method"]})
+        config = run_config(run.metadata, far=far, method=run.metadata["index"]["method"])
         support_rows = np.asarray(run.metadata["index"].get("support_rows", []), dtype=np.int64)
         dataset = run.load_dataset(data_dir)
         user = {**(folder_impostors(dataset, log) or {}), **(given or {})}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ from embedder.fewshot.pool import choose_refinement, summarise_pool
 from embedder.models.embedder import Embedder
 from embedder.runs.calibration import CHANGES, calibrate_index, folder_impostors
 from embedder.runs.pool_files import POOL_METHOD, ROLE, RunPool, settled_classes
-from embedder.runs.run import Run, run_for_change
+from embedder.runs.run import Run, run_config, run_for_change
 
 ANCHOR_IMAGES = 1000  # of each trained class, at most: its mean needs no more
 CHECK_IMAGES = 300  # held-out images of each class the check plays episodes with, at most
@@ -117,12 +117,6 @@ def pool_commit(
     metadata["pool"] = pool_entry(pool, built, data, model_sha256, before)
     metadata["index"]["method"] = POOL_METHOD
     return {ROLE: data}, metadata, built
-
-
-def run_config(metadata: dict[str, Any], **changes: Any) -> TrainConfig:
-    """The run's training options as a :class:`TrainConfig` (options of other versions left out)."""
-    known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{**{k: v for k, v in metadata.get("options", {}).items() if k in known}, **changes})
 
 
 def set_pool(

@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from embedder.config import DEFAULT_RUN_DIR
+from embedder.config import DEFAULT_RUN_DIR, TrainConfig
 from embedder.data.dataset import Dataset
 from embedder.data.datasets import load_dataset
 from embedder.errors import ConfigError, RunError
@@ -34,6 +34,12 @@ RUN_FILES = ("model", "centering", "index")  # committed together when a trainin
 def read_metadata(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The metadata of the run in ``run_dir``, after checking its manifest's format."""
     return RunDir(run_dir).metadata()
+
+
+def run_config(metadata: dict[str, Any], **changes: Any) -> TrainConfig:
+    """A run's training options as a :class:`TrainConfig`, with ``changes`` (options of other versions left out)."""
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{**{k: v for k, v in metadata.get("options", {}).items() if k in known}, **changes})
 
 
 def run_files(embedder: Embedder, index: SupportIndex) -> dict[str, bytes]:
